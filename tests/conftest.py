@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SAMPLE = SHARED / "data" / "face2comics-sample"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own decode cache, never the user's."""
+    monkeypatch.setenv("FACECOMIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data", 20)
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    """The real face2comics sample in ../shared; skipped when absent, except in CI."""
+    if not SAMPLE.is_dir():
+        message = f"the real sample {SAMPLE} is not here (../shared must sit beside the checkout)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return SAMPLE

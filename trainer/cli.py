@@ -1,0 +1,325 @@
+"""``facecomic-train`` and ``facecomic-predict``: the trainer's events rendered on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from trainer import __version__
+from trainer.assets import default_model_path
+from trainer.atomic import atomic_write_text
+from trainer.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig, cli_fields
+from trainer.errors import Cancelled, FaceComicError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+# -- flags generated from the config dataclasses ------------------------------------------------
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    for f in cli_fields(cls):
+        md = f.metadata
+        kwargs = {k: md[k] for k in ("nargs", "type", "choices", "metavar") if k in md}
+        if "choices" not in md:
+            kwargs.setdefault("metavar", f.name.upper())
+        default = f.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        parser.add_argument(
+            md["flag"], dest=f"{cls.__name__}.{f.name}", default=default,
+            help=f"{md['help']} (default: {shown})", **kwargs,
+        )  # fmt: skip
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **extra):
+    values = {f.name: getattr(args, f"{cls.__name__}.{f.name}") for f in cli_fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**values, **extra)
+
+
+# -- facecomic-train ------------------------------------------------------------------------------
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facecomic-train",
+        description="Grid-search and train the paper's MLP on a folder with two class folders "
+        "(e.g. faces/ and comics/), then score it once on the holdout.",
+    )
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="folder holding the two class folders")
+    add_config_flags(parser, TrainConfig)
+    add_config_flags(parser, GridSpec)
+    add_config_flags(parser, DecodeOptions)
+    parser.add_argument("--out", metavar="MODEL.safetensors", type=Path, help="save the final model here")
+    parser.add_argument("--json", metavar="RESULTS.json", type=Path, help="write the results as JSON")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="decode every image again, ignoring the cache"
+    )
+    parser.add_argument("--cache-dir", type=Path, help="decode cache folder (default: ~/.cache/facecomic)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the results")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    parser = build_train_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(TrainConfig, args)
+        grid = config_from_args(GridSpec, args)
+    except ValueError as err:
+        parser.error(str(err))
+    decode = config_from_args(DecodeOptions, args, use_cache=not args.no_cache, cache_dir=args.cache_dir)
+    try:
+        for target in (args.out, args.json):
+            check_writable(target)
+        from trainer.training import run_experiment  # torch loads here, not for --help
+
+        reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
+        events = run_experiment(
+            args.data_dir, preprocess=PreprocessConfig(), config=config, grid=grid, decode=decode
+        )
+        try:
+            result = reporter.consume(events)
+        except KeyboardInterrupt:
+            events.close()
+            raise Cancelled("Cancelled; no model or results were written.") from None
+        if args.out:
+            from trainer.model_file import save_model
+
+            save_model(args.out, result)
+            print(f"Model saved to {args.out}")
+        else:
+            print("Model not saved (pass --out MODEL.safetensors to keep it).")
+        if args.json:
+            atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+            print(f"Results written to {args.json}")
+        return EXIT_OK
+    except Cancelled as err:
+        print(f"facecomic-train: {err}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except FaceComicError as err:
+        print(f"facecomic-train: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"facecomic-train: error: {describe_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def check_writable(target: Path | None) -> None:
+    """Fail before a long run, not after it, when an output path cannot be written."""
+    if target is None:
+        return
+    parent = target.expanduser().resolve().parent
+    if target.is_dir():
+        raise FaceComicError(f"{target} is a folder; give a file name to write.")
+    if not parent.is_dir():
+        raise FaceComicError(f"Cannot write {target}: the folder {parent} does not exist.")
+    if not os.access(parent, os.W_OK):
+        raise FaceComicError(f"Cannot write {target}: the folder {parent} is not writable.")
+
+
+def describe_os_error(err: OSError) -> str:
+    where = f" ({err.filename})" if err.filename else ""
+    return f"{err.strerror or err}{where}."
+
+
+class ConsoleReporter:
+    """Prints results to ``out`` and a live progress line to ``err`` (redrawn on a terminal)."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, quiet: bool = False) -> None:
+        from trainer.progress import ProgressTracker
+
+        self.out, self.err, self.quiet = out, err, quiet
+        self.tty = err.isatty()
+        self.tracker = ProgressTracker()
+        self._last_line_len = 0
+        self._last_percent = -1
+        self._grid = None
+
+    def consume(self, events):
+        """Render every event; return the generator's result."""
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                self._clear()
+                return stop.value
+            self.handle(event)
+
+    def handle(self, event) -> None:
+        from trainer import events as ev
+        from trainer import report
+
+        progress = self.tracker.update(event)
+        match event:
+            case ev.DatasetScanned():
+                self._print(report.format_dataset(event.root, event.class_names, event.counts, event.skipped))
+            case ev.DecodeFinished():
+                cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
+                self._print(f"Decoded {event.decoded:,} images in {event.seconds:.1f}s{cached}")
+                if event.unreadable:
+                    self._print(
+                        report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1)
+                    )
+            case ev.SplitMade():
+                self._print(report.format_split(event.method, event.class_names, event.counts))
+            case ev.EpochFinished(phase="grid"):
+                self._print(
+                    f"  lr {event.lr:g} epoch {event.epoch}: train loss {event.train_loss:.4f}, "
+                    f"val acc {event.val_accuracy:.4f}, val loss {event.val_loss:.4f}",
+                    verbose=True,
+                )
+            case ev.EpochFinished(phase="final"):
+                self._print(f"  final epoch {event.epoch}: train loss {event.train_loss:.4f}", verbose=True)
+            case ev.FinalTrainingStarted():
+                self._print(
+                    f"Retraining lr {event.lr:g}, {event.epochs} epochs on train+val ({event.train_size:,} images)"
+                )
+            case ev.HoldoutEvaluated():
+                pass
+            case ev.RunFinished(result=result):
+                self._print(report.format_grid(result.grid, result.grid_results, result.best))
+                self._print(report.format_holdout(result.holdout, result.class_names))
+                self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
+        if isinstance(event, (ev.DecodeProgressed, ev.BatchFinished)):
+            self._progress(progress)
+
+    def _print(self, text: str, *, verbose: bool = False) -> None:
+        if not text or (verbose and self.quiet):
+            return
+        self._clear()
+        print(text, file=self.out, flush=True)
+
+    def _progress(self, progress) -> None:
+        from trainer.progress import format_duration
+
+        if self.quiet:
+            return
+        percent = int(progress.fraction * 100)
+        eta = format_duration(progress.eta_seconds)
+        if self.tty:
+            filled = int(progress.fraction * 24)
+            line = f"[{'#' * filled}{'.' * (24 - filled)}] {percent:3d}%  {progress.text}  ETA {eta}"
+            pad = max(0, self._last_line_len - len(line))
+            self.err.write("\r" + line + " " * pad)
+            self.err.flush()
+            self._last_line_len = len(line)
+        elif percent // 25 != self._last_percent // 25:
+            # Without a terminal, a few milestone lines rather than thousands of redraws.
+            print(f"{percent:3d}%  {progress.text}  ETA {eta}", file=self.err, flush=True)
+        self._last_percent = percent
+
+    def _clear(self) -> None:
+        if self.tty and self._last_line_len:
+            self.err.write("\r" + " " * self._last_line_len + "\r")
+            self.err.flush()
+            self._last_line_len = 0
+
+
+# -- facecomic-predict ----------------------------------------------------------------------------
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facecomic-predict",
+        description="Label images as real face or comic with a FaceComic model.",
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)"
+    )
+    parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
+    parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="also write path,label,confidence,error")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+CSV_COLUMNS = ("path", "label", "confidence", "error")
+
+
+def predictions_csv(predictions) -> str:
+    """The CSV text for a list of ``Prediction``; shared with the GUI's export."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in predictions:
+        confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
+        writer.writerow([p.source, p.label or "", confidence, p.error or ""])
+    return buffer.getvalue()
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    args = build_predict_parser().parse_args(argv)
+    try:
+        check_writable(args.csv)
+        model_path = args.model or default_model_path()
+        if args.model is None and not model_path.exists():
+            raise FaceComicError(
+                f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
+            )
+        from trainer.dataset import collect_image_paths
+        from trainer.predict import Predictor
+
+        predictor = Predictor.from_file(model_path)
+        paths = collect_image_paths(args.paths)
+        if not paths:
+            raise FaceComicError("No images found in " + ", ".join(args.paths) + ".")
+        predictions = []
+        stdout = _PipeSafeWriter(sys.stdout)
+        for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
+            for p in batch:
+                if p.ok:
+                    stdout.line(f"{p.source}\t{p.label}\t{p.confidence:.4f}")
+                else:
+                    print(f"{p.source}\terror\t{p.error}", file=sys.stderr)
+            predictions.extend(batch)
+        if args.csv:
+            atomic_write_text(args.csv, predictions_csv(predictions))
+        failed = sum(not p.ok for p in predictions)
+        summary = f"{len(predictions) - failed:,} predicted"
+        if failed:
+            summary += f", {failed:,} unreadable"
+        if args.csv:
+            summary += f"; CSV written to {args.csv}"
+        print(summary, file=sys.stderr)
+        return EXIT_PARTIAL if failed else EXIT_OK
+    except KeyboardInterrupt:
+        print("facecomic-predict: cancelled; no CSV was written.", file=sys.stderr)
+        return EXIT_CANCELLED
+    except FaceComicError as err:
+        print(f"facecomic-predict: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"facecomic-predict: error: {describe_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class _PipeSafeWriter:
+    """Stops printing, but keeps working, when stdout is closed early (``| head``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed = False
+
+    def line(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            # Point stdout at /dev/null so the interpreter's final flush does not complain.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train_main())

@@ -1,0 +1,158 @@
+"""Settings as frozen dataclasses. CLI flags are generated from these fields (see ``cli_args``),
+and the preprocessing settings travel inside every model file, so no constant is typed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_NAMES = ("train", "val", "holdout")
+
+
+def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"help": help_text, "flag": name, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class PreprocessConfig:
+    """How an image becomes model input; saved in the model so prediction repeats it exactly."""
+
+    size: int = 24
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resample: str = "bilinear"
+    jpeg_draft: bool = True
+    alpha_background: tuple[int, int, int] = (255, 255, 255)
+
+    @property
+    def input_size(self) -> int:
+        return 3 * self.size * self.size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
+class GridSpec:
+    """The hyper-parameter grid; the defaults are the paper's."""
+
+    learning_rates: tuple[float, ...] = field(
+        default=(0.01, 0.001),
+        metadata=_flag("learning rates to try", "--lr", nargs="+", type=float, metavar="LR"),
+    )
+    epochs: tuple[int, ...] = field(
+        default=(1, 3, 5),
+        metadata=_flag("epoch counts to try", "--epochs", nargs="+", type=int, metavar="N"),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.learning_rates or not self.epochs:
+            raise ValueError("The grid needs at least one learning rate and one epoch count.")
+        if any(not lr > 0 for lr in self.learning_rates):
+            raise ValueError("Learning rates must be positive.")
+        if any(e < 1 for e in self.epochs):
+            raise ValueError("Epoch counts must be at least 1.")
+        # Normalise: unique, in the order given, so the table has stable rows and columns.
+        object.__setattr__(self, "learning_rates", tuple(dict.fromkeys(map(float, self.learning_rates))))
+        object.__setattr__(self, "epochs", tuple(sorted(set(map(int, self.epochs)))))
+
+    @property
+    def settings(self) -> list[tuple[float, int]]:
+        return [(lr, e) for lr in self.learning_rates for e in self.epochs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"learning_rates": list(self.learning_rates), "epochs": list(self.epochs)}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything else that decides the result of a run."""
+
+    split: str = field(
+        default="random",
+        metadata=_flag(
+            "random: stratified and seeded; paper: the first files of each class in natural order",
+            "--split",
+            choices=("random", "paper"),
+        ),
+    )
+    batch_size: int = field(default=64, metadata=_flag("mini-batch size", "--batch-size", type=int))
+    seed: int = field(default=0, metadata=_flag("seed for split, init and shuffling", "--seed", type=int))
+    split_fractions: tuple[float, float, float] = (0.5, 0.2, 0.3)
+    device: str = field(
+        default="auto",
+        metadata=_flag("auto (CUDA when present), cpu or cuda", "--device", choices=("auto", "cpu", "cuda")),
+    )
+
+    def __post_init__(self) -> None:
+        if self.split not in ("random", "paper"):
+            raise ValueError(f"Unknown split {self.split!r}; use 'random' or 'paper'.")
+        if self.batch_size < 1:
+            raise ValueError("The batch size must be at least 1.")
+        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9:
+            raise ValueError("The split fractions must be three numbers that sum to 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """How decoding runs on this machine; does not change results, so it is not saved in models."""
+
+    workers: int = field(
+        default=0, metadata=_flag("decode workers (0: one per CPU core)", "--workers", type=int)
+    )
+    use_cache: bool = True
+    cache_dir: Path | None = None
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir)
+        return default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("FACECOMIC_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "facecomic"
+
+
+def _from_dict(cls: type, data: dict[str, Any]):
+    """Build a dataclass from JSON, turning lists back into tuples and ignoring unknown keys."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    return _from_dict(TrainConfig, data)
+
+
+def grid_from_dict(data: dict[str, Any]) -> GridSpec:
+    return _from_dict(GridSpec, data)
+
+
+def cli_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of ``cls`` that are exposed as command-line flags."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("flag")]

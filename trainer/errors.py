@@ -1,0 +1,31 @@
+"""Errors whose message is one sentence a user can act on; the CLI and GUI show ``str(err)`` as is."""
+
+from __future__ import annotations
+
+
+class FaceComicError(Exception):
+    """Base class: the message names the file or folder and the problem."""
+
+
+class DatasetError(FaceComicError):
+    """The chosen folder cannot be used as a two-class data set."""
+
+
+class ModelFileError(FaceComicError):
+    """A file is not a valid FaceComic model."""
+
+
+class ImageDecodeError(FaceComicError):
+    """One image could not be read; ``reason`` is the part without the path."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class Cancelled(FaceComicError):
+    """The user cancelled; nothing half-done was written."""
+
+    def __init__(self, message: str = "Cancelled.") -> None:
+        super().__init__(message)

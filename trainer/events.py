@@ -1,0 +1,109 @@
+"""Progress events: small frozen facts, named in the past tense, yielded by long work.
+
+The CLI prints them; the GUI worker forwards them unchanged as a Qt signal. Nothing here holds
+tensors except ``RunFinished.result``, which is also the generator's return value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trainer.dataset import SkippedFile
+
+if TYPE_CHECKING:
+    from trainer.results import HoldoutMetrics, RunResult
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetScanned:
+    root: str
+    class_names: tuple[str, ...]
+    counts: tuple[int, ...]
+    skipped: tuple[SkippedFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeProgressed:
+    done: int
+    total: int
+    from_cache: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFinished:
+    decoded: int
+    from_cache: int
+    unreadable: tuple[SkippedFile, ...]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SplitMade:
+    method: str
+    class_names: tuple[str, ...]
+    # counts[split][class] for split in ("train", "val", "holdout")
+    counts: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished:
+    phase: str  # "grid" or "final"
+    lr: float
+    epoch: int
+    batch: int
+    batches_per_epoch: int
+    loss: float
+    step: int  # 1-based over all training in the run, for progress and ETA
+    total_steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochFinished:
+    phase: str
+    lr: float
+    epoch: int
+    train_loss: float
+    val_accuracy: float | None  # None in the final training, which has no validation set
+    val_loss: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFinished:
+    lr: float
+    epochs: int
+    val_accuracy: float
+    val_loss: float
+    index: int  # 1-based position in the grid
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinalTrainingStarted:
+    lr: float
+    epochs: int
+    train_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutEvaluated:
+    metrics: HoldoutMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = (
+    DatasetScanned
+    | DecodeProgressed
+    | DecodeFinished
+    | SplitMade
+    | BatchFinished
+    | EpochFinished
+    | ConfigFinished
+    | FinalTrainingStarted
+    | HoldoutEvaluated
+    | RunFinished
+)

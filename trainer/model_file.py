@@ -1,0 +1,195 @@
+"""A model is one ``.safetensors`` file: the weights plus JSON metadata under the key
+``facecomic``. Loading parses the safetensors header and raw tensors; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from trainer import __version__
+from trainer.atomic import atomic_write_bytes
+from trainer.configs import GridSpec, PreprocessConfig, TrainConfig, grid_from_dict, train_config_from_dict
+from trainer.dataset import display_name
+from trainer.errors import ModelFileError
+from trainer.model import build_model
+from trainer.results import GridResult, HoldoutMetrics, RunResult
+
+FORMAT_NAME = "facecomic-model"
+FORMAT_VERSION = 1
+METADATA_KEY = "facecomic"
+MAX_MODEL_BYTES = 512 * 1024 * 1024  # far above any MLP here; refuses to read arbitrary huge files
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: nn.Module
+    metadata: dict[str, Any]
+    path: Path | None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.metadata["class_names"])
+
+    @property
+    def display_names(self) -> tuple[str, ...]:
+        return tuple(display_name(c) for c in self.class_names)
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.metadata["preprocess"])
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return train_config_from_dict(self.metadata.get("train_config", {}))
+
+    @property
+    def grid(self) -> GridSpec:
+        return grid_from_dict(self.metadata.get("grid", {}))
+
+    @property
+    def holdout(self) -> HoldoutMetrics | None:
+        data = self.metadata.get("holdout")
+        return HoldoutMetrics.from_dict(data, self.class_names) if data else None
+
+    @property
+    def grid_results(self) -> tuple[GridResult, ...]:
+        return tuple(GridResult(**r) for r in self.metadata.get("grid_results", []))
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else "(unsaved model)"
+
+
+def result_metadata(result: RunResult) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": result.architecture,
+        "class_names": list(result.class_names),
+        "preprocess": result.preprocess.to_dict(),
+        "train_config": result.train_config.to_dict(),
+        "grid": result.grid.to_dict(),
+        "grid_results": [r.to_dict() for r in result.grid_results],
+        "best": {"lr": result.best.lr, "epochs": result.best.epochs},
+        "holdout": result.holdout.to_dict(result.class_names),
+        "final_train_losses": list(result.final_train_losses),
+        "seed": result.train_config.seed,
+        "split": result.split_dict(),
+        "class_counts": dict(zip(result.class_names, result.counts, strict=True)),
+        "skipped_count": len(result.skipped),
+        "dataset": os.path.basename(os.path.normpath(result.dataset_root)),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "training_seconds": round(result.seconds, 3),
+        "device": result.device,
+    }
+
+
+def model_from_result(result: RunResult) -> LoadedModel:
+    """The trained model in memory, as if saved and loaded, for "Use for predictions"."""
+    model = build_model(result.architecture)
+    model.load_state_dict(result.state_dict)
+    model.eval()
+    return LoadedModel(model, result_metadata(result), None)
+
+
+def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> Path:
+    """Write atomically: temp file, fsync, rename. A crash leaves the old file or none."""
+    if isinstance(model, RunResult):
+        state = model.state_dict
+        metadata = result_metadata(model)
+    else:
+        state = {k: v.detach().cpu() for k, v in model.model.state_dict().items()}
+        metadata = model.metadata
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    payload = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
+    target = Path(path)
+    atomic_write_bytes(target, payload)
+    return target
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load and validate; any problem becomes one ``ModelFileError`` sentence naming the file."""
+    target = Path(path)
+
+    def bad(reason: str) -> ModelFileError:
+        return ModelFileError(f"{target} is not a valid FaceComic model: {reason}.")
+
+    try:
+        size = target.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise bad(f"the file is {size / 2**20:.0f} MiB, far larger than any FaceComic model")
+        data = target.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"The model file {target} does not exist.") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{target} is a folder, not a model file.") from None
+    except OSError as err:
+        raise ModelFileError(f"Cannot read the model file {target}: {err.strerror or err}.") from None
+    metadata = _read_metadata(data, bad)
+    try:
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise bad(f"its tensors cannot be read ({err})") from None
+    try:
+        model = build_model(metadata["architecture"])
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        raise bad(f"the weights do not match the architecture it declares ({_first_line(err)})") from None
+    model.eval()
+    return LoadedModel(model, metadata, target)
+
+
+def _read_metadata(data: bytes, bad) -> dict[str, Any]:
+    # The safetensors layout: u64 little-endian header length, then a JSON header.
+    if len(data) < 8:
+        raise bad("it is too short to be a safetensors file")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len <= 1 or header_len > len(data) - 8:
+        raise bad("it is not a safetensors file")
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("it is not a safetensors file (unreadable header)") from None
+    raw = header.get("__metadata__", {}).get(METADATA_KEY) if isinstance(header, dict) else None
+    if raw is None:
+        raise bad("it is a safetensors file without FaceComic metadata")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError:
+        raise bad("its metadata is not valid JSON") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        raise bad("its metadata does not describe a FaceComic model")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise bad(
+            f"it uses format version {version}, newer than this app understands ({FORMAT_VERSION}); update FaceComic"
+        )
+    for key in ("architecture", "class_names", "preprocess"):
+        if key not in metadata:
+            raise bad(f"its metadata lacks '{key}'")
+    try:
+        PreprocessConfig.from_dict(metadata["preprocess"])
+    except (TypeError, ValueError) as err:
+        raise bad(f"its preprocessing settings are invalid ({err})") from None
+    if len(metadata["class_names"]) != metadata["architecture"].get("num_classes"):
+        raise bad("its class names do not match its number of outputs")
+    return metadata
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,0 +1,126 @@
+"""Prediction on files or PIL images, in batches, with a result (or an error) per item."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from trainer.cancel import NEVER_CANCELLED, CancelToken
+from trainer.configs import DecodeOptions
+from trainer.decoding import decode_files
+from trainer.errors import ImageDecodeError
+from trainer.model_file import LoadedModel, load_model
+from trainer.preprocess import ImageSource, decode_image, source_label, to_model_input
+
+DEFAULT_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    source: str
+    label: str | None = None  # class (folder) name
+    display_label: str | None = None  # "Real face" / "Comic"
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Predictor:
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.config = loaded.preprocess
+        self._model = loaded.model.to("cpu").eval()  # tiny MLP: CPU beats a GPU round trip
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Predictor:
+        return cls(load_model(path))
+
+    def predict(
+        self, items: Sequence[ImageSource], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[Prediction]:
+        out: list[Prediction] = []
+        for batch in self.predict_batches(items, batch_size=batch_size):
+            out.extend(batch)
+        return out
+
+    def predict_batches(
+        self,
+        items: Sequence[ImageSource],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        workers: int = 0,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> Generator[list[Prediction], None, None]:
+        """Yield the predictions of each batch in input order; checks ``cancel`` between batches."""
+        for start in range(0, len(items), batch_size):
+            cancel.raise_if_cancelled()
+            yield self._predict_batch(items[start : start + batch_size], workers)
+
+    def _predict_batch(self, items: Sequence[ImageSource], workers: int) -> list[Prediction]:
+        pixels: list[np.ndarray | None] = [None] * len(items)
+        errors: dict[int, str] = {}
+        path_index = [i for i, item in enumerate(items) if not isinstance(item, Image.Image)]
+        for i, item in enumerate(items):
+            if isinstance(item, Image.Image):
+                try:
+                    pixels[i] = decode_image(item, self.config)
+                except ImageDecodeError as err:
+                    errors[i] = err.reason
+                except Exception as err:  # a bad in-memory image is one error row
+                    errors[i] = f"could not convert the image ({err})"
+        if path_index:
+            paths = [Path(os.fspath(items[i])) for i in path_index]
+            decoded = _drain(
+                decode_files(paths, self.config, DecodeOptions(workers=workers, use_cache=False))
+            )
+            for row, j in enumerate(decoded.ok_indices):
+                pixels[path_index[j]] = decoded.pixels[row]
+            for j, reason in decoded.errors.items():
+                errors[path_index[j]] = reason
+        good = [i for i in range(len(items)) if pixels[i] is not None]
+        probabilities = self.probabilities(np.stack([pixels[i] for i in good])) if good else None
+        names = self.loaded.class_names
+        shown = self.loaded.display_names
+        results: list[Prediction] = []
+        row_of = {i: row for row, i in enumerate(good)}
+        for i, item in enumerate(items):
+            label = source_label(item)
+            if i in errors:
+                results.append(Prediction(label, error=errors[i]))
+                continue
+            probs = probabilities[row_of[i]]
+            best = int(np.argmax(probs))
+            results.append(
+                Prediction(
+                    label,
+                    label=names[best],
+                    display_label=shown[best],
+                    confidence=float(probs[best]),
+                    probabilities={n: float(p) for n, p in zip(names, probs, strict=True)},
+                )
+            )
+        return results
+
+    @torch.inference_mode()
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Softmax over the logits for ``(N, size, size, 3)`` uint8 pixels."""
+        logits = self._model(to_model_input(pixels, self.config))
+        return torch.softmax(logits, dim=1).numpy()
+
+
+def _drain(generator):
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value

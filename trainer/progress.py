@@ -1,0 +1,108 @@
+"""Turns the event stream into a phase label, a fraction and an ETA, for the CLI and the GUI alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trainer.events import (
+    BatchFinished,
+    ConfigFinished,
+    DatasetScanned,
+    DecodeFinished,
+    DecodeProgressed,
+    Event,
+    FinalTrainingStarted,
+    HoldoutEvaluated,
+    RunFinished,
+    SplitMade,
+)
+
+MIN_SECONDS_FOR_ETA = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    phase: str  # "decode", "grid", "final", "holdout", "done" or "scan"
+    text: str
+    fraction: float  # 0..1 within the phase
+    eta_seconds: float | None  # time left in the phase, once there is enough to estimate it
+
+
+class ProgressTracker:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._phase = "scan"
+        self._phase_start = clock()
+        self._phase_base = 0
+        self._settings_done = 0
+        self._settings_total = 0
+        self.current = Progress("scan", "Scanning the dataset…", 0.0, None)
+
+    def update(self, event: Event) -> Progress:
+        now = self._clock()
+        match event:
+            case DatasetScanned():
+                self.current = Progress("scan", f"Found {sum(event.counts):,} images", 0.0, None)
+            case DecodeProgressed(done=done, total=total, from_cache=cached):
+                if self._phase != "decode":
+                    self._enter("decode", now, base=cached)
+                eta = self._eta(done - self._phase_base, total - done, now)
+                cache_note = f" ({cached:,} from cache)" if cached else ""
+                self.current = Progress(
+                    "decode", f"Decoding images {done:,}/{total:,}{cache_note}", _frac(done, total), eta
+                )
+            case DecodeFinished():
+                self.current = Progress("decode", f"Decoded {event.decoded:,} images", 1.0, 0.0)
+            case SplitMade():
+                self.current = Progress("split", "Split made", 0.0, None)
+            case BatchFinished(phase="grid"):
+                if self._phase != "grid":
+                    self._enter("grid", now, base=event.step - 1)
+                eta = self._eta(event.step - self._phase_base, event.total_steps - event.step, now)
+                text = (
+                    f"Grid search: lr {event.lr:g}, epoch {event.epoch}, "
+                    f"{self._settings_done}/{self._settings_total or '?'} settings scored"
+                )
+                self.current = Progress("grid", text, _frac(event.step, event.total_steps), eta)
+            case BatchFinished(phase="final"):
+                eta = self._eta(event.step - self._phase_base, event.total_steps - event.step, now)
+                text = f"Final training on train+val: lr {event.lr:g}, epoch {event.epoch}"
+                self.current = Progress("final", text, _frac(event.step, event.total_steps), eta)
+            case ConfigFinished():
+                self._settings_done, self._settings_total = event.index, event.total
+            case FinalTrainingStarted():
+                # Keep the grid's pace: the final run continues the same step counter.
+                self._phase = "final"
+            case HoldoutEvaluated():
+                self.current = Progress("holdout", "Holdout evaluated", 1.0, 0.0)
+            case RunFinished():
+                self.current = Progress("done", "Done", 1.0, 0.0)
+        return self.current
+
+    def _enter(self, phase: str, now: float, base: int) -> None:
+        self._phase, self._phase_start, self._phase_base = phase, now, base
+
+    def _eta(self, done_in_phase: int, remaining: int, now: float) -> float | None:
+        elapsed = now - self._phase_start
+        if done_in_phase <= 0 or elapsed < MIN_SECONDS_FOR_ETA:
+            return None
+        return remaining * elapsed / done_in_phase
+
+
+def _frac(done: int, total: int) -> float:
+    return min(1.0, done / total) if total else 1.0
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

@@ -1,0 +1,257 @@
+"""The paper's procedure as a generator of events: scan, decode, split, grid search, final
+training on train+val, one holdout evaluation. Closing the generator or cancelling the token stops
+it within one batch; it writes nothing except the (atomic) decode cache.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.cancel import NEVER_CANCELLED, CancelToken
+from trainer.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
+from trainer.dataset import SkippedFile, scan_dataset
+from trainer.decoding import decode_files
+from trainer.errors import FaceComicError
+from trainer.events import (
+    BatchFinished,
+    ConfigFinished,
+    DatasetScanned,
+    DecodeFinished,
+    EpochFinished,
+    Event,
+    FinalTrainingStarted,
+    HoldoutEvaluated,
+    RunFinished,
+    SplitMade,
+)
+from trainer.model import build_model, paper_architecture
+from trainer.preprocess import to_model_input
+from trainer.results import GridResult, HoldoutMetrics, RunResult, pick_best
+from trainer.splits import make_split
+
+EVAL_BATCH = 8192
+# Offsets keep the init and shuffle streams independent while both follow from one seed.
+SHUFFLE_SEED_OFFSET = 1_000_003
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FaceComicError("CUDA was requested (--device cuda) but no CUDA device is available.")
+    return torch.device(name)
+
+
+def use_all_cpu_cores() -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+@dataclass
+class StepCounter:
+    """Counts optimiser steps over the whole run so every batch event carries progress."""
+
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tensors:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def fit(
+    model: nn.Module,
+    train: Tensors,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    phase: str,
+    val: Tensors | None = None,
+    steps: StepCounter | None = None,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Generator[Event, None, list[float]]:
+    """Plain SGD (no momentum, as the paper) on cross-entropy; returns the per-epoch train loss."""
+    steps = steps or StepCounter(total=epochs * math.ceil(len(train) / batch_size))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
+    shuffle = torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
+    n = len(train)
+    batches = math.ceil(n / batch_size)
+    num_classes = model.layers[-1].out_features
+    losses: list[float] = []
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(n, generator=shuffle).to(train.x.device)
+        model.train()
+        loss_sum = 0.0
+        for batch in range(batches):
+            cancel.raise_if_cancelled()
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            loss = F.cross_entropy(model(train.x[index]), train.y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.item())
+            loss_sum += value * len(index)
+            steps.done += 1
+            yield BatchFinished(phase, lr, epoch, batch + 1, batches, value, steps.done, steps.total)
+        losses.append(loss_sum / n)
+        val_accuracy = val_loss = None
+        if val is not None:
+            val_accuracy, val_loss, _ = evaluate(model, val, num_classes)
+        yield EpochFinished(phase, lr, epoch, losses[-1], val_accuracy, val_loss)
+    return losses
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: Tensors, num_classes: int) -> tuple[float, float, np.ndarray]:
+    """Accuracy, mean cross-entropy and predicted labels."""
+    model.eval()
+    loss_sum = 0.0
+    predicted = []
+    for start in range(0, len(data), EVAL_BATCH):
+        logits = model(data.x[start : start + EVAL_BATCH])
+        target = data.y[start : start + EVAL_BATCH]
+        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+        predicted.append(logits.argmax(dim=1).cpu())
+    pred = torch.cat(predicted).numpy() if predicted else np.zeros(0, np.int64)
+    n = max(len(data), 1)
+    accuracy = float((pred == data.y.cpu().numpy()).sum() / n)
+    return accuracy, loss_sum / n, pred
+
+
+def new_model(architecture: dict, seed: int, device: torch.device) -> nn.Module:
+    return build_model(architecture, torch.Generator().manual_seed(seed)).to(device)
+
+
+def grid_search(
+    train: Tensors,
+    val: Tensors,
+    grid: GridSpec,
+    config: TrainConfig,
+    architecture: dict,
+    *,
+    steps: StepCounter | None = None,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Generator[Event, None, list[GridResult]]:
+    """Score every (lr, epochs) on validation. Settings that differ only in epochs share one run:
+    the epoch-e checkpoint of a longer run is exactly a separate e-epoch run with the same seed."""
+    max_epochs = max(grid.epochs)
+    steps = steps or StepCounter(
+        total=len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
+    )
+    results: list[GridResult] = []
+    total = len(grid.settings)
+    for lr in grid.learning_rates:
+        model = new_model(architecture, config.seed, train.x.device)
+        for event in fit(
+            model, train, lr=lr, epochs=max_epochs, batch_size=config.batch_size, seed=config.seed,
+            phase="grid", val=val, steps=steps, cancel=cancel,
+        ):  # fmt: skip
+            yield event
+            if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
+                result = GridResult(lr, event.epoch, event.val_accuracy, event.val_loss)
+                results.append(result)
+                yield ConfigFinished(
+                    lr, event.epoch, result.val_accuracy, result.val_loss, len(results), total
+                )
+    return results
+
+
+def run_experiment(
+    data_dir: str | os.PathLike[str],
+    *,
+    preprocess: PreprocessConfig = PreprocessConfig(),
+    config: TrainConfig = TrainConfig(),
+    grid: GridSpec = GridSpec(),
+    decode: DecodeOptions = DecodeOptions(),
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Generator[Event, None, RunResult]:
+    """The whole paper procedure on one folder. Yields events; returns (and yields) the result."""
+    start = time.perf_counter()
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        use_all_cpu_cores()
+    torch.manual_seed(config.seed)
+
+    scan = scan_dataset(data_dir)
+    yield DatasetScanned(str(scan.root), scan.class_names, scan.counts, scan.skipped)
+
+    paths = [p for files in scan.files for p in files]
+    labels = np.array([c for c, files in enumerate(scan.files) for _ in files], dtype=np.int64)
+    keys = [scan.pair_key(c, p) for c, files in enumerate(scan.files) for p in files]
+    decoded = yield from decode_files(paths, preprocess, decode, root=scan.root, cancel=cancel)
+    unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(decoded.errors.items()))
+    yield DecodeFinished(len(decoded.ok_indices), decoded.from_cache, unreadable, decoded.seconds)
+
+    labels = labels[decoded.ok_indices]
+    keys = [keys[i] for i in decoded.ok_indices]
+    split = make_split(labels, keys, scan.class_names, config.split, config.split_fractions, config.seed)
+    num_classes = len(scan.class_names)
+    split_counts = split.counts(labels, num_classes)
+    yield SplitMade(config.split, scan.class_names, split_counts)
+
+    x_all = to_model_input(decoded.pixels, preprocess).to(device)
+    y_all = torch.from_numpy(labels).to(device)
+
+    def tensors(index: np.ndarray) -> Tensors:
+        idx = torch.from_numpy(index).to(device)
+        return Tensors(x_all[idx], y_all[idx])
+
+    train, val, holdout = (tensors(part) for part in split.parts())
+    train_val = tensors(np.concatenate([split.train, split.val]))
+    architecture = paper_architecture(preprocess.input_size, num_classes)
+
+    max_epochs = max(grid.epochs)
+    grid_steps = len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
+    final_batches = math.ceil(len(train_val) / config.batch_size)
+    steps = StepCounter(total=grid_steps + max_epochs * final_batches)  # refined once best is known
+    grid_results = yield from grid_search(train, val, grid, config, architecture, steps=steps, cancel=cancel)
+    best = pick_best(grid_results)
+
+    steps.total = grid_steps + best.epochs * final_batches
+    yield FinalTrainingStarted(best.lr, best.epochs, len(train_val))
+    model = new_model(architecture, config.seed, device)
+    final_losses = yield from fit(
+        model, train_val, lr=best.lr, epochs=best.epochs, batch_size=config.batch_size,
+        seed=config.seed, phase="final", steps=steps, cancel=cancel,
+    )  # fmt: skip
+    cancel.raise_if_cancelled()
+
+    _, holdout_loss, predicted = evaluate(model, holdout, num_classes)
+    metrics = HoldoutMetrics.from_predictions(holdout.y.cpu().numpy(), predicted, holdout_loss, num_classes)
+    yield HoldoutEvaluated(metrics)
+
+    result = RunResult(
+        dataset_root=str(scan.root),
+        class_names=scan.class_names,
+        counts=tuple(int(np.sum(labels == c)) for c in range(num_classes)),
+        skipped=scan.skipped + unreadable,
+        split_counts=split_counts,
+        preprocess=preprocess,
+        train_config=config,
+        grid=grid,
+        grid_results=tuple(grid_results),
+        best=best,
+        holdout=metrics,
+        final_train_losses=tuple(final_losses),
+        architecture=architecture,
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        seconds=time.perf_counter() - start,
+        device=str(device),
+    )
+    yield RunFinished(result)
+    return result
