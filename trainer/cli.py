@@ -212,7 +212,7 @@ class ConsoleReporter:
             self.err.write("\r" + line + " " * pad)
             self.err.flush()
             self._last_line_len = len(line)
-        elif percent // 25 != self._last_percent // 25:
+        elif percent // 25 != self._last_percent // 25 and percent > 0:
             # Without a terminal, a few milestone lines rather than thousands of redraws.
             print(f"{percent:3d}%  {progress.text}  ETA {eta}", file=self.err, flush=True)
         self._last_percent = percent

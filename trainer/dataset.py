@@ -110,7 +110,9 @@ def find_class_dirs(root: Path) -> tuple[Path, ...]:
     folder = root
     while True:
         subdirs = _visible_subdirs(folder)
-        if len(subdirs) == 1 and not _has_direct_images(folder):
+        # Descend through wrapper folders only (Kaggle nests the data set twice), never into a
+        # folder that holds images itself: that one is a class.
+        if len(subdirs) == 1 and not _has_direct_images(folder) and not _has_direct_images(subdirs[0]):
             folder = subdirs[0]
             continue
         break

@@ -105,25 +105,31 @@ def _decode_todo(paths, todo, results, config, options, cancel, done, total, fro
         return done
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facecomic-decode")
     pending: dict[Future, list[int]] = {}
+
+    def harvest(future: Future) -> int:
+        chunk = pending.pop(future)
+        for i, value in zip(chunk, future.result(), strict=True):
+            results[i] = value
+        return len(chunk)
+
     try:
         for chunk in chunks:
             pending[pool.submit(_decode_chunk, [paths[i] for i in chunk], config)] = chunk
         last_report = 0.0
         while pending:
             finished, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+            done += sum(harvest(f) for f in finished)
             cancel.raise_if_cancelled()
-            for future in finished:
-                chunk = pending.pop(future)
-                for i, value in zip(chunk, future.result(), strict=True):
-                    results[i] = value
-                done += len(chunk)
             now = time.perf_counter()
             if finished and (now - last_report >= PROGRESS_INTERVAL_S or not pending):
                 last_report = now
                 yield DecodeProgressed(done, total, from_cache)
     finally:
-        # On cancel, queued chunks are dropped; running ones (at most one per worker) finish.
+        # On cancel, queued chunks are dropped; running ones (at most one per worker) finish and
+        # are kept, so the cache holds everything that was decoded.
         pool.shutdown(wait=True, cancel_futures=True)
+        for future in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
+            harvest(future)
     return done
 
 

@@ -6,8 +6,9 @@ tensors except ``RunFinished.result``, which is also the generator's return valu
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from trainer.dataset import SkippedFile
 
@@ -107,3 +108,15 @@ Event = (
     | HoldoutEvaluated
     | RunFinished
 )
+
+
+T = TypeVar("T")
+
+
+def drain(generator: Generator[object, None, T]) -> T:
+    """Run an event generator to the end, ignoring its events; return its result."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value

@@ -15,6 +15,7 @@ from trainer.cancel import NEVER_CANCELLED, CancelToken
 from trainer.configs import DecodeOptions
 from trainer.decoding import decode_files
 from trainer.errors import ImageDecodeError
+from trainer.events import drain
 from trainer.model_file import LoadedModel, load_model
 from trainer.preprocess import ImageSource, decode_image, source_label, to_model_input
 
@@ -80,9 +81,7 @@ class Predictor:
                     errors[i] = f"could not convert the image ({err})"
         if path_index:
             paths = [Path(os.fspath(items[i])) for i in path_index]
-            decoded = _drain(
-                decode_files(paths, self.config, DecodeOptions(workers=workers, use_cache=False))
-            )
+            decoded = drain(decode_files(paths, self.config, DecodeOptions(workers=workers, use_cache=False)))
             for row, j in enumerate(decoded.ok_indices):
                 pixels[path_index[j]] = decoded.pixels[row]
             for j, reason in decoded.errors.items():
@@ -116,11 +115,3 @@ class Predictor:
         """Softmax over the logits for ``(N, size, size, 3)`` uint8 pixels."""
         logits = self._model(to_model_input(pixels, self.config))
         return torch.softmax(logits, dim=1).numpy()
-
-
-def _drain(generator):
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value

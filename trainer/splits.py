@@ -52,6 +52,17 @@ def minimum_class_size(fractions: Sequence[float]) -> int:
     return n
 
 
+def check_class_sizes(class_names: Sequence[str], counts: Sequence[int], fractions: Sequence[float]) -> None:
+    need = minimum_class_size(fractions)
+    for name, n in zip(class_names, counts, strict=True):
+        if n < need:
+            pct = "/".join(f"{round(f * 100)}" for f in fractions)
+            raise DatasetError(
+                f"The class '{name}' has {n} usable image{'s' if n != 1 else ''}; a {pct} split "
+                f"needs at least {need} per class."
+            )
+
+
 def make_split(
     labels: Sequence[int],
     pair_keys: Sequence[str],
@@ -63,17 +74,9 @@ def make_split(
     """Assign every sample to one split; raises ``DatasetError`` when a class is too small."""
     labels = np.asarray(labels)
     num_classes = len(class_names)
-    need = minimum_class_size(fractions)
-    remaining = np.zeros((3, num_classes), dtype=np.int64)
-    for c, name in enumerate(class_names):
-        n = int(np.sum(labels == c))
-        if n < need:
-            pct = "/".join(f"{round(f * 100)}" for f in fractions)
-            raise DatasetError(
-                f"The class '{name}' has {n} usable image{'s' if n != 1 else ''}; a {pct} split "
-                f"needs at least {need} per class."
-            )
-        remaining[:, c] = quotas(n, fractions)
+    counts = [int(np.sum(labels == c)) for c in range(num_classes)]
+    check_class_sizes(class_names, counts, fractions)
+    remaining = np.array([quotas(n, fractions) for n in counts], dtype=np.int64).T  # [split][class]
 
     groups: dict[str, list[int]] = {}
     for i, key in enumerate(pair_keys):

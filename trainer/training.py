@@ -36,7 +36,7 @@ from trainer.events import (
 from trainer.model import build_model, paper_architecture
 from trainer.preprocess import to_model_input
 from trainer.results import GridResult, HoldoutMetrics, RunResult, pick_best
-from trainer.splits import make_split
+from trainer.splits import check_class_sizes, make_split
 
 EVAL_BATCH = 8192
 # Offsets keep the init and shuffle streams independent while both follow from one seed.
@@ -109,6 +109,7 @@ def fit(
             steps.done += 1
             yield BatchFinished(phase, lr, epoch, batch + 1, batches, value, steps.done, steps.total)
         losses.append(loss_sum / n)
+        cancel.raise_if_cancelled()
         val_accuracy = val_loss = None
         if val is not None:
             val_accuracy, val_loss, _ = evaluate(model, val, num_classes)
@@ -189,6 +190,7 @@ def run_experiment(
 
     scan = scan_dataset(data_dir)
     yield DatasetScanned(str(scan.root), scan.class_names, scan.counts, scan.skipped)
+    check_class_sizes(scan.class_names, scan.counts, config.split_fractions)  # fail before decoding
 
     paths = [p for files in scan.files for p in files]
     labels = np.array([c for c, files in enumerate(scan.files) for _ in files], dtype=np.int64)

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_dataset
+from trainer.cli import predict_main, train_main
+from trainer.model_file import load_model
+
+FAST = ["--lr", "0.05", "--epochs", "1", "2"]
+
+
+def test_train_writes_model_and_json(dataset: Path, tmp_path: Path, capsys):
+    out, report = tmp_path / "m.safetensors", tmp_path / "r.json"
+    assert train_main([str(dataset), *FAST, "--out", str(out), "--json", str(report)]) == 0
+    stdout = capsys.readouterr().out
+    assert "Validation acc / loss" in stdout and "lr 0.05" in stdout
+    assert "Holdout: accuracy" in stdout and "true \\ predicted" in stdout
+    data = json.loads(report.read_text())
+    assert set(data) >= {"classes", "counts", "skipped", "split", "grid", "best", "holdout", "seconds"}
+    assert data["classes"] == ["comics", "faces"]
+    assert [(g["lr"], g["epochs"]) for g in data["grid"]] == [(0.05, 1), (0.05, 2)]
+    assert 0 <= data["holdout"]["accuracy"] <= 1
+    assert load_model(out).metadata["best"] == data["best"]
+
+
+def test_flags_map_to_config_fields(dataset: Path, tmp_path: Path):
+    report = tmp_path / "r.json"
+    args = [
+        str(dataset),
+        "--split",
+        "paper",
+        "--batch-size",
+        "8",
+        "--seed",
+        "3",
+        "--lr",
+        "0.02",
+        "--epochs",
+        "1",
+    ]
+    assert train_main([*args, "--json", str(report), "--out", str(tmp_path / "m.safetensors")]) == 0
+    meta = load_model(tmp_path / "m.safetensors").metadata
+    assert meta["train_config"]["split"] == "paper"
+    assert meta["train_config"]["batch_size"] == 8
+    assert meta["seed"] == 3
+    assert meta["grid"] == {"learning_rates": [0.02], "epochs": [1]}
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "does not exist"),
+        ("one_class", "only one class folder"),
+        ("too_small", "needs at least 5 per class"),
+        ("bad_out", "the folder"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, setup: str, message: str):
+    root = tmp_path / "data"
+    args = []
+    if setup == "one_class":
+        make_dataset(root, 6)
+        shutil.rmtree(root / "comics")
+    elif setup == "too_small":
+        make_dataset(root, 3)
+    elif setup == "bad_out":
+        make_dataset(root, 6)
+        args = ["--out", str(tmp_path / "no" / "such" / "m.safetensors")]
+    assert train_main([str(root), *FAST, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_invalid_grid_is_a_usage_error(dataset: Path, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_main([str(dataset), "--lr", "-1"])
+    assert info.value.code == 2
+    assert "Learning rates must be positive" in capsys.readouterr().err
+
+
+def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):
+    _, model, root = trained
+    (root / "faces" / "broken.jpg").write_bytes(b"")
+    try:
+        out = tmp_path / "p.csv"
+        code = predict_main(["--model", str(model), "--csv", str(out), str(root)])
+    finally:
+        (root / "faces" / "broken.jpg").unlink()
+    captured = capsys.readouterr()
+    assert code == 1  # one image could not be read
+    assert len(captured.out.strip().splitlines()) == 48
+    assert "broken.jpg\terror\tthe file is empty" in captured.err
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 49
+    assert list(rows[0]) == ["path", "label", "confidence", "error"]
+    assert sum(1 for r in rows if r["error"]) == 1
+
+
+def test_predict_without_a_model_says_so(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("FACECOMIC_DEFAULT_MODEL", str(tmp_path / "none.safetensors"))
+    image = tmp_path / "a.png"
+    make_dataset(tmp_path / "d", 1)
+    assert predict_main([str(tmp_path / "d" / "faces" / "0.png")]) == 2
+    assert "pass --model" in capsys.readouterr().err
+    assert not image.exists()
+
+
+def test_predict_with_a_bad_model_file(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk" * 10)
+    assert predict_main(["--model", str(bad), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a valid FaceComic model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_scripts_are_installed():
+    bin_dir = Path(sys.executable).parent
+    for script in ("facecomic-train", "facecomic-predict"):
+        proc = subprocess.run([bin_dir / script, "--version"], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0 and "0." in proc.stdout, proc.stderr

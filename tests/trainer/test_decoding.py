@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.synthetic import make_dataset
+from tests.trainer.helpers import collect
+from trainer.cancel import CancelToken
+from trainer.configs import DecodeOptions, PreprocessConfig
+from trainer.dataset import scan_dataset
+from trainer.decode_cache import DecodeCache
+from trainer.decoding import decode_files
+from trainer.errors import Cancelled
+from trainer.events import DecodeProgressed
+from trainer.preprocess import decode_image
+
+CFG = PreprocessConfig()
+
+
+def paths_of(root: Path) -> list[Path]:
+    return [p for files in scan_dataset(root).files for p in files]
+
+
+def run(root: Path, cache_dir: Path, **options):
+    return collect(
+        decode_files(paths_of(root), CFG, DecodeOptions(cache_dir=cache_dir, **options), root=root)
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decodes_in_order_with_progress(dataset: Path, tmp_path: Path, workers: int):
+    events, result = run(dataset, tmp_path / "c", workers=workers)
+    paths = paths_of(dataset)
+    assert len(result.pixels) == len(paths) == 40
+    assert np.array_equal(result.pixels[7], decode_image(paths[7], CFG))
+    assert all(isinstance(e, DecodeProgressed) for e in events)
+    assert events[-1].done == events[-1].total == 40
+
+
+def test_second_run_comes_from_the_cache(dataset: Path, tmp_path: Path):
+    _, first = run(dataset, tmp_path / "c")
+    _, second = run(dataset, tmp_path / "c")
+    assert first.from_cache == 0 and second.from_cache == 40
+    assert np.array_equal(first.pixels, second.pixels)
+
+
+def test_changed_file_is_decoded_again(dataset: Path, tmp_path: Path):
+    run(dataset, tmp_path / "c")
+    target = dataset / "faces" / "3.png"
+    target.write_bytes((dataset / "comics" / "0.png").read_bytes())  # new content, size and mtime
+    os.utime(target, ns=(1, 1))
+    _, result = run(dataset, tmp_path / "c")
+    assert result.from_cache == 39
+    assert np.array_equal(result.pixels[-17], decode_image(target, CFG))
+
+
+def test_cache_is_keyed_by_preprocessing(dataset: Path, tmp_path: Path):
+    a = DecodeCache(tmp_path, dataset, CFG).path
+    b = DecodeCache(tmp_path, dataset, PreprocessConfig(size=32)).path
+    assert a != b
+
+
+def test_no_cache_option_writes_nothing(dataset: Path, tmp_path: Path):
+    run(dataset, tmp_path / "c", use_cache=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_corrupt_cache_is_ignored_and_rewritten(dataset: Path, tmp_path: Path):
+    run(dataset, tmp_path / "c")
+    cache_file = next((tmp_path / "c").iterdir())
+    cache_file.write_bytes(b"garbage")
+    _, result = run(dataset, tmp_path / "c")
+    assert result.from_cache == 0
+    _, again = run(dataset, tmp_path / "c")
+    assert again.from_cache == 40
+
+
+def test_unreadable_files_are_reported_and_remembered(dataset: Path, tmp_path: Path):
+    (dataset / "faces" / "broken.jpg").write_bytes(b"not a jpeg")
+    _, result = run(dataset, tmp_path / "c")
+    paths = paths_of(dataset)
+    bad = paths.index(dataset / "faces" / "broken.jpg")
+    assert result.errors == {bad: "not a readable image (unknown format or corrupt header)"}
+    assert len(result.pixels) == 40
+    _, again = run(dataset, tmp_path / "c")
+    assert again.errors == result.errors and again.from_cache == 41
+
+
+def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
+    root = make_dataset(tmp_path / "data", 200)
+    token = CancelToken()
+    gen = decode_files(
+        paths_of(root), CFG, DecodeOptions(workers=2, cache_dir=tmp_path / "c"), root=root, cancel=token
+    )
+    next(gen)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        collect(gen)
+    files = list((tmp_path / "c").iterdir())
+    assert [f.suffix for f in files] == [".npz"], files  # no .part left behind
+    cached = DecodeCache(tmp_path / "c", root, CFG).load()
+    assert 0 < len(cached) < 400  # what was done is kept, atomically
+    _, result = run(root, tmp_path / "c")
+    assert result.from_cache == len(cached)
+    assert len(result.pixels) == 400

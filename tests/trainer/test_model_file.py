@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from trainer import atomic
+from trainer.errors import ModelFileError
+from trainer.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
+from trainer.predict import Predictor
+
+REQUIRED = {
+    "format_version", "architecture", "class_names", "preprocess", "train_config", "grid",
+    "grid_results", "best", "holdout", "seed", "split", "class_counts", "created", "package_version",
+}  # fmt: skip
+
+
+def test_round_trip_keeps_weights_metadata_and_predictions(trained):
+    result, path, root = trained
+    loaded = load_model(path)
+    assert set(loaded.metadata) >= REQUIRED
+    assert loaded.metadata["format_version"] == FORMAT_VERSION
+    assert loaded.class_names == ("comics", "faces")
+    assert loaded.display_names == ("Comic", "Real face")
+    assert loaded.preprocess == result.preprocess
+    assert loaded.holdout == result.holdout
+    assert loaded.grid_results == result.grid_results
+    for name, tensor in result.state_dict.items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor)
+    images = sorted((root / "faces").iterdir())[:5]
+    from_file = Predictor(loaded).predict(images)
+    in_memory = Predictor(model_from_result(result)).predict(images)
+    assert [p.probabilities for p in from_file] == [p.probabilities for p in in_memory]
+
+
+def test_save_is_atomic(trained, tmp_path: Path, monkeypatch):
+    result, _, _ = trained
+    target = tmp_path / "m.safetensors"
+    target.write_bytes(b"previous model")
+
+    def crash(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(target, result)
+    assert target.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_a_crafted_pickle_is_rejected_without_running(tmp_path: Path, writer: str):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.safetensors"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(_Exploit(marker)))
+    else:
+        torch.save({"weights": _Exploit(marker)}, path)
+    assert not marker.exists()
+    with pytest.raises(ModelFileError, match="is not a valid FaceComic model"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def _safetensors_with(tmp_path: Path, metadata: dict | None, tensors=None) -> Path:
+    path = tmp_path / "x.safetensors"
+    tensors = tensors or {"w": torch.zeros(2)}
+    save_file(tensors, path, metadata=None if metadata is None else {"facecomic": json.dumps(metadata)})
+    return path
+
+
+def test_bad_files_give_one_sentence(trained, tmp_path: Path):
+    _, good, _ = trained
+    meta = load_model(good).metadata
+    cases = {
+        "random bytes": (tmp_path / "r.safetensors", b"\x00\x01garbage" * 10),
+        "empty": (tmp_path / "e.safetensors", b""),
+    }
+    for path, content in cases.values():
+        path.write_bytes(content)
+    expectations = [
+        (cases["random bytes"][0], "is not a safetensors file"),
+        (cases["empty"][0], "too short"),
+        (_safetensors_with(tmp_path, None), "without FaceComic metadata"),
+        (tmp_path / "missing.safetensors", "does not exist"),
+        (tmp_path, "is a folder"),
+    ]
+    for path, expected in expectations:
+        with pytest.raises(ModelFileError, match=expected) as info:
+            load_model(path)
+        assert "\n" not in str(info.value)
+        assert str(path) in str(info.value)
+    newer = _safetensors_with(tmp_path, {**meta, "format_version": FORMAT_VERSION + 1})
+    with pytest.raises(ModelFileError, match="newer than this app"):
+        load_model(newer)
+    wrong_shapes = _safetensors_with(tmp_path, meta, {"layers.0.weight": torch.zeros(3, 3)})
+    with pytest.raises(ModelFileError, match="do not match the architecture"):
+        load_model(wrong_shapes)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.synthetic import comic_like
+from tests.trainer.helpers import collect
+from trainer.configs import DecodeOptions
+from trainer.dataset import scan_dataset
+from trainer.decoding import decode_files
+from trainer.predict import Predictor
+from trainer.preprocess import to_model_input
+
+
+def test_predicts_paths_and_images_with_an_error_per_item(trained, tmp_path: Path):
+    _, path, root = trained
+    predictor = Predictor.from_file(path)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    items = [root / "faces" / "0.png", comic_like(np.random.default_rng(9)), bad, tmp_path / "missing.jpg"]
+    results = predictor.predict(items)
+    assert [r.ok for r in results] == [True, True, False, False]
+    assert results[2].error == "not a readable image (unknown format or corrupt header)"
+    assert results[3].error == "the file does not exist"
+    for r in results[:2]:
+        assert r.label in ("comics", "faces")
+        assert r.display_label in ("Comic", "Real face")
+        assert sum(r.probabilities.values()) == pytest.approx(1.0)
+        assert r.confidence == max(r.probabilities.values())
+    assert results[0].source == str(root / "faces" / "0.png")
+
+
+def test_batches_do_not_change_results(trained):
+    _, path, root = trained
+    predictor = Predictor.from_file(path)
+    images = sorted((root / "comics").iterdir())
+    one_go = predictor.predict(images, batch_size=256)
+    batched = list(predictor.predict_batches(images, batch_size=5))
+    assert [len(b) for b in batched] == [5, 5, 5, 5, 4]
+    flat = [p for b in batched for p in b]
+    assert [(p.source, p.label) for p in flat] == [(p.source, p.label) for p in one_go]
+    # Same inputs; only BLAS blocking differs with the batch shape.
+    assert [p.confidence for p in flat] == pytest.approx([p.confidence for p in one_go], abs=1e-6)
+
+
+def test_training_and_prediction_share_preprocessing(trained):
+    """What the model saw in training equals what prediction feeds it, for the same file."""
+    result, path, root = trained
+    predictor = Predictor.from_file(path)
+    files = [p for f in scan_dataset(root).files for p in f][:6]
+    _, decoded = collect(decode_files(files, result.preprocess, DecodeOptions(use_cache=False)))
+    with torch.inference_mode():
+        training_view = torch.softmax(
+            predictor.loaded.model(to_model_input(decoded.pixels, result.preprocess)), 1
+        )
+    predicted = predictor.predict(files)
+    assert np.allclose([list(p.probabilities.values()) for p in predicted], training_view.numpy(), atol=1e-6)
+
+
+def test_pil_image_in_other_modes(trained):
+    _, path, _ = trained
+    predictor = Predictor.from_file(path)
+    results = predictor.predict([Image.new("RGBA", (50, 50), (0, 0, 0, 0)), Image.new("L", (10, 10))])
+    assert all(r.ok for r in results)

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.trainer.helpers import collect
+from trainer import events as ev
+from trainer.cancel import CancelToken
+from trainer.configs import GridSpec, TrainConfig
+from trainer.errors import Cancelled
+from trainer.model import paper_architecture
+from trainer.results import GridResult, HoldoutMetrics, pick_best
+from trainer.training import Tensors, grid_search, run_experiment
+
+TINY_GRID = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 2))
+
+
+def synthetic_tensors(n: int, seed: int) -> Tensors:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1728, generator=g)
+    return Tensors(x, (x[:, 0] > 0).long())
+
+
+def test_epoch_sharing_equals_separate_runs():
+    train, val = synthetic_tensors(150, 0), synthetic_tensors(60, 1)
+    arch = paper_architecture(1728, 2)
+    config = TrainConfig(seed=5, batch_size=16)
+    _, shared = collect(grid_search(train, val, GridSpec((0.01, 0.1), (1, 3)), config, arch))
+    separate = []
+    for lr in (0.01, 0.1):
+        for epochs in (1, 3):
+            _, one = collect(grid_search(train, val, GridSpec((lr,), (epochs,)), config, arch))
+            separate += one
+    assert shared == separate  # exact float equality, not approximately
+    assert len({r.val_loss for r in shared}) == 4  # the settings really differ
+
+
+def test_same_seed_same_losses_and_other_seed_differs(dataset: Path):
+    def losses(seed: int) -> list[float]:
+        events, _ = collect(run_experiment(dataset, config=TrainConfig(seed=seed), grid=TINY_GRID))
+        return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
+
+    first = losses(3)
+    assert first == losses(3)
+    assert first != losses(4)
+
+
+def test_events_come_in_order_and_the_result_is_returned(dataset: Path):
+    events, result = collect(run_experiment(dataset, grid=TINY_GRID))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "DatasetScanned"
+    assert kinds[-3:] == ["EpochFinished", "HoldoutEvaluated", "RunFinished"]
+    order = ["DatasetScanned", "DecodeProgressed", "DecodeFinished", "SplitMade", "BatchFinished"]
+    assert [k for k in dict.fromkeys(kinds) if k in order] == order
+    final_start = kinds.index("FinalTrainingStarted")
+    assert kinds.count("ConfigFinished") == 4
+    assert all(k != "ConfigFinished" for k in kinds[final_start:])
+    assert events[-1].result is result
+    batches = [e for e in events if isinstance(e, ev.BatchFinished)]
+    assert [b.step for b in batches] == list(range(1, len(batches) + 1))
+    assert batches[-1].step == batches[-1].total_steps
+    with pytest.raises(AttributeError):
+        events[0].root = "changed"  # events are frozen facts
+
+
+def test_result_holds_grid_best_and_holdout(dataset: Path):
+    _, result = collect(run_experiment(dataset, grid=TINY_GRID))
+    assert [(r.lr, r.epochs) for r in result.grid_results] == TINY_GRID.settings
+    assert result.best == pick_best(list(result.grid_results))
+    assert result.holdout.size == sum(result.split_counts[2]) == 12
+    assert sum(map(sum, result.holdout.confusion_matrix)) == 12
+    assert len(result.final_train_losses) == result.best.epochs
+    report = result.to_json()
+    assert {"classes", "counts", "skipped", "split", "grid", "best", "holdout", "seconds"} <= set(report)
+    assert set(report["holdout"]) >= {"accuracy", "loss", "confusion_matrix"}
+    assert set(report["grid"][0]) == {"lr", "epochs", "val_accuracy", "val_loss"}
+
+
+def test_cancel_token_stops_within_one_batch(dataset: Path):
+    token = CancelToken()
+    gen = run_experiment(dataset, grid=TINY_GRID, cancel=token)
+    seen = 0
+    for event in gen:
+        if isinstance(event, ev.BatchFinished):
+            seen += 1
+            if seen == 3:
+                token.cancel()
+                break
+    after = []
+    with pytest.raises(Cancelled):
+        after.extend(gen)
+    assert not [e for e in after if isinstance(e, ev.BatchFinished)]  # not one more batch
+
+
+def test_closing_the_generator_stops_it(dataset: Path):
+    gen = run_experiment(dataset, grid=TINY_GRID)
+    for event in gen:
+        if isinstance(event, ev.EpochFinished):
+            break
+    gen.close()
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_unreadable_images_are_skipped_not_fatal(dataset: Path):
+    (dataset / "faces" / "zero.jpg").write_bytes(b"")
+    (dataset / "comics" / "text.png").write_text("hello")
+    events, result = collect(run_experiment(dataset, grid=GridSpec((0.01,), (1,))))
+    decoded = next(e for e in events if isinstance(e, ev.DecodeFinished))
+    assert {Path(s.path).name: s.reason for s in decoded.unreadable} == {
+        "text.png": "not a readable image (unknown format or corrupt header)",
+        "zero.jpg": "the file is empty (0 bytes)",
+    }
+    assert result.counts == (20, 20)
+    assert len(result.skipped) == 2
+
+
+def test_pick_best_prefers_accuracy_then_lower_loss():
+    a = GridResult(0.01, 1, 0.9, 0.3)
+    b = GridResult(0.01, 3, 0.95, 0.2)
+    c = GridResult(0.001, 3, 0.95, 0.1)
+    d = GridResult(0.001, 5, 0.95, 0.1)
+    assert pick_best([a, b, c, d]) is c
+
+
+def test_holdout_metrics():
+    labels = np.array([0, 0, 0, 1, 1])
+    predicted = np.array([0, 1, 0, 1, 1])
+    m = HoldoutMetrics.from_predictions(labels, predicted, 0.5, 2)
+    assert m.confusion_matrix == ((2, 1), (0, 2))
+    assert m.accuracy == pytest.approx(0.8)
+    assert m.precision == pytest.approx((1.0, 2 / 3))
+    assert m.recall == pytest.approx((2 / 3, 1.0))
+
+
+def test_trainer_never_imports_qt():
+    code = (
+        "import sys, trainer.cli, trainer.training, trainer.predict, trainer.model_file, trainer.progress;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtpy')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sources = Path(__file__).resolve().parents[2] / "trainer"
+    for path in sources.rglob("*.py"):
+        text = path.read_text()
+        for name in ("PySide6", "PyQt", "pyqtgraph", "qtpy"):
+            assert f"import {name}" not in text and f"from {name}" not in text, path
