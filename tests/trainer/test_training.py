@@ -15,7 +15,7 @@ from trainer.configs import GridSpec, TrainConfig
 from trainer.errors import Cancelled
 from trainer.model import paper_architecture
 from trainer.results import GridResult, HoldoutMetrics, pick_best
-from trainer.training import Tensors, grid_search, run_experiment
+from trainer.training import SHUFFLE_SEED_OFFSET, Tensors, fit, grid_search, new_model, run_experiment
 
 TINY_GRID = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 2))
 
@@ -38,6 +38,26 @@ def test_epoch_sharing_equals_separate_runs():
             separate += one
     assert shared == separate  # exact float equality, not approximately
     assert len({r.val_loss for r in shared}) == 4  # the settings really differ
+
+
+def test_hand_written_sgd_equals_torch_optim_sgd():
+    train = synthetic_tensors(100, 2)
+    arch = paper_architecture(1728, 2)
+    ours = new_model(arch, 1, torch.device("cpu"))
+    collect(fit(ours, train, lr=0.05, epochs=2, batch_size=16, seed=1, phase="grid"))
+    reference = new_model(arch, 1, torch.device("cpu"))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.0)
+    shuffle = torch.Generator().manual_seed(1 + SHUFFLE_SEED_OFFSET)
+    for _ in range(2):
+        order = torch.randperm(100, generator=shuffle)
+        for start in range(0, 100, 16):
+            index = order[start : start + 16]
+            loss = torch.nn.functional.cross_entropy(reference(train.x[index]), train.y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
 def test_same_seed_same_losses_and_other_seed_differs(dataset: Path):

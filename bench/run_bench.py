@@ -1,0 +1,215 @@
+"""``make bench``: the full paper procedure (grid, final training, holdout) on the same large JPEGs,
+timed four ways in one run:
+
+(a) the plain torchvision way the paper implies: ImageFolder + Resize/ToTensor/Normalize and a
+    DataLoader (one worker per core) that decodes every image every epoch, each setting trained
+    on its own;
+(b) ``facecomic-train`` with a cold decode cache;
+(c) ``facecomic-train`` with a warm decode cache;
+(d) one bare draft-decode pass over all files on all cores: the floor for (b).
+
+All four run in this process after torch is imported, so none pays interpreter start-up; that
+cost is measured separately, once, with the real console script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.make_data import ensure_bench_data
+from trainer.cli import train_main
+from trainer.configs import GridSpec, PreprocessConfig, TrainConfig
+from trainer.dataset import scan_dataset
+from trainer.model import build_model, paper_architecture
+from trainer.splits import quotas
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO.parent / "shared" / "data" / "face2comics-sample"
+
+
+def bare_draft_decode(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        image.draft("RGB", (24, 24))
+        return np.asarray(image.convert("RGB").resize((24, 24), Image.Resampling.BILINEAR))
+
+
+def floor_decode(paths: list[str]) -> dict[str, float]:
+    workers = os.cpu_count() or 1
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(bare_draft_decode, paths))
+    threads = time.perf_counter() - start
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:  # fork on Linux: the cheapest process start
+        list(pool.map(bare_draft_decode, paths, chunksize=32))
+    processes = time.perf_counter() - start
+    return {"threads": threads, "processes": processes, "floor": min(threads, processes)}
+
+
+def torchvision_baseline(root: Path, grid: GridSpec, config: TrainConfig) -> dict[str, float]:
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    pre = PreprocessConfig()
+    transform = transforms.Compose(
+        [
+            transforms.Resize((pre.size, pre.size)),
+            transforms.ToTensor(),
+            transforms.Normalize(pre.mean, pre.std),
+            transforms.Lambda(torch.flatten),
+        ]
+    )
+    start = time.perf_counter()
+    dataset = datasets.ImageFolder(str(root), transform=transform)
+    targets = np.array(dataset.targets)
+    parts: list[list[int]] = [[], [], []]
+    for c in range(len(dataset.classes)):
+        index = np.flatnonzero(targets == c)
+        t, v, _ = quotas(len(index), config.split_fractions)
+        for part, chunk in zip(parts, (index[:t], index[t : t + v], index[t + v :]), strict=True):
+            part.extend(chunk.tolist())
+    workers = os.cpu_count() or 1
+
+    def loader(index: list[int], shuffle: bool) -> DataLoader:
+        return DataLoader(
+            Subset(dataset, index), batch_size=config.batch_size, shuffle=shuffle, num_workers=workers,
+            generator=torch.Generator().manual_seed(config.seed),
+        )  # fmt: skip
+
+    arch = paper_architecture(pre.input_size, len(dataset.classes))
+
+    def train(index: list[int], lr: float, epochs: int) -> torch.nn.Module:
+        model = build_model(arch, torch.Generator().manual_seed(config.seed))
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        for _ in range(epochs):
+            for x, y in loader(index, True):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        return model
+
+    @torch.inference_mode()
+    def evaluate(model: torch.nn.Module, index: list[int]) -> tuple[float, float]:
+        correct = loss = 0.0
+        for x, y in loader(index, False):
+            logits = model(x)
+            loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+        return correct / len(index), loss / len(index)
+
+    scores = []
+    for lr, epochs in grid.settings:
+        acc, loss = evaluate(train(parts[0], lr, epochs), parts[1])
+        scores.append((-acc, loss, lr, epochs))
+    _, _, lr, epochs = min(scores)
+    holdout_acc, _ = evaluate(train(parts[0] + parts[1], lr, epochs), parts[2])
+    return {"seconds": time.perf_counter() - start, "holdout_accuracy": holdout_acc}
+
+
+def facecomic_run(root: Path, cache_dir: Path) -> dict[str, float]:
+    report = cache_dir / "result.json"
+    args = [str(root), "--split", "paper", "--cache-dir", str(cache_dir), "--json", str(report), "-q"]
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = train_main(args)
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"facecomic-train failed with exit code {code}")
+    return {"seconds": seconds, "holdout_accuracy": json.loads(report.read_text())["holdout"]["accuracy"]}
+
+
+def console_script_seconds(root: Path, cache_dir: Path) -> float:
+    script = Path(sys.executable).parent / "facecomic-train"
+    start = time.perf_counter()
+    subprocess.run(
+        [str(script), str(root), "--split", "paper", "--cache-dir", str(cache_dir), "-q"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000, help="total JPEGs, half per class (default 2000)")
+    parser.add_argument("--large", action="store_true", help="use 20,000 images (the full data set's size)")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench" / "data")
+    parser.add_argument("--sample", type=Path, default=SAMPLE)
+    parser.add_argument("--skip-baseline", action="store_true", help="skip (a), the slow one")
+    args = parser.parse_args(argv)
+    n_images = 20_000 if args.large else args.images
+    root = ensure_bench_data(args.sample, args.data_dir, n_images)
+    paths = [str(p) for files in scan_dataset(root).files for p in files]
+    for path in paths:  # read every file once so no variant pays for a cold disk cache
+        Path(path).read_bytes()
+    grid, config = GridSpec(), TrainConfig(split="paper")
+    cores = os.cpu_count()
+    print(
+        f"FaceComic benchmark: {len(paths):,} JPEGs, 1024x1024, quality ~90 ({root})\n"
+        f"Full paper procedure: grid {len(grid.learning_rates)} lr x {len(grid.epochs)} epochs, "
+        f"final training on train+val, holdout. {cores} CPU cores, torch {torch.__version__}, "
+        f"Python {platform.python_version()}\n",
+        flush=True,
+    )
+    results: dict[str, dict] = {}
+    results["d"] = floor_decode(paths)
+    print(f"(d) bare draft decode, all cores     {results['d']['floor']:8.2f} s "
+          f"(threads {results['d']['threads']:.2f} s, processes {results['d']['processes']:.2f} s)", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="facecomic-bench-") as tmp:
+        results["b"] = facecomic_run(root, Path(tmp))
+        print(f"(b) facecomic-train, cold cache      {results['b']['seconds']:8.2f} s", flush=True)
+        results["c"] = facecomic_run(root, Path(tmp))
+        print(f"(c) facecomic-train, warm cache      {results['c']['seconds']:8.2f} s", flush=True)
+        script = console_script_seconds(root, Path(tmp))
+        results["startup"] = {"seconds": max(0.0, script - results["c"]["seconds"]), "script": script}
+    if not args.skip_baseline:
+        print("(a) torchvision baseline running (decodes every image every epoch)…", flush=True)
+        results["a"] = torchvision_baseline(root, grid, config)
+        print(f"(a) torchvision ImageFolder+DataLoader {results['a']['seconds']:6.2f} s", flush=True)
+
+    n = len(paths)
+    print("\nimages/s (data set size / wall time):")
+    for key, label in (("a", "torchvision"), ("b", "cold"), ("c", "warm"), ("d", "floor")):
+        if key in results:
+            seconds = results[key].get("seconds", results[key].get("floor"))
+            print(f"  ({key}) {label:12s} {n / seconds:10,.0f}")
+    b, c, d = results["b"]["seconds"], results["c"]["seconds"], results["d"]["floor"]
+    print("\nratios:")
+    if "a" in results:
+        a = results["a"]["seconds"]
+        print(f"  a/b = {a / b:6.1f}x   (target >= 20x)   {'met' if a / b >= 20 else 'MISSED'}")
+        print(f"  a/c = {a / c:6.1f}x   (target >= 100x)  {'met' if a / c >= 100 else 'MISSED'}")
+    print(f"  b/d = {b / d:6.2f}    (target <= 1.5)   {'met' if b / d <= 1.5 else 'MISSED'}")
+    print(
+        f"\nholdout accuracy: facecomic {results['b']['holdout_accuracy']:.4f}"
+        + (f", torchvision {results['a']['holdout_accuracy']:.4f}" if "a" in results else "")
+    )
+    print(
+        f"console script start-up (interpreter + torch import), not in (b)/(c): "
+        f"{results['startup']['seconds']:.2f} s"
+    )
+    out = REPO / "bench" / "out" / f"bench-n{n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"images": n, "cores": cores, "torch": torch.__version__, **results}, indent=2))
+    print(f"\nwritten to {out.relative_to(REPO)}")
+    return 0 if math.isfinite(b) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
