@@ -29,6 +29,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The bundled default model: trained by our own CLI on the real sample in ../shared (see assets/MODEL.md).
+SAMPLE ?= ../shared/data/face2comics-sample
+model: $(STAMP)
+	$(BIN)/facecomic-train $(SAMPLE) --split random --seed 0 --lr 0.01 0.03 0.1 --epochs 50 100 200 \
+		--no-cache --out assets/facecomic-default.safetensors --json assets/facecomic-default.json
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
 

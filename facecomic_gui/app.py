@@ -1,0 +1,127 @@
+"""``facecomic``: launch the window, or render it to a PNG (``--screenshot``), or ``--self-test``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainer import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facecomic",
+        description="FaceComic: train the paper's real-face/comic classifier and predict on dropped images.",
+    )
+    parser.add_argument("images", nargs="*", type=Path, help="images or folders to predict at start")
+    parser.add_argument("--dataset", type=Path, help="dataset folder to open on the Train tab")
+    parser.add_argument("--train", action="store_true", help="with --dataset: start training at once")
+    parser.add_argument(
+        "--tab", choices=("train", "predict"), help="tab to show (default: predict, or train with --dataset)"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="model file to use instead of the remembered or default one"
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="OUT.png",
+        help="render the window offscreen in that state, save a PNG and exit",
+    )
+    parser.add_argument(
+        "--self-test", action="store_true", help="check this installation end to end and print a JSON summary"
+    )
+    parser.add_argument("--debug", action="store_true", help="log details, including tracebacks, to stderr")
+    parser.add_argument("--version", action="version", version=f"FaceComic {__version__}")
+    return parser
+
+
+def create_app(argv: Sequence[str]):
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication, QStyleFactory
+
+    from facecomic_gui.settings import APPLICATION, ORGANIZATION
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QCoreApplication.setApplicationVersion(__version__)
+    app.setStyle(QStyleFactory.create("Fusion"))  # the same look on every platform, and offscreen
+    install_message_filter()
+    return app
+
+
+# Harmless warnings of Qt's offscreen platform that would only alarm a user.
+_QT_NOISE = ("propagateSizeHints", "QFont::setPointSize: Point size <= 0")
+
+
+def install_message_filter() -> None:
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode, _context, message: str) -> None:
+        if not any(noise in message for noise in _QT_NOISE):
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # harmless unfrozen; needed if any library spawns processes frozen
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.self_test:
+        from facecomic_gui.self_test import run_self_test
+
+        return run_self_test()
+    if args.screenshot is not None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        from facecomic_gui.screenshot import take_screenshot
+
+        return take_screenshot(args)
+    create_app([])
+    from facecomic_gui.main_window import MainWindow
+
+    window = MainWindow()
+    apply_start_arguments(window, args)
+    window.show()
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance().exec()
+
+
+def apply_start_arguments(window, args: argparse.Namespace) -> None:
+    """Open what the command line asks for: a model, a dataset (maybe training it), images."""
+    if args.model is not None:
+        window.load_model(args.model)
+    if args.dataset is not None:
+        window.train_tab.set_dataset(str(args.dataset))
+        if args.train:
+            window.train_tab.scan_finished.connect(lambda _scan: window.train_tab.start_training())
+    tab = args.tab or ("train" if args.dataset is not None else "predict")
+    window.tabs.setCurrentWidget(window.train_tab if tab == "train" else window.predict_tab)
+    if args.images:
+        window.predict_tab.add_inputs(list(args.images))  # waits for the model if it is loading
+
+
+def isolated_settings():
+    """Settings in a throw-away INI file, so screenshots and self-tests never touch the user's."""
+    from PySide6.QtCore import QSettings
+
+    from facecomic_gui.settings import AppSettings
+
+    handle, name = tempfile.mkstemp(prefix="facecomic-", suffix=".ini")
+    os.close(handle)
+    return AppSettings(QSettings(name, QSettings.Format.IniFormat)), Path(name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Work the GUI hands to a ``GeneratorWorker``. Each is a generator function taking ``cancel``;
+trainer modules (and so torch) are imported here, in the worker thread, never at GUI start-up."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from trainer.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from trainer.configs import GridSpec, TrainConfig
+    from trainer.dataset import DatasetScan
+    from trainer.model_file import LoadedModel
+    from trainer.predict import Prediction
+    from trainer.results import RunResult
+
+Source = Path | Image.Image
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOutcome:
+    result: RunResult
+    model: LoadedModel  # the saved copy, ready for predictions
+    saved_to: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ImagesFound:
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPredicted:
+    start: int  # index into the job's sources
+    predictions: tuple[Prediction, ...]
+
+
+def scan_job(path: str, *, cancel: CancelToken) -> Generator[None, None, DatasetScan]:
+    from trainer.dataset import scan_dataset
+
+    cancel.raise_if_cancelled()
+    return scan_dataset(path)
+    yield  # a generator, so it runs like every other job
+
+
+def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, LoadedModel]:
+    from trainer.model_file import load_model
+
+    cancel.raise_if_cancelled()
+    return load_model(path)
+    yield
+
+
+def training_job(
+    data_dir: str, config: TrainConfig, grid: GridSpec, runs_dir: Path, *, cancel: CancelToken
+) -> Generator[object, None, TrainingOutcome]:
+    """The trainer's run, then an automatic, atomic save so a finished run is never lost."""
+    from trainer.model_file import load_model, save_model
+    from trainer.training import run_experiment
+
+    result = yield from run_experiment(data_dir, config=config, grid=grid, cancel=cancel)
+    cancel.raise_if_cancelled()
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"
+    path = save_model(runs_dir / f"{stamp}-{name}.safetensors", result)
+    return TrainingOutcome(result, load_model(path), path)
+
+
+def predict_job(
+    model: LoadedModel, inputs: Sequence[Source], batch_size: int = 64, *, cancel: CancelToken
+) -> Generator[ImagesFound | BatchPredicted, None, int]:
+    """Expand folders (recursively), announce the images, then predict them batch by batch."""
+    from trainer.dataset import collect_image_paths
+    from trainer.predict import Predictor
+
+    sources: list[Source] = []
+    for item in inputs:
+        cancel.raise_if_cancelled()
+        if isinstance(item, Image.Image):
+            sources.append(item)
+        else:
+            sources.extend(collect_image_paths([item]))
+    yield ImagesFound(tuple(sources))
+    predictor = Predictor(model)
+    start = 0
+    for batch in predictor.predict_batches(sources, batch_size=batch_size, cancel=cancel):
+        yield BatchPredicted(start, tuple(batch))
+        start += len(batch)
+    return len(sources)
+
+
+def default_runs_dir() -> Path:
+    """Where finished runs are saved automatically (``FACECOMIC_DATA_DIR`` overrides)."""
+    override = os.environ.get("FACECOMIC_DATA_DIR")
+    if override:
+        return Path(override) / "runs"
+    from PySide6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".local" / "share" / "FaceComic") / "runs"

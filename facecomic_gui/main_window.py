@@ -1,0 +1,217 @@
+"""The main window: Train and Predict tabs, menus, the model in use, and settings that persist."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import PySide6
+from PySide6.QtCore import Signal, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
+
+from facecomic_gui import jobs
+from facecomic_gui.dialogs import ask_open_model, save_model_dialog, show_error
+from facecomic_gui.predict_tab import PredictTab
+from facecomic_gui.settings import AppSettings
+from facecomic_gui.thumbnails import ThumbnailCache
+from facecomic_gui.train_tab import TrainTab, describe_error
+from facecomic_gui.worker import GeneratorWorker
+from trainer import __version__
+from trainer.assets import assets_dir, default_model_path
+
+if TYPE_CHECKING:
+    from trainer.model_file import LoadedModel
+
+DEFAULT_SIZE = (1280, 860)
+ICON_NAME = "facecomic.png"
+
+
+def app_icon() -> QIcon:
+    return QIcon(str(assets_dir() / ICON_NAME))
+
+
+class MainWindow(QMainWindow):
+    model_changed = Signal(object)  # LoadedModel
+    model_failed = Signal(str)
+
+    def __init__(
+        self, settings: AppSettings | None = None, runs_dir: Path | None = None, *, restore: bool = True
+    ) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.current_model: LoadedModel | None = None
+        self._model_worker: GeneratorWorker | None = None
+        self.setWindowTitle("FaceComic")
+        self.setWindowIcon(app_icon())
+        self.thumbnails = ThumbnailCache(64, self)
+        self.train_tab = TrainTab(self.thumbnails, runs_dir or jobs.default_runs_dir())
+        self.predict_tab = PredictTab(self.thumbnails)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.train_tab, "Train")
+        self.tabs.addTab(self.predict_tab, "Predict")
+        self.setCentralWidget(self.tabs)
+        self._build_menus()
+        self.train_tab.use_model_requested.connect(self._on_use_trained_model)
+        self.train_tab.run_finished.connect(self._on_run_finished)
+        self.train_tab.scan_finished.connect(self._on_scan_finished)
+        self.predict_tab.open_model_requested.connect(self.open_model_dialog)
+        self.predict_tab.table_model.dataChanged.connect(self._update_actions)
+        self.predict_tab.table_model.modelReset.connect(self._update_actions)
+        self.resize(*DEFAULT_SIZE)
+        self.statusBar().showMessage("Ready", 3000)
+        self._restore(restore)
+        self._update_actions()
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_dataset_action = QAction("Open &dataset…", self, shortcut=QKeySequence("Ctrl+O"))
+        self.open_dataset_action.triggered.connect(self._on_open_dataset)
+        self.open_model_action = QAction("Open &model…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
+        self.open_model_action.triggered.connect(self.open_model_dialog)
+        self.save_model_action = QAction("&Save model as…", self, shortcut=QKeySequence("Ctrl+S"))
+        self.save_model_action.triggered.connect(self._on_save_model)
+        self.export_action = QAction("&Export predictions CSV…", self, shortcut=QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(self.predict_tab.export_csv)
+        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        for action in (
+            self.open_dataset_action,
+            self.open_model_action,
+            self.save_model_action,
+            self.export_action,
+        ):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        self.about_action = QAction("&About FaceComic", self)
+        self.about_action.triggered.connect(self.show_about)
+        help_menu.addAction(self.about_action)
+
+    def _restore(self, restore: bool) -> None:
+        self.train_tab.set_form(self.settings.train_form)
+        if not restore:
+            self.load_model(default_model_path(), startup=True)
+            return
+        if self.settings.geometry is not None:
+            self.restoreGeometry(self.settings.geometry)
+        last_dataset = self.settings.last_dataset
+        if last_dataset and Path(last_dataset).is_dir():
+            self.train_tab.set_dataset(last_dataset)
+        last_model = self.settings.last_model
+        model = Path(last_model) if last_model and Path(last_model).is_file() else default_model_path()
+        self.load_model(model, startup=True)
+
+    def _update_actions(self, *_args) -> None:
+        self.save_model_action.setEnabled(self.current_model is not None)
+        self.export_action.setEnabled(bool(self.predict_tab.table_model.predictions()))
+
+    # -- models ----------------------------------------------------------------------------------
+
+    def load_model(self, path: Path, *, startup: bool = False) -> None:
+        """Load in the background (torch is imported there, not before the window shows)."""
+        if self._model_worker is not None:
+            self._model_worker.cancel_and_join()
+        worker = GeneratorWorker(jobs.load_model_job, str(path))
+        worker.returned.connect(self.set_model)
+        worker.errored.connect(lambda err: self._on_model_failed(err, path, startup))
+        self._model_worker = worker
+        self.predict_tab.model_loading = True
+        self.statusBar().showMessage(f"Loading {path.name}…")
+        worker.start()
+
+    def set_model(self, model: LoadedModel) -> None:
+        self.current_model = model
+        self.predict_tab.set_model(model)
+        if model.path is not None:
+            self.settings.last_model = str(model.path)
+        self.statusBar().showMessage(f"Model: {model.name}", 5000)
+        self._update_actions()
+        self.model_changed.emit(model)
+
+    def _on_model_failed(self, err: BaseException, path: Path, startup: bool) -> None:
+        message = describe_error(err)
+        self.statusBar().clearMessage()
+        if startup and path != default_model_path() and default_model_path().is_file():
+            self.load_model(default_model_path(), startup=True)  # the remembered model is gone: fall back
+            return
+        self.predict_tab.model_loading = False
+        if startup:
+            self.predict_tab.show_model_error(message)
+        else:
+            show_error(self, "Could not open the model", message)
+        self.model_failed.emit(message)
+
+    def open_model_dialog(self) -> None:
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
+        path = ask_open_model(self, start)
+        if path is not None:
+            self.load_model(path)
+
+    def _on_save_model(self) -> None:
+        if self.current_model is not None:
+            save_model_dialog(self, self.current_model)
+
+    def _on_use_trained_model(self, model: LoadedModel) -> None:
+        self.set_model(model)
+        self.tabs.setCurrentWidget(self.predict_tab)
+
+    def _on_run_finished(self, outcome: jobs.TrainingOutcome) -> None:
+        self.statusBar().showMessage(
+            f"Training finished: holdout accuracy {outcome.result.holdout.accuracy:.1%}", 10000
+        )
+
+    def _on_scan_finished(self, _scan) -> None:
+        if self.train_tab.dataset_path:
+            self.settings.last_dataset = self.train_tab.dataset_path
+
+    def _on_open_dataset(self) -> None:
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab._on_choose_clicked()
+
+    # -- about, close --------------------------------------------------------------------------------
+
+    def about_text(self) -> str:
+        model = self.current_model
+        if model is None:
+            model_line = "No model loaded."
+        else:
+            holdout = f", holdout accuracy {model.holdout.accuracy:.1%}" if model.holdout else ""
+            model_line = f"Model in use: {model.name} ({', '.join(model.display_names)}{holdout})."
+            if model.path:
+                model_line += f"<br><small>{model.path}</small>"
+        return (
+            f"<h3>FaceComic {__version__}</h3>"
+            "<p>Tells real face photos from comic faces with the MLP of Turla (2022).</p>"
+            f"<p>PyTorch {_version('torch')} · Qt {qVersion()} · PySide6 {PySide6.__version__}</p>"
+            f"<p>{model_line}</p>"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About FaceComic", self.about_text())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Cancel and join every worker, then remember the window and form."""
+        self.settings.geometry = self.saveGeometry()
+        form = self.train_tab.form()
+        if form is not None:
+            self.settings.train_form = form
+        self.settings.sync()
+        self.train_tab.shutdown()
+        self.predict_tab.shutdown()
+        self.thumbnails.shutdown()
+        if self._model_worker is not None:
+            self._model_worker.cancel_and_join()
+        event.accept()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

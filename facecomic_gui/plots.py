@@ -1,0 +1,148 @@
+"""Live training plots with pyqtgraph: fast for thousands of points, and QtCharts is deprecated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
+
+# Tableau 10: distinct and colour-blind friendlier than Qt's defaults.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+FINAL_COLOUR = "#222222"
+SMOOTHING = 0.15  # exponential moving average weight of the newest batch
+REDRAW_MS = 100
+
+
+@dataclass
+class _Series:
+    raw_curve: pg.PlotDataItem
+    smooth_curve: pg.PlotDataItem
+    x: list[float] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    smooth: list[float] = field(default_factory=list)
+
+
+class _LivePlotWidget(QWidget):
+    """A pyqtgraph plot whose redraws are batched on a timer, so per-batch data never floods the
+    event loop."""
+
+    def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setTitle(title, size="10pt")
+        self.plot.setLabel("bottom", x_label)
+        self.plot.setLabel("left", y_label)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)  # a loss of 0.7 is not "700 x0.001"
+        self.plot.setMenuEnabled(False)
+        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def _redraw(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.redraw()
+
+    def redraw(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Draw now (for screenshots and tests)."""
+        self._dirty = False
+        self.redraw()
+
+
+class LossPlotWidget(_LivePlotWidget):
+    """Training loss per batch, one colour per learning-rate run (the grid's settings that differ
+    only in epochs share a run) plus the final run; raw values faint, a light moving average bold."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Training loss per batch", "epoch", "cross-entropy", parent)
+        self._series: dict[str, _Series] = {}
+
+    @property
+    def series_names(self) -> list[str]:
+        return list(self._series)
+
+    def point_count(self, name: str) -> int:
+        return len(self._series[name].x) if name in self._series else 0
+
+    def add_point(self, name: str, x: float, loss: float, *, final: bool = False) -> None:
+        series = self._series.get(name) or self._new_series(name, final)
+        series.x.append(x)
+        series.raw.append(loss)
+        previous = series.smooth[-1] if series.smooth else loss
+        series.smooth.append(previous + SMOOTHING * (loss - previous))
+        self._mark_dirty()
+
+    def _new_series(self, name: str, final: bool) -> _Series:
+        colour = FINAL_COLOUR if final else PALETTE[len(self._series) % len(PALETTE)]
+        faint = pg.mkColor(colour)
+        faint.setAlpha(60)
+        raw = self.plot.plot([], [], pen=pg.mkPen(faint, width=1))
+        smooth = self.plot.plot([], [], pen=pg.mkPen(colour, width=2.2), name=name)
+        series = _Series(raw, smooth)
+        self._series[name] = series
+        return series
+
+    def redraw(self) -> None:
+        for series in self._series.values():
+            series.raw_curve.setData(series.x, series.raw)
+            series.smooth_curve.setData(series.x, series.smooth)
+
+    def clear(self) -> None:
+        self.plot.clear()
+        self.legend.clear()
+        self._series.clear()
+
+
+class AccuracyPlotWidget(_LivePlotWidget):
+    """Validation accuracy after each epoch, per learning rate."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Validation accuracy per epoch", "epoch", "accuracy", parent)
+        self._points: dict[str, tuple[pg.PlotDataItem, list[int], list[float]]] = {}
+        self.plot.setYRange(0, 1, padding=0.02)
+
+    def add_point(self, name: str, epoch: int, accuracy: float) -> None:
+        if name not in self._points:
+            colour = PALETTE[len(self._points) % len(PALETTE)]
+            curve = self.plot.plot(
+                [], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                symbolBrush=colour, symbolPen=None, name=name,
+            )  # fmt: skip
+            self._points[name] = (curve, [], [])
+        _, epochs, values = self._points[name]
+        epochs.append(epoch)
+        values.append(accuracy)
+        self._mark_dirty()
+
+    def point_count(self, name: str) -> int:
+        return len(self._points[name][1]) if name in self._points else 0
+
+    def redraw(self) -> None:
+        lowest = 1.0
+        for curve, epochs, values in self._points.values():
+            curve.setData(epochs, values)
+            lowest = min([lowest, *values])
+        self.plot.setYRange(max(0.0, min(lowest, 0.9) - 0.05), 1.0, padding=0.02)
+
+    def clear(self) -> None:
+        self.plot.clear()
+        self.legend.clear()
+        self._points.clear()
