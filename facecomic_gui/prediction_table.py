@@ -196,8 +196,9 @@ class PredictionFilterProxy(QSortFilterProxyModel):
         self._label: str | None = None
 
     def set_label_filter(self, label: str | None) -> None:
+        self.beginFilterChange()
         self._label = label
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         if self._label is None:

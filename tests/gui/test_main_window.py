@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+from facecomic_gui import dialogs
+from facecomic_gui.app import main
+from facecomic_gui.main_window import DEFAULT_SIZE, MainWindow
+from facecomic_gui.settings import AppSettings, TrainForm
+from tests.synthetic import make_dataset
+from trainer.assets import default_model_path
+
+GUI = Path(__file__).resolve().parents[2] / "facecomic_gui"
+
+
+def test_window_has_tabs_menus_and_the_default_model(window):
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Predict"]
+    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    assert set(menus) == {"File", "Help"}
+    file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
+    assert file_items == ["Open dataset…", "Open model…", "Save model as…", "Export predictions CSV…", "Quit"]
+    assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About FaceComic"]
+    assert window.current_model.path == default_model_path()
+    assert "facecomic-default.safetensors" in window.predict_tab.model_label.text()
+    assert "holdout accuracy" in window.predict_tab.model_label.text()
+
+
+def test_about_names_versions_and_the_model(window):
+    import PySide6
+
+    text = window.about_text()
+    assert "FaceComic 0." in text and "PyTorch 2." in text and f"PySide6 {PySide6.__version__}" in text
+    assert "facecomic-default.safetensors" in text
+
+
+def test_a_bad_model_file_is_one_message_and_the_app_goes_on(qtbot, window, tmp_path: Path, monkeypatch):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    messages = []
+    monkeypatch.setattr(
+        dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append((title, text))
+    )
+    monkeypatch.setattr(dialogs.QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    before = window.current_model
+    with qtbot.waitSignal(window.model_failed, timeout=30_000):
+        window.open_model_action.trigger()
+    assert messages == [
+        ("Could not open the model", f"{bad} is not a valid FaceComic model: it is not a safetensors file.")
+    ]
+    assert window.current_model is before
+    assert window.isEnabled()
+
+
+def test_save_model_as(qtbot, window, tmp_path: Path, monkeypatch):
+    from trainer.model_file import load_model
+
+    target = tmp_path / "copy.safetensors"
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    window.save_model_action.trigger()
+    assert load_model(target).metadata == window.current_model.metadata
+
+
+def test_settings_round_trip(qtbot, settings_file: Path, tiny_dataset: Path, tmp_path: Path):
+    def new_window() -> MainWindow:
+        win = MainWindow(
+            AppSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)), tmp_path / "runs"
+        )
+        qtbot.addWidget(win)
+        return win
+
+    first = new_window()
+    qtbot.waitUntil(lambda: first.current_model is not None, timeout=30_000)
+    form = TrainForm(split="paper", learning_rates=(0.1, 0.02), epochs=(2, 7), batch_size=32, seed=9)
+    first.train_tab.set_form(form)
+    with qtbot.waitSignal(first.train_tab.scan_finished, timeout=30_000):
+        first.train_tab.set_dataset(str(tiny_dataset))
+    first.resize(700, 520)  # within the offscreen screen (800x600), which restoreGeometry respects
+    first.close()
+
+    second = new_window()
+    assert second.train_tab.form() == form
+    assert second.train_tab.dataset_path == str(tiny_dataset)  # reopened and rescanned
+    assert second.settings.last_model == str(default_model_path())
+    assert (second.size().width(), second.size().height()) == (700, 520)
+    qtbot.waitUntil(lambda: second.current_model is not None, timeout=30_000)
+    second.close()
+
+
+def test_screenshot_of_the_predict_tab(qtbot, tmp_path: Path):
+    data = make_dataset(tmp_path / "d", 2)
+    out = tmp_path / "predict.png"
+    assert (
+        main(
+            [
+                "--screenshot",
+                str(out),
+                "--tab",
+                "predict",
+                str(data / "faces" / "0.png"),
+                str(data / "comics" / "1.png"),
+            ]
+        )
+        == 0
+    )
+    with Image.open(out) as image:
+        assert image.size == DEFAULT_SIZE
+        assert image.getextrema() != ((0, 0), (0, 0), (0, 0))
+
+
+def test_screenshot_after_training(qtbot, tmp_path: Path, monkeypatch):
+    data = make_dataset(tmp_path / "d", 12)
+    out = tmp_path / "train.png"
+    assert main(["--screenshot", str(out), "--tab", "train", "--dataset", str(data), "--train"]) == 0
+    with Image.open(out) as image:
+        assert image.size == DEFAULT_SIZE
+
+
+def test_screenshot_of_a_bad_dataset_still_renders_and_says_why(qtbot, tmp_path: Path, capsys):
+    out = tmp_path / "bad.png"
+    assert main(["--screenshot", str(out), "--dataset", str(tmp_path / "nope")]) == 0
+    assert "does not exist" in capsys.readouterr().err
+    assert out.stat().st_size > 0
+
+
+def test_only_the_worker_module_creates_threads():
+    pattern = re.compile(
+        r"QThread\(|threading\.Thread|ThreadPoolExecutor|QThreadPool|multiprocessing\.(Pool|Process)"
+    )
+    offenders = [p.name for p in GUI.glob("*.py") if p.name != "worker.py" and pattern.search(p.read_text())]
+    assert offenders == []

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication
+
+from facecomic_gui import dialogs
+from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
+from tests.synthetic import comic_like, make_dataset
+
+
+def drop(widget, paths: list[Path]) -> None:
+    """A real QDropEvent through the widget's handler, as a file manager would send it."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    widget.dropEvent(event)
+
+
+def labels(tab) -> list[str]:
+    model = tab.table_model
+    return [model.data(model.index(r, LABEL)) for r in range(model.rowCount())]
+
+
+def test_dropping_files_and_folders_gives_labelled_rows(qtbot, window, tmp_path: Path):
+    data = make_dataset(tmp_path / "drop", 4)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    tab = window.predict_tab
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        drop(tab, [data / "faces", data / "comics" / "0.png", bad])
+    assert tab.table_model.rowCount() == 6  # 4 from the folder, 1 file, 1 broken
+    got = labels(tab)
+    assert set(got[:5]) <= {"Real face", "Comic"}
+    assert got[5] == "Unreadable"
+    error_row = tab.table_model.rows[5]
+    assert error_row.prediction.error == "not a readable image (unknown format or corrupt header)"
+    assert "6 images" in tab.summary_label.text() and "1 unreadable" in tab.summary_label.text()
+    confidence = tab.table_model.data(tab.table_model.index(0, CONFIDENCE))
+    assert confidence.endswith("%")
+    assert tab.stack.currentWidget() is tab.view
+
+
+def test_drag_enter_accepts_files_only(window, tmp_path: Path):
+    from PySide6.QtGui import QDragEnterEvent
+
+    mime = QMimeData()
+    mime.setText("hello")
+    event = QDragEnterEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.predict_tab.dragEnterEvent(event)
+    assert not event.isAccepted()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
+    event = QDragEnterEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.predict_tab.dragEnterEvent(event)
+    assert event.isAccepted()
+
+
+def test_paste_an_image_from_the_clipboard(qtbot, window):
+    from facecomic_gui.thumbnails import pil_to_qimage
+
+    QGuiApplication.clipboard().setImage(pil_to_qimage(comic_like(np.random.default_rng(3), 64)))
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.paste_from_clipboard()
+    assert tab.table_model.rows[0].name == "Pasted image 1"
+    assert labels(tab)[0] in {"Real face", "Comic"}
+
+
+def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkeypatch):
+    data = make_dataset(tmp_path / "d", 5)
+    files = sorted((data / "faces").iterdir()) + sorted((data / "comics").iterdir())
+    (tmp_path / "bad.png").write_bytes(b"")
+    files.append(tmp_path / "bad.png")
+    monkeypatch.setattr(
+        dialogs.QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(f) for f in files], "")
+    )
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_button.click()
+    assert tab.table_model.rowCount() == 11
+
+    tab.filter_combo.setCurrentIndex(tab.filter_combo.findData(ERROR_KEY))
+    assert tab.proxy.rowCount() == 1
+    tab.filter_combo.setCurrentIndex(tab.filter_combo.findData("faces"))
+    shown = {tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())}
+    assert shown <= {"Real face"}
+    tab.filter_combo.setCurrentIndex(0)
+    assert tab.proxy.rowCount() == 11
+
+    tab.view.sortByColumn(CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    values = [tab.proxy.data(tab.proxy.index(r, CONFIDENCE), Qt.ItemDataRole.UserRole) for r in range(11)]
+    assert values == sorted(values, reverse=True)
+
+    out = tmp_path / "export.csv"
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert tab.export_csv() == out
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 11 and list(rows[0]) == ["path", "label", "confidence", "error"]
+    assert sum(1 for r in rows if r["error"]) == 1
+
+    tab.clear_button.click()
+    assert tab.table_model.rowCount() == 0
+    assert tab.stack.currentWidget() is tab.drop_hint
+
+
+def test_many_images_stay_lazy_about_thumbnails(qtbot, window, tmp_path: Path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    image = Image.new("RGB", (40, 40), (200, 120, 90))
+    for i in range(300):
+        image.save(folder / f"{i}.png")
+    tab = window.predict_tab
+    window.resize(1280, 860)
+    window.show()
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(tab.predictions_finished, timeout=60_000):
+        tab.add_inputs([folder])
+    assert tab.table_model.rowCount() == 300
+    assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
+    requested = len(window.thumbnails._requested)
+    assert 0 < requested < 100  # only the rows in view asked for a thumbnail
+
+
+def test_switching_model_predicts_rows_again(qtbot, window, tmp_path: Path):
+    from trainer.model_file import load_model
+
+    data = make_dataset(tmp_path / "d", 2)
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([data])
+    other = load_model(window.current_model.path)
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        window.set_model(other)
+    assert tab.table_model.rowCount() == 4
+    assert all(r.prediction is not None for r in tab.table_model.rows)
+
+
+def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monkeypatch):
+    from facecomic_gui.main_window import MainWindow
+
+    monkeypatch.setenv("FACECOMIC_DEFAULT_MODEL", str(tmp_path / "missing.safetensors"))
+    win = MainWindow(settings, tmp_path / "runs", restore=False)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.model_failed, timeout=30_000) as blocker:
+        pass
+    assert "does not exist" in blocker.args[0]
+    messages = []
+    monkeypatch.setattr(dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append(text))
+    win.predict_tab.add_inputs([tmp_path])
+    assert messages and "Open a model first" in messages[0]
+    assert not win.predict_tab.model_error.isHidden()
+    win.close()

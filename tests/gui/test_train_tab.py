@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from facecomic_gui import dialogs
+from facecomic_gui.settings import TrainForm
+from facecomic_gui.worker import running_workers
+from tests.synthetic import make_dataset
+from trainer.model_file import load_model
+
+FAST = TrainForm(split="random", learning_rates=(0.05, 0.01), epochs=(1, 2), batch_size=16, seed=0)
+SLOW = TrainForm(split="random", learning_rates=(0.01,), epochs=(100_000,), batch_size=1, seed=0)
+
+
+def open_dataset(qtbot, tab, path: Path) -> None:
+    with qtbot.waitSignal(tab.scan_finished, timeout=30_000):
+        tab.set_dataset(str(path))
+
+
+def test_full_training_flow(qtbot, window, tiny_dataset: Path, tmp_path: Path):
+    tab = window.train_tab
+    tab.set_form(FAST)
+    open_dataset(qtbot, tab, tiny_dataset)
+    assert "20 images" in tab.summary.classes_box.findChildren(type(tab.phase_label))[0].text()
+    assert not tab.save_button.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000) as blocker:
+        tab.start_button.click()
+        assert tab.state == "running"
+        assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
+    outcome = blocker.args[0]
+    qtbot.waitUntil(lambda: tab.state == "idle")
+    for lr in FAST.learning_rates:
+        for epochs in FAST.epochs:
+            assert "/" in tab.grid_table.cell_text(lr, epochs)
+    assert tab.grid_table.best() == (outcome.result.best.lr, outcome.result.best.epochs)
+    assert tab.holdout.accuracy.text() == f"{outcome.result.holdout.accuracy:.1%}"
+    assert tab.holdout.confusion.rowCount() == 2
+    assert tab.loss_plot.series_names == [
+        "lr 0.05",
+        "lr 0.01",
+        "final: lr " + f"{outcome.result.best.lr:g}, {outcome.result.best.epochs} ep",
+    ]
+    assert tab.loss_plot.point_count("lr 0.05") == 4  # 2 epochs x 2 batches of 16 out of 20
+    assert tab.accuracy_plot.point_count("lr 0.01") == 2
+    assert tab.save_button.isVisibleTo(tab) and tab.use_button.isVisibleTo(tab)
+    assert tab.start_button.isEnabled()
+    assert outcome.saved_to.parent == tmp_path / "runs"
+    assert load_model(outcome.saved_to).holdout == outcome.result.holdout
+    tab.use_button.click()
+    assert window.current_model is outcome.model
+    assert window.tabs.currentWidget() is window.predict_tab
+
+
+def test_save_model_from_the_train_tab(qtbot, window, tiny_dataset: Path, tmp_path: Path, monkeypatch):
+    tab = window.train_tab
+    tab.set_form(FAST)
+    open_dataset(qtbot, tab, tiny_dataset)
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000):
+        tab.start_training()
+    target = tmp_path / "chosen"
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    tab.save_button.click()
+    assert load_model(target.with_suffix(".safetensors")).class_names == ("comics", "faces")
+
+
+def test_cancel_stops_quickly_and_writes_nothing(qtbot, window, tiny_dataset: Path, tmp_path: Path):
+    tab = window.train_tab
+    tab.set_form(SLOW)
+    open_dataset(qtbot, tab, tiny_dataset)
+    tab.start_training()
+    qtbot.waitUntil(lambda: tab.loss_plot.point_count("lr 0.01") > 0, timeout=60_000)
+    with qtbot.waitSignal(tab.run_cancelled, timeout=3_000):
+        tab.cancel_button.click()
+        assert tab.state == "cancelling" and tab.cancel_button.text() == "Cancelling…"
+        assert not tab.start_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.state == "idle", timeout=3_000)
+    assert tab.start_button.isEnabled()
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert tab.outcome is None
+
+
+def test_closing_during_training_cancels_and_joins(
+    qtbot, settings, tiny_dataset: Path, tmp_path: Path, capfd
+):
+    from facecomic_gui.main_window import MainWindow
+
+    win = MainWindow(settings, tmp_path / "runs", restore=False)
+    qtbot.addWidget(win)
+    tab = win.train_tab
+    tab.set_form(SLOW)
+    open_dataset(qtbot, tab, tiny_dataset)
+    tab.start_training()
+    qtbot.waitUntil(lambda: tab.loss_plot.point_count("lr 0.01") > 0, timeout=60_000)
+    win.close()
+    assert not tab._train_worker._thread.isRunning()
+    gc.collect()
+    qtbot.waitUntil(lambda: running_workers() == 0, timeout=5_000)
+    assert "QThread: Destroyed" not in capfd.readouterr().err
+
+
+def test_bad_dataset_folder_is_one_sentence(qtbot, window, tmp_path: Path):
+    tab = window.train_tab
+    only_one = make_dataset(tmp_path / "one", 3)
+    shutil.rmtree(only_one / "comics")
+    with qtbot.waitSignal(tab.scan_failed, timeout=30_000) as blocker:
+        tab.set_dataset(str(only_one))
+    assert "only one class folder" in blocker.args[0]
+    assert not tab.dataset_error.isHidden()
+    assert tab.state == "idle" and not tab.start_button.isEnabled()
+    with qtbot.waitSignal(tab.scan_failed, timeout=30_000) as blocker:
+        tab.set_dataset(str(tmp_path / "missing"))
+    assert "does not exist" in blocker.args[0]
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset: Path):
+    tab = window.train_tab
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_dataset))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(tab.scan_finished, timeout=30_000):
+        tab.dropEvent(event)
+    assert tab.dataset_path == str(tiny_dataset)
+
+
+def test_choose_folder_dialog(qtbot, window, tiny_dataset: Path, monkeypatch):
+    monkeypatch.setattr(dialogs.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tiny_dataset))
+    with qtbot.waitSignal(window.train_tab.scan_finished, timeout=30_000):
+        window.open_dataset_action.trigger()
+    assert window.train_tab.dataset_path == str(tiny_dataset)
+
+
+def test_imbalance_warning_and_skipped_files(qtbot, window, tmp_path: Path):
+    data = make_dataset(tmp_path / "imb", 10)
+    for i in range(4, 10):
+        (data / "comics" / f"{i}.png").unlink()
+    (data / "faces" / "notes.txt").write_text("x")
+    (data / "faces" / "zero.jpg").write_bytes(b"")
+    tab = window.train_tab
+    open_dataset(qtbot, tab, data)
+    assert not tab.summary.imbalance.isHidden()
+    assert "2.8x" in tab.summary.imbalance.text()
+    assert tab.summary.skipped_toggle.text() == "1 file skipped"
+    tab.summary.skipped_toggle.click()
+    assert not tab.summary.skipped_list.isHidden()
+    assert tab.summary.skipped_list.item(0).text() == "notes.txt: not an image file (.txt)"
+
+
+def test_invalid_settings_disable_start(qtbot, window, tiny_dataset: Path):
+    tab = window.train_tab
+    open_dataset(qtbot, tab, tiny_dataset)
+    assert tab.start_button.isEnabled()
+    tab.settings.learning_rates.setText("0.01, fast")
+    assert not tab.start_button.isEnabled()
+    assert "Learning rates must be positive numbers" in tab.settings.error.text()
+    tab.settings.learning_rates.setText("0.01")
+    tab.settings.epochs.setText("0")
+    assert not tab.start_button.isEnabled()
+    tab.settings.epochs.setText("3")
+    assert tab.start_button.isEnabled()
