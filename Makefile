@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	@sh scripts/check-qt-deps.sh
 	$(BIN)/facecomic
 
 test: $(STAMP)

@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from facecomic_gui.screenshot import take_screenshot
 
         return take_screenshot(args)
+    problem = display_problem()
+    if problem:
+        print(f"facecomic: error: {problem}", file=sys.stderr)
+        return 1
     create_app([])
     from facecomic_gui.main_window import MainWindow
 
@@ -96,6 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     return QApplication.instance().exec()
+
+
+def display_problem() -> str | None:
+    """Qt aborts with a long message when there is no screen; say it in one sentence instead."""
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display found (DISPLAY is not set); run it on a desktop, under xvfb-run, or with --screenshot OUT.png."
+    return None
 
 
 def apply_start_arguments(window, args: argparse.Namespace) -> None:
