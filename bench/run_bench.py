@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench" / "data")
     parser.add_argument("--sample", type=Path, default=SAMPLE)
     parser.add_argument("--skip-baseline", action="store_true", help="skip (a), the slow one")
+    parser.add_argument("--skip-gui", action="store_true", help="skip the desktop app figures")
     args = parser.parse_args(argv)
     n_images = 20_000 if args.large else args.images
     root = ensure_bench_data(args.sample, args.data_dir, n_images)
@@ -204,6 +205,19 @@ def main(argv: list[str] | None = None) -> int:
         f"console script start-up (interpreter + torch import), not in (b)/(c): "
         f"{results['startup']['seconds']:.2f} s"
     )
+    if not args.skip_gui:
+        from bench.gui_bench import responsiveness, startup_seconds
+
+        results["gui_startup"] = startup_seconds()
+        results["gui"] = responsiveness(root, root)
+        g, s = results["gui"], results["gui_startup"]
+        print(
+            f"\ndesktop app: window visible {s['visible']:.2f} s after launch, model ready {s['model_ready']:.2f} s\n"
+            f"  training the grid on these {n:,} images in the app: {g['train_seconds']:.1f} s, "
+            f"worst event-loop stall {g['train_worst_stall_ms']:.0f} ms (target < 100 ms)\n"
+            f"  dropping {g['drop_images']:,.0f} images: all predicted in {g['drop_seconds']:.1f} s, "
+            f"worst stall {g['drop_worst_stall_ms']:.0f} ms (target < 100 ms)"
+        )
     out = REPO / "bench" / "out" / f"bench-n{n}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"images": n, "cores": cores, "torch": torch.__version__, **results}, indent=2))

@@ -66,7 +66,9 @@ def training_job(
     from trainer.model_file import load_model, save_model
     from trainer.training import run_experiment
 
-    result = yield from run_experiment(data_dir, config=config, grid=grid, cancel=cancel)
+    # One core stays free for the window, so it never waits for the CPU while training.
+    threads = max(1, (os.cpu_count() or 1) - 1)
+    result = yield from run_experiment(data_dir, config=config, grid=grid, cancel=cancel, cpu_threads=threads)
     cancel.raise_if_cancelled()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"

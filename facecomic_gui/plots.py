@@ -14,7 +14,7 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 FINAL_COLOUR = "#222222"
 SMOOTHING = 0.15  # exponential moving average weight of the newest batch
-REDRAW_MS = 100
+REDRAW_MS = 200  # 5 frames a second is live enough and leaves the GUI thread idle
 
 
 @dataclass
@@ -94,11 +94,18 @@ class LossPlotWidget(_LivePlotWidget):
         colour = FINAL_COLOUR if final else PALETTE[len(self._series) % len(PALETTE)]
         faint = pg.mkColor(colour)
         faint.setAlpha(60)
-        raw = self.plot.plot([], [], pen=pg.mkPen(faint, width=1))
+        raw = self.plot.plot([], [], pen=pg.mkPen(faint, width=1), antialias=False)
+        raw.setDownsampling(auto=True, method="peak")
+        raw.setClipToView(True)
         smooth = self.plot.plot([], [], pen=pg.mkPen(colour, width=2.2), name=name)
         series = _Series(raw, smooth)
         self._series[name] = series
         return series
+
+    def set_epoch_range(self, epochs: int) -> None:
+        """Fix the x axis to the run's length, so axes are not re-laid out on every redraw."""
+        self.plot.setXRange(0, epochs, padding=0.02)
+        self.plot.enableAutoRange(axis="x", enable=False)
 
     def redraw(self) -> None:
         for series in self._series.values():
@@ -116,7 +123,9 @@ class AccuracyPlotWidget(_LivePlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Validation accuracy per epoch", "epoch", "accuracy", parent)
+        self.plot.enableAutoRange(axis="y", enable=False)
         self._points: dict[str, tuple[pg.PlotDataItem, list[int], list[float]]] = {}
+        self._bottom = 0.0
         self.plot.setYRange(0, 1, padding=0.02)
 
     def add_point(self, name: str, epoch: int, accuracy: float) -> None:
@@ -135,12 +144,19 @@ class AccuracyPlotWidget(_LivePlotWidget):
     def point_count(self, name: str) -> int:
         return len(self._points[name][1]) if name in self._points else 0
 
+    def set_epoch_range(self, epochs: int) -> None:
+        self.plot.setXRange(1, max(epochs, 2), padding=0.05)
+        self.plot.enableAutoRange(axis="x", enable=False)
+
     def redraw(self) -> None:
         lowest = 1.0
         for curve, epochs, values in self._points.values():
             curve.setData(epochs, values)
             lowest = min([lowest, *values])
-        self.plot.setYRange(max(0.0, min(lowest, 0.9) - 0.05), 1.0, padding=0.02)
+        bottom = max(0.0, min(lowest, 0.9) - 0.05)
+        if bottom != self._bottom:  # re-range only when needed: it re-lays out the axis
+            self._bottom = bottom
+            self.plot.setYRange(bottom, 1.0, padding=0.02)
 
     def clear(self) -> None:
         self.plot.clear()

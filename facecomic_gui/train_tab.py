@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from trainer.dataset import DatasetScan
 
 IDLE, SCANNING, RUNNING, CANCELLING = "idle", "scanning", "running", "cancelling"
+STATUS_INTERVAL_MS = 100
 
 
 def describe_error(err: BaseException) -> str:
@@ -128,9 +129,17 @@ class TrainTab(QWidget):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setMinimumWidth(340)
 
+        # Fixed geometry: changing texts must not re-lay out (and so repaint) the plots below.
         self.phase_label = QLabel("Ready.")
+        self.phase_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.eta_label = QLabel()
         self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.eta_label.setFixedWidth(170)
+        self._latest_progress = None
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_INTERVAL_MS)
+        self._status_timer.timeout.connect(self._show_progress)
+        self._status_timer.start()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
@@ -295,6 +304,8 @@ class TrainTab(QWidget):
         self._tracker = ProgressTracker()
         self.loss_plot.clear()
         self.accuracy_plot.clear()
+        self.loss_plot.set_epoch_range(max(form.epochs))
+        self.accuracy_plot.set_epoch_range(max(form.epochs))
         self.grid_table.set_grid(self._grid.learning_rates, self._grid.epochs)
         self.holdout.clear()
         self.run_error.hide()
@@ -342,11 +353,16 @@ class TrainTab(QWidget):
             case ev.HoldoutEvaluated():
                 self.holdout.show_metrics(event.metrics, self._scan.class_names, self.grid_table.best())
         if isinstance(event, (ev.DecodeProgressed, ev.BatchFinished, ev.DecodeFinished, ev.HoldoutEvaluated)):
-            self.phase_label.setText(progress.text)
-            self.progress.setValue(int(progress.fraction * 1000))
-            self.eta_label.setText(
-                "" if progress.eta_seconds is None else f"about {format_duration(progress.eta_seconds)} left"
-            )
+            self._latest_progress = progress  # shown by the status timer, at most 10 times a second
+
+    def _show_progress(self) -> None:
+        progress, self._latest_progress = self._latest_progress, None
+        if progress is None:
+            return
+        self.phase_label.setText(progress.text)
+        self.progress.setValue(int(progress.fraction * 1000))
+        eta = progress.eta_seconds
+        self.eta_label.setText("" if eta is None else f"about {format_duration(eta)} left")
 
     def _on_run_returned(self, outcome: jobs.TrainingOutcome) -> None:
         self.outcome = outcome
@@ -354,6 +370,7 @@ class TrainTab(QWidget):
         self.loss_plot.flush()
         self.accuracy_plot.flush()
         self.holdout.show_metrics(result.holdout, result.class_names, (result.best.lr, result.best.epochs))
+        self._latest_progress = None
         self.phase_label.setText(f"Finished in {format_duration(result.seconds)}.")
         self.eta_label.clear()
         self.progress.setValue(1000)
@@ -365,11 +382,13 @@ class TrainTab(QWidget):
         message = describe_error(err)
         self.run_error.setText(f"Training stopped: {message}")
         self.run_error.show()
+        self._latest_progress = None
         self.phase_label.setText("Training failed.")
         self.eta_label.clear()
         self.run_failed.emit(message)
 
     def _on_run_aborted(self) -> None:
+        self._latest_progress = None
         self.phase_label.setText("Cancelled. Nothing was saved.")
         self.eta_label.clear()
         self.progress.setValue(0)

@@ -14,6 +14,7 @@ the work and never get touched from another thread.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import traceback
 from collections.abc import Callable, Generator
@@ -147,6 +148,13 @@ class GeneratorWorker(QObject):
 # Every started worker is referenced here until its thread has ended, so a QThread is never
 # destroyed while running, whoever drops their own reference first.
 _KEEP: set[GeneratorWorker] = set()
+
+
+@atexit.register
+def _join_all_at_exit() -> None:
+    """A script that never closes its window still exits cleanly: cancel and join what runs."""
+    for worker in list(_KEEP):
+        worker.cancel_and_join()
 
 
 def running_workers() -> int:

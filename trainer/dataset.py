@@ -40,8 +40,9 @@ class DatasetScan:
 
     def pair_key(self, class_index: int, path: Path) -> str:
         """Files with the same key in both classes show the same person (face and its comic)."""
-        rel = path.relative_to(self.class_dirs[class_index]).with_suffix("")
-        return rel.as_posix().lower()
+        prefix = os.fspath(self.class_dirs[class_index]).rstrip(os.sep) + os.sep
+        rel = os.fspath(path)[len(prefix) :]  # string work: this runs for every file of a run
+        return os.path.splitext(rel)[0].replace(os.sep, "/").lower()
 
 
 def display_name(class_name: str) -> str:

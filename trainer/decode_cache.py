@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +30,24 @@ class CachedEntry:
     error: str | None
 
 
-def file_key(path: Path, root: Path) -> str | None:
-    """``relpath|size|mtime_ns``, or None when the file cannot be stat'ed."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    try:
-        rel = path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        rel = str(path.resolve())
-    return f"{rel}|{stat.st_size}|{stat.st_mtime_ns}"
+def file_keys(paths: list[Path], root: Path) -> list[str | None]:
+    """``relpath|size|mtime_ns`` per file, or None when it cannot be stat'ed.
+
+    String work only (no ``resolve()``): it runs for every file of every run, and in the app it
+    runs beside the GUI thread.
+    """
+    prefix = os.fspath(root).rstrip(os.sep) + os.sep
+    keys: list[str | None] = []
+    for path in paths:
+        text = os.fspath(path)
+        try:
+            stat = os.stat(text)
+        except OSError:
+            keys.append(None)
+            continue
+        rel = text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, root)
+        keys.append(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}")
+    return keys
 
 
 class DecodeCache:

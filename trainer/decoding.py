@@ -18,7 +18,7 @@ import numpy as np
 
 from trainer.cancel import NEVER_CANCELLED, CancelToken
 from trainer.configs import DecodeOptions, PreprocessConfig
-from trainer.decode_cache import CachedEntry, DecodeCache, file_key
+from trainer.decode_cache import CachedEntry, DecodeCache, file_keys
 from trainer.errors import ImageDecodeError
 from trainer.events import DecodeProgressed
 from trainer.preprocess import decode_image
@@ -68,7 +68,7 @@ def decode_files(
     if options.use_cache and root is not None:
         cache = DecodeCache(options.resolved_cache_dir, root, config)
         cached = cache.load()
-        keys = [file_key(p, root) for p in paths]
+        keys = file_keys(list(paths), root)
     from_cache = 0
     todo: list[int] = []
     for i, key in enumerate(keys):

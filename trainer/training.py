@@ -51,8 +51,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def use_all_cpu_cores() -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
+def set_cpu_threads(threads: int = 0) -> None:
+    """0 means one per core. Results do not depend on it (tested), only speed does."""
+    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
 
 
 @dataclass
@@ -189,12 +190,16 @@ def run_experiment(
     grid: GridSpec = GridSpec(),
     decode: DecodeOptions = DecodeOptions(),
     cancel: CancelToken = NEVER_CANCELLED,
+    cpu_threads: int = 0,
 ) -> Generator[Event, None, RunResult]:
-    """The whole paper procedure on one folder. Yields events; returns (and yields) the result."""
+    """The whole paper procedure on one folder. Yields events; returns (and yields) the result.
+
+    ``cpu_threads`` (0: all cores) lets the desktop app keep a core free for its window.
+    """
     start = time.perf_counter()
     device = resolve_device(config.device)
     if device.type == "cpu":
-        use_all_cpu_cores()
+        set_cpu_threads(cpu_threads)
     torch.manual_seed(config.seed)
 
     scan = scan_dataset(data_dir)

@@ -171,3 +171,11 @@ def test_trainer_never_imports_qt():
         text = path.read_text()
         for name in ("PySide6", "PyQt", "pyqtgraph", "qtpy"):
             assert f"import {name}" not in text and f"from {name}" not in text, path
+
+
+def test_results_do_not_depend_on_the_cpu_thread_count(dataset: Path):
+    def losses(threads: int) -> list[float]:
+        events, _ = collect(run_experiment(dataset, grid=TINY_GRID, cpu_threads=threads))
+        return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
+
+    assert losses(1) == losses(2)

@@ -1,0 +1,110 @@
+"""GUI figures for ``make bench``: time to a visible window, and the longest event-loop stall
+while training and while predicting a 1,000-image drop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STALL_TICK_MS = 5
+
+
+def startup_seconds(runs: int = 3) -> dict[str, float]:
+    """Launch ``facecomic`` (offscreen) and time it to a visible window and to a loaded model."""
+    script = Path(sys.executable).parent / "facecomic"
+    env = {**os.environ, "FACECOMIC_STARTUP_PROBE": "1", "QT_QPA_PLATFORM": "offscreen"}
+    visible, ready = [], []
+    for _ in range(runs):
+        start = time.time()
+        out = subprocess.run(
+            [str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
+        ).stdout
+        stamps = dict(line.split() for line in out.splitlines() if line.startswith("FACECOMIC_"))
+        visible.append(float(stamps["FACECOMIC_VISIBLE"]) - start)
+        ready.append(float(stamps["FACECOMIC_READY"]) - start)
+    return {"visible": min(visible), "model_ready": min(ready)}
+
+
+class StallMeter:
+    """A fast timer in the GUI thread; the longest gap between its ticks is the worst stall."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.worst_ms = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(STALL_TICK_MS)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst_ms = max(self.worst_ms, (now - self._last) * 1000 - STALL_TICK_MS)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self.worst_ms = 0.0
+        self._timer.start()
+
+    def stop(self) -> float:
+        self._timer.stop()
+        return self.worst_ms
+
+
+def responsiveness(dataset: Path, drop_folder: Path, drop_count: int = 1000) -> dict[str, float]:
+    import tempfile
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from facecomic_gui.app import create_app
+    from facecomic_gui.main_window import MainWindow
+    from facecomic_gui.settings import AppSettings, TrainForm
+
+    app = create_app([])
+    tmp = Path(tempfile.mkdtemp(prefix="facecomic-guibench-"))
+    os.environ["FACECOMIC_CACHE_DIR"] = str(tmp / "cache")  # a cold decode cache, as a first run
+    window = MainWindow(
+        AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "runs", restore=False
+    )
+    window.show()
+
+    def wait(signal, timeout_s: float = 600) -> None:
+        loop = QEventLoop()
+        signal.connect(loop.quit)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+
+    if window.current_model is None:
+        wait(window.model_changed)
+    meter = StallMeter()
+    results: dict[str, float] = {}
+
+    tab = window.train_tab
+    tab.set_form(TrainForm(learning_rates=(0.01, 0.001), epochs=(1, 3, 5)))
+    tab.set_dataset(str(dataset))
+    wait(tab.scan_finished)
+    meter.start()
+    start = time.perf_counter()
+    tab.start_training()
+    wait(tab.run_finished)
+    results["train_seconds"] = time.perf_counter() - start
+    results["train_worst_stall_ms"] = meter.stop()
+
+    files = sorted(p for p in drop_folder.rglob("*.jpg"))[:drop_count]
+    predict = window.predict_tab
+    window.tabs.setCurrentWidget(predict)
+    meter.start()
+    start = time.perf_counter()
+    predict.add_inputs(files)
+    wait(predict.predictions_finished)
+    results["drop_images"] = len(files)
+    results["drop_seconds"] = time.perf_counter() - start
+    results["drop_worst_stall_ms"] = meter.stop()
+    window.close()
+    app.processEvents()
+    return results
