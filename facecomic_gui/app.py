@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import __version__
+from trainer.cli import add_config_flags, given_config_values
+from trainer.configs import GridSpec, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", type=Path, help="model file to use instead of the remembered or default one"
     )
+    training = parser.add_argument_group("training settings (override the remembered ones)")
+    add_config_flags(training, TrainConfig, only_if_given=True, exclude=("device",))  # the app picks
+    add_config_flags(training, GridSpec, only_if_given=True)
     parser.add_argument(
         "--screenshot",
         type=Path,
@@ -141,16 +147,32 @@ def display_problem() -> str | None:
 
 def apply_start_arguments(window, args: argparse.Namespace) -> None:
     """Open what the command line asks for: a model, a dataset (maybe training it), images."""
+    from facecomic_gui.settings import TrainForm
+
     if args.model is not None:
         window.load_model(args.model)
+    overrides = given_config_values(TrainConfig, args) | given_config_values(GridSpec, args)
+    overrides = {k: v for k, v in overrides.items() if k in TrainForm.__dataclass_fields__}
+    if overrides:
+        window.train_tab.set_form(dataclasses.replace(window.train_tab.form() or TrainForm(), **overrides))
     if args.dataset is not None:
         window.train_tab.set_dataset(str(args.dataset))
         if args.train:
-            window.train_tab.scan_finished.connect(lambda _scan: window.train_tab.start_training())
+            connect_once(window.train_tab.scan_finished, lambda _scan: window.train_tab.start_training())
     tab = args.tab or ("train" if args.dataset is not None else "predict")
     window.tabs.setCurrentWidget(window.train_tab if tab == "train" else window.predict_tab)
     if args.images:
         window.predict_tab.add_inputs(list(args.images))  # waits for the model if it is loading
+
+
+def connect_once(signal, slot) -> None:
+    """Call ``slot`` on the next emission only."""
+
+    def once(*args) -> None:
+        signal.disconnect(once)
+        slot(*args)
+
+    signal.connect(once)
 
 
 def isolated_settings():

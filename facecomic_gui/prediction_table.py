@@ -35,6 +35,15 @@ ERROR_COLOUR = QColor("#b00020")
 _ROOT = QModelIndex()  # the invalid index Qt passes for a flat table's parent
 
 
+def percent(p: float) -> str:
+    """A probability for people: never a false "100.0%" or "0.0%"."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
 @dataclass
 class PredictionRow:
     key: str  # thumbnail cache key; a path, or "pasted:N" for clipboard images
@@ -100,14 +109,14 @@ class PredictionTableModel(QAbstractTableModel):
                     return "…"
                 return p.display_label if p.ok else "Unreadable"
             if column == CONFIDENCE:
-                return "" if p is None or not p.ok else f"{p.confidence:.1%}"
+                return "" if p is None or not p.ok else percent(p.confidence)
             if column == DETAILS:
                 if p is None:
                     return "predicting…"
                 if not p.ok:
                     return p.error
                 return "   ".join(
-                    f"{display_name(name)} {prob:.1%}" for name, prob in p.probabilities.items()
+                    f"{display_name(name)} {percent(prob)}" for name, prob in p.probabilities.items()
                 )
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
             return self._thumbnails.pixmap(row.key, row.source)  # loads lazily: only rows in view ask
@@ -237,5 +246,5 @@ class ConfidenceDelegate(QStyledItemDelegate):
         painter.setBrush(colour)
         painter.drawRoundedRect(filled, 3, 3)
         painter.setPen(QColor("#111111"))
-        painter.drawText(bar, Qt.AlignmentFlag.AlignCenter, f"{p.confidence:.1%}")
+        painter.drawText(bar, Qt.AlignmentFlag.AlignCenter, percent(p.confidence))
         painter.restore()

@@ -24,8 +24,14 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 # -- flags generated from the config dataclasses ------------------------------------------------
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser, cls: type, *, only_if_given: bool = False, exclude: tuple[str, ...] = ()
+) -> None:
+    """One flag per CLI field of ``cls``; with ``only_if_given`` absent flags leave no attribute,
+    so a caller can override just what the user typed."""
     for f in cli_fields(cls):
+        if f.name in exclude:
+            continue
         md = f.metadata
         kwargs = {k: md[k] for k in ("nargs", "type", "choices", "metavar") if k in md}
         if "choices" not in md:
@@ -33,9 +39,21 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         default = f.default
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         parser.add_argument(
-            md["flag"], dest=f"{cls.__name__}.{f.name}", default=default,
+            md["flag"], dest=f"{cls.__name__}.{f.name}",
+            default=argparse.SUPPRESS if only_if_given else default,
             help=f"{md['help']} (default: {shown})", **kwargs,
         )  # fmt: skip
+
+
+def given_config_values(cls: type, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` whose flags were given, by field name."""
+    values = {}
+    for f in cli_fields(cls):
+        key = f"{cls.__name__}.{f.name}"
+        if hasattr(args, key):  # absent when excluded or not given
+            value = getattr(args, key)
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    return values
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **extra):

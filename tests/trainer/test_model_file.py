@@ -108,3 +108,16 @@ def test_bad_files_give_one_sentence(trained, tmp_path: Path):
     wrong_shapes = _safetensors_with(tmp_path, meta, {"layers.0.weight": torch.zeros(3, 3)})
     with pytest.raises(ModelFileError, match="do not match the architecture"):
         load_model(wrong_shapes)
+
+
+def test_saved_files_get_normal_permissions(trained, tmp_path: Path):
+    import os
+
+    result, _, _ = trained
+    mask = os.umask(0)
+    os.umask(mask)
+    path = save_model(tmp_path / "m.safetensors", result)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    path.chmod(0o640)
+    save_model(path, result)
+    assert path.stat().st_mode & 0o777 == 0o640
