@@ -4,6 +4,7 @@ while training and while predicting a 1,000-image drop."""
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -55,7 +56,13 @@ class StallMeter:
         return self.worst_ms
 
 
-def responsiveness(dataset: Path, drop_folder: Path, drop_count: int = 1000) -> dict[str, float]:
+def responsiveness(
+    dataset: Path, drop_folder: Path, drop_count: int = 1000, repeats: int = 3
+) -> dict[str, float]:
+    """Train ``repeats`` times (each with a cold decode cache) and drop images once, in one window.
+
+    Reports the median and the worst of the per-run worst stalls: a shared 2-core machine has
+    outliers, and one number would hide either the typical case or the bad one."""
     import tempfile
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -67,7 +74,6 @@ def responsiveness(dataset: Path, drop_folder: Path, drop_count: int = 1000) -> 
 
     app = create_app([])
     tmp = Path(tempfile.mkdtemp(prefix="facecomic-guibench-"))
-    os.environ["FACECOMIC_CACHE_DIR"] = str(tmp / "cache")  # a cold decode cache, as a first run
     window = MainWindow(
         AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "runs", restore=False
     )
@@ -88,12 +94,20 @@ def responsiveness(dataset: Path, drop_folder: Path, drop_count: int = 1000) -> 
     tab.set_form(TrainForm(learning_rates=(0.01, 0.001), epochs=(1, 3, 5)))
     tab.set_dataset(str(dataset))
     wait(tab.scan_finished)
-    meter.start()
-    start = time.perf_counter()
-    tab.start_training()
-    wait(tab.run_finished)
-    results["train_seconds"] = time.perf_counter() - start
-    results["train_worst_stall_ms"] = meter.stop()
+    while window.thumbnails.pending:  # as a user would: the summary is on screen before Start
+        wait(window.thumbnails.ready, timeout_s=10)
+    stalls, seconds = [], []
+    for repeat in range(repeats):
+        os.environ["FACECOMIC_CACHE_DIR"] = str(tmp / f"cache{repeat}")
+        meter.start()
+        start = time.perf_counter()
+        tab.start_training()
+        wait(tab.run_finished)
+        seconds.append(time.perf_counter() - start)
+        stalls.append(meter.stop())
+    results["train_seconds"] = statistics.median(seconds)
+    results["train_stall_median_ms"] = statistics.median(stalls)
+    results["train_worst_stall_ms"] = max(stalls)
 
     files = sorted(p for p in drop_folder.rglob("*.jpg"))[:drop_count]
     predict = window.predict_tab

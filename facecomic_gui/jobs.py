@@ -55,7 +55,13 @@ def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, L
     from trainer.model_file import load_model
 
     cancel.raise_if_cancelled()
-    return load_model(path)
+    model = load_model(path)
+    # Import the training and prediction code now, while the user looks around, rather than
+    # beside the first run's busiest moment.
+    import trainer.predict
+    import trainer.training  # noqa: F401
+
+    return model
     yield
 
 

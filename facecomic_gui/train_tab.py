@@ -32,6 +32,7 @@ from facecomic_gui.train_widgets import (
     HoldoutWidget,
     TrainSettingsWidget,
     error_banner,
+    keep_space_when_hidden,
 )
 from facecomic_gui.worker import GeneratorWorker
 from trainer import events as ev
@@ -175,10 +176,13 @@ class TrainTab(QWidget):
         self.result_label = QLabel()
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.setFixedHeight(2 * self.result_label.fontMetrics().lineSpacing() + 4)
         self.save_button = QPushButton("Save model…")
         self.save_button.clicked.connect(self._on_save_clicked)
         self.use_button = QPushButton("Use for predictions")
         self.use_button.clicked.connect(self._on_use_clicked)
+        for button in (self.save_button, self.use_button):
+            keep_space_when_hidden(button)
         actions = QHBoxLayout()
         actions.addWidget(self.result_label, 1)
         actions.addWidget(self.save_button)
@@ -228,6 +232,8 @@ class TrainTab(QWidget):
 
     def set_form(self, form: TrainForm) -> None:
         self.settings.set_form(form)
+        if self.outcome is None and self._state != RUNNING:
+            self.grid_table.set_grid(form.learning_rates, form.epochs)  # a preview of the grid to run
 
     def form(self) -> TrainForm | None:
         return self.settings.form()

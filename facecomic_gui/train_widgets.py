@@ -68,6 +68,13 @@ def fit_table_height(table: QTableWidget) -> None:
     table.setFixedHeight(height)
 
 
+def keep_space_when_hidden(widget: QWidget) -> None:
+    """Showing or hiding it later must not re-lay out its neighbours (the plots repaint then)."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+
+
 def error_banner() -> QLabel:
     label = _message("", "#8a1f11", "#fde2dd")
     label.hide()
@@ -314,8 +321,15 @@ class GridTableWidget(QTableWidget):
         self._scores: dict[tuple[float, int], tuple[float, float]] = {}
 
     def set_grid(self, learning_rates: Sequence[float], epochs: Sequence[int]) -> None:
-        self._learning_rates, self._epochs = list(learning_rates), list(epochs)
+        """Empty cells for this grid. The same shape again only resets the cells: no re-layout,
+        so starting a run does not make the plots above repaint from scratch."""
+        same_shape = (list(learning_rates), list(epochs)) == (self._learning_rates, self._epochs)
         self._scores.clear()
+        if same_shape:
+            for item in (self.item(r, c) for r in range(self.rowCount()) for c in range(self.columnCount())):
+                self._reset_item(item)
+            return
+        self._learning_rates, self._epochs = list(learning_rates), list(epochs)
         self.clear()
         self.setRowCount(len(learning_rates))
         self.setColumnCount(len(epochs))
@@ -323,12 +337,22 @@ class GridTableWidget(QTableWidget):
         self.setVerticalHeaderLabels([f"lr {lr:g}" for lr in learning_rates])
         for r in range(len(learning_rates)):
             for c in range(len(epochs)):
-                item = QTableWidgetItem("…")
+                item = QTableWidgetItem()
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                item.setForeground(QBrush(QColor("#999999")))
+                self._reset_item(item)
                 self.setItem(r, c, item)
         self.resizeRowsToContents()
         fit_table_height(self)
+
+    @staticmethod
+    def _reset_item(item: QTableWidgetItem) -> None:
+        item.setText("…")
+        item.setForeground(QBrush(QColor("#999999")))
+        item.setBackground(QBrush())
+        font = item.font()
+        font.setBold(False)
+        item.setFont(font)
+        item.setToolTip("")
 
     def set_score(self, lr: float, epochs: int, accuracy: float, loss: float) -> None:
         self._scores[(lr, epochs)] = (accuracy, loss)
@@ -370,14 +394,20 @@ class HoldoutWidget(QWidget):
         self.caption = QLabel("Holdout accuracy appears when training ends.")
         self.caption.setStyleSheet("color: #666;")
         self.caption.setWordWrap(True)
-        self.confusion = QTableWidget(0, 0)
+        self.caption.setFixedHeight(2 * self.caption.fontMetrics().lineSpacing() + 4)
+        self.confusion = QTableWidget(2, 2)  # sized for two classes from the start: no jump later
         self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.confusion.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion.setHorizontalHeaderLabels(["", ""])
+        self.confusion.resizeRowsToContents()
+        fit_table_height(self.confusion)
+        keep_space_when_hidden(self.confusion)
         self.confusion.hide()
         self.per_class = QLabel()
         self.per_class.setWordWrap(True)
+        self.per_class.setFixedHeight(2 * self.per_class.fontMetrics().lineSpacing() + 4)
         layout.addWidget(self.accuracy, 0, 0)
         layout.addWidget(self.caption, 1, 0)
         layout.addWidget(self.confusion, 2, 0)
