@@ -54,6 +54,7 @@ def create_app(argv: Sequence[str]):
 
     from facecomic_gui.settings import APPLICATION, ORGANIZATION
 
+    install_message_filter()  # first: Qt warns about a non-UTF-8 locale while it starts
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
@@ -63,12 +64,11 @@ def create_app(argv: Sequence[str]):
     # a full switch interval for a busy worker: 5 ms by default, which adds up to visible stalls.
     # 0.1 ms keeps the window smooth (measured by `make bench`) at no cost when the GUI is idle.
     sys.setswitchinterval(0.0001)
-    install_message_filter()
     return app
 
 
 # Harmless warnings of Qt's offscreen platform that would only alarm a user.
-_QT_NOISE = ("propagateSizeHints", "QFont::setPointSize: Point size <= 0")
+_QT_NOISE = ("propagateSizeHints", "QFont::setPointSize: Point size <= 0", "Detected locale")
 
 
 def install_message_filter() -> None:

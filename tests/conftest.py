@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_dataset
+from trainer.synthetic import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -10,8 +10,8 @@ from facecomic_gui import dialogs
 from facecomic_gui.app import main
 from facecomic_gui.main_window import DEFAULT_SIZE, MainWindow
 from facecomic_gui.settings import AppSettings, TrainForm
-from tests.synthetic import make_dataset
 from trainer.assets import default_model_path
+from trainer.synthetic import make_dataset
 
 GUI = Path(__file__).resolve().parents[2] / "facecomic_gui"
 

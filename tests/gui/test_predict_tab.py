@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent, QGuiApplication
 
 from facecomic_gui import dialogs
 from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
-from tests.synthetic import comic_like, make_dataset
+from trainer.synthetic import comic_like, make_dataset
 
 
 def drop(widget, paths: list[Path]) -> None:

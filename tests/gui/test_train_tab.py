@@ -10,8 +10,8 @@ from PySide6.QtGui import QDropEvent
 from facecomic_gui import dialogs
 from facecomic_gui.settings import TrainForm
 from facecomic_gui.worker import running_workers
-from tests.synthetic import make_dataset
 from trainer.model_file import load_model
+from trainer.synthetic import make_dataset
 
 FAST = TrainForm(split="random", learning_rates=(0.05, 0.01), epochs=(1, 2), batch_size=16, seed=0)
 SLOW = TrainForm(split="random", learning_rates=(0.01,), epochs=(100_000,), batch_size=1, seed=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_dataset
 from trainer.cli import predict_main, train_main
 from trainer.model_file import load_model
+from trainer.synthetic import make_dataset
 
 FAST = ["--lr", "0.05", "--epochs", "1", "2"]
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.synthetic import make_dataset
 from tests.trainer.helpers import collect
 from trainer.cancel import CancelToken
 from trainer.configs import DecodeOptions, PreprocessConfig
@@ -16,6 +15,7 @@ from trainer.decoding import decode_files
 from trainer.errors import Cancelled
 from trainer.events import DecodeProgressed
 from trainer.preprocess import decode_image
+from trainer.synthetic import make_dataset
 
 CFG = PreprocessConfig()
 

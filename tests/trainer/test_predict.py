@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.synthetic import comic_like
 from tests.trainer.helpers import collect
 from trainer.configs import DecodeOptions
 from trainer.dataset import scan_dataset
 from trainer.decoding import decode_files
 from trainer.predict import Predictor
 from trainer.preprocess import to_model_input
+from trainer.synthetic import comic_like
 
 
 def test_predicts_paths_and_images_with_an_error_per_item(trained, tmp_path: Path):

@@ -1,4 +1,7 @@
-"""Tiny synthetic images: smooth noisy "photos" vs flat outlined "comics", separable by colour."""
+"""Tiny synthetic images: smooth noisy "photos" vs flat outlined "comics", separable by colour.
+
+Used by the tests and by ``facecomic --self-test``, which must not need any file from outside.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,178 @@
+"""``facecomic --self-test``: prove an installation (packaged or not) works end to end, offscreen,
+with nothing from outside it: the bundled model predicts, the app's own training path (worker
+thread, decode pool, automatic save) trains and saves a model that loads again, and the window
+opens and closes. Prints a JSON summary; on failure exits 1 and names the step that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer import __version__
+
+SELF_TEST_IMAGES_PER_CLASS = 40  # more than one decode chunk, so the decode pool really runs
+TIMEOUT_S = 300
+
+
+class StepFailed(Exception):
+    pass
+
+
+def run_self_test() -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    started = time.perf_counter()
+    summary: dict[str, Any] = {
+        "facecomic": __version__,
+        "frozen": bool(getattr(sys, "frozen", False)),
+        "python": platform.python_version(),
+        "steps": [],
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="facecomic-self-test-"))
+    # Keep the user's cache and saved runs untouched.
+    os.environ["FACECOMIC_CACHE_DIR"] = str(tmp / "cache")
+    step = "start"
+    try:
+        for step, action in (
+            ("load the bundled model", _load_bundled_model),
+            ("predict on generated images", _predict_generated),
+            ("train a short grid through the app's worker", _train_short_grid),
+            ("reload the saved model", _reload_saved_model),
+            ("open and close the main window", _open_window),
+        ):
+            t = time.perf_counter()
+            action(summary, tmp)
+            summary["steps"].append({"step": step, "ok": True, "seconds": round(time.perf_counter() - t, 3)})
+    except Exception as err:  # any failure is reported as the step that failed, in one line
+        summary.update(ok=False, failed_step=step, error=f"{type(err).__name__}: {err}")
+        print(json.dumps(summary, indent=2, default=str))
+        print(f"facecomic: self-test failed at '{step}': {err}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary.update(ok=True, seconds=round(time.perf_counter() - started, 3))
+    summary.pop("_model", None)
+    summary.pop("_outcome", None)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _load_bundled_model(summary: dict, _tmp: Path) -> None:
+    import torch
+
+    from trainer.assets import default_model_path
+    from trainer.model_file import load_model
+
+    path = default_model_path()
+    model = load_model(path)
+    summary["_model"] = model
+    holdout = model.holdout
+    summary["bundled_model"] = {
+        "file": path.name,
+        "classes": list(model.class_names),
+        "holdout_accuracy": holdout.accuracy if holdout else None,
+    }
+    summary["torch"] = torch.__version__
+
+
+def _predict_generated(summary: dict, _tmp: Path) -> None:
+    import numpy as np
+
+    from trainer.predict import Predictor
+    from trainer.synthetic import comic_like, face_like
+
+    rng = np.random.default_rng(0)
+    images = [face_like(rng, 96), comic_like(rng, 96)]
+    predictions = Predictor(summary["_model"]).predict(images)
+    for p in predictions:
+        if not p.ok:
+            raise StepFailed(p.error)
+        if (
+            abs(sum(p.probabilities.values()) - 1) > 1e-4
+            or p.label not in summary["bundled_model"]["classes"]
+        ):
+            raise StepFailed(f"implausible prediction {p}")
+    # Generated shapes are not faces, so the labels only show the pipeline runs, not accuracy.
+    summary["prediction"] = [
+        {"image": f"generated image {i}", "label": p.display_label, "confidence": round(p.confidence, 4)}
+        for i, p in enumerate(predictions, start=1)
+    ]
+
+
+def _train_short_grid(summary: dict, tmp: Path) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from facecomic_gui import jobs
+    from facecomic_gui.app import create_app
+    from facecomic_gui.worker import GeneratorWorker
+    from trainer.configs import GridSpec, TrainConfig
+    from trainer.synthetic import make_dataset
+
+    create_app([])
+    data = make_dataset(tmp / "dataset", SELF_TEST_IMAGES_PER_CLASS, seed=7)
+    grid = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 3))
+    worker = GeneratorWorker(jobs.training_job, str(data), TrainConfig(seed=0), grid, tmp / "runs")
+    outcome: list = []
+    errors: list = []
+    worker.returned.connect(outcome.append)
+    worker.errored.connect(errors.append)
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    QTimer.singleShot(TIMEOUT_S * 1000, loop.quit)
+    worker.start()
+    loop.exec()
+    if errors:
+        raise errors[0]
+    if not outcome:
+        worker.cancel_and_join()
+        raise StepFailed(f"training did not finish within {TIMEOUT_S} s")
+    result = outcome[0].result
+    summary["_outcome"] = outcome[0]
+    summary["training"] = {
+        "images": sum(result.counts),
+        "grid": [r.to_dict() for r in result.grid_results],
+        "best": {"lr": result.best.lr, "epochs": result.best.epochs},
+        "holdout_accuracy": result.holdout.accuracy,
+        "device": result.device,
+    }
+
+
+def _reload_saved_model(summary: dict, _tmp: Path) -> None:
+    from trainer.model_file import load_model
+
+    outcome = summary["_outcome"]
+    reloaded = load_model(outcome.saved_to)
+    if reloaded.holdout != outcome.result.holdout:
+        raise StepFailed("the reloaded model's metadata differs from the trained one")
+    summary["training"]["saved_and_reloaded"] = True
+
+
+def _open_window(summary: dict, tmp: Path) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from facecomic_gui.app import isolated_settings
+    from facecomic_gui.main_window import MainWindow
+
+    settings, settings_file = isolated_settings()
+    try:
+        window = MainWindow(settings, tmp / "runs", restore=False)
+        window.show()
+        if window.current_model is None:
+            loop = QEventLoop()
+            window.model_changed.connect(loop.quit)
+            window.model_failed.connect(loop.quit)
+            QTimer.singleShot(TIMEOUT_S * 1000, loop.quit)
+            loop.exec()
+        if window.current_model is None:
+            raise StepFailed("the window did not load the bundled model")
+        summary["window"] = {"title": window.windowTitle(), "size": [window.width(), window.height()]}
+        window.close()
+    finally:
+        settings_file.unlink(missing_ok=True)
