@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: venv run test lint format bench model package test-package clean
+.PHONY: venv run test lint format bench model package test-package bench-package clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(STAMP)
 # The self-contained app in dist/FaceComic/ (see build.spec); `make test-package` checks it.
 package: $(STAMP)
 	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN build.spec
+
+bench-package: $(STAMP)
+	$(BIN)/python -m bench.package_bench $(BENCH_ARGS)
 
 test-package: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m packaging -p no:cacheprovider
