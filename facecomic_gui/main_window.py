@@ -116,10 +116,12 @@ class MainWindow(QMainWindow):
     def load_model(self, path: Path, *, startup: bool = False) -> None:
         """Load in the background (torch is imported there, not before the window shows)."""
         if self._model_worker is not None:
-            self._model_worker.cancel_and_join()
+            self._model_worker.cancel()  # superseded: its result is ignored below, no need to wait
         worker = GeneratorWorker(jobs.load_model_job, str(path))
-        worker.returned.connect(self.set_model)
-        worker.errored.connect(lambda err: self._on_model_failed(err, path, startup))
+        worker.returned.connect(lambda model, w=worker: w is self._model_worker and self.set_model(model))
+        worker.errored.connect(
+            lambda err, w=worker: w is self._model_worker and self._on_model_failed(err, path, startup)
+        )
         self._model_worker = worker
         self.predict_tab.model_loading = True
         self.statusBar().showMessage(f"Loading {path.name}…")

@@ -255,7 +255,7 @@ class TrainTab(QWidget):
         if self._state in (RUNNING, CANCELLING):
             return
         if self._scan_worker is not None:
-            self._scan_worker.cancel_and_join()
+            self._scan_worker.cancel()  # not joined: a slow disk must not freeze the window
         self._dataset_path = path
         self._scan = None
         self.dataset_label.setText(path)
@@ -265,27 +265,32 @@ class TrainTab(QWidget):
         self.summary.placeholder.setText("Scanning…")
         self._set_state(SCANNING)
         worker = GeneratorWorker(jobs.scan_job, path)
-        worker.returned.connect(self._on_scan_returned)
-        worker.errored.connect(self._on_scan_errored)
-        worker.finished.connect(self._on_scan_finished)
+        # A superseded scan may still report; each slot ignores all but the current worker.
+        worker.returned.connect(lambda scan, w=worker: self._on_scan_returned(w, scan))
+        worker.errored.connect(lambda err, w=worker: self._on_scan_errored(w, err))
+        worker.finished.connect(lambda w=worker: self._on_scan_finished(w))
         self._scan_worker = worker
         worker.start()
 
-    def _on_scan_returned(self, scan: DatasetScan) -> None:
+    def _on_scan_returned(self, worker: GeneratorWorker, scan: DatasetScan) -> None:
+        if worker is not self._scan_worker:
+            return
         self._scan = scan
         self.summary.show_scan(scan)
         self._set_state(IDLE)  # before telling anyone, so a listener may start training at once
         self.scan_finished.emit(scan)
 
-    def _on_scan_errored(self, err: BaseException) -> None:
+    def _on_scan_errored(self, worker: GeneratorWorker, err: BaseException) -> None:
+        if worker is not self._scan_worker:
+            return
         message = describe_error(err)
         self.summary.clear()
         self.dataset_error.setText(message)
         self.dataset_error.show()
         self.scan_failed.emit(message)
 
-    def _on_scan_finished(self) -> None:
-        if self._state == SCANNING:
+    def _on_scan_finished(self, worker: GeneratorWorker) -> None:
+        if worker is self._scan_worker and self._state == SCANNING:
             self._set_state(IDLE)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
