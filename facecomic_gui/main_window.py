@@ -118,14 +118,22 @@ class MainWindow(QMainWindow):
         if self._model_worker is not None:
             self._model_worker.cancel()  # superseded: its result is ignored below, no need to wait
         worker = GeneratorWorker(jobs.load_model_job, str(path))
-        worker.returned.connect(lambda model, w=worker: w is self._model_worker and self.set_model(model))
-        worker.errored.connect(
-            lambda err, w=worker: w is self._model_worker and self._on_model_failed(err, path, startup)
-        )
+        worker.returned.connect(lambda model, w=worker: self._on_model_loaded(w, model))
+        worker.errored.connect(lambda err, w=worker: self._on_model_errored(w, err, path, startup))
         self._model_worker = worker
         self.predict_tab.model_loading = True
         self.statusBar().showMessage(f"Loading {path.name}…")
         worker.start()
+
+    def _on_model_loaded(self, worker: GeneratorWorker, model: LoadedModel) -> None:
+        if worker is self._model_worker:  # a superseded load is ignored
+            self.set_model(model)
+
+    def _on_model_errored(
+        self, worker: GeneratorWorker, err: BaseException, path: Path, startup: bool
+    ) -> None:
+        if worker is self._model_worker:
+            self._on_model_failed(err, path, startup)
 
     def set_model(self, model: LoadedModel) -> None:
         self.current_model = model
