@@ -27,39 +27,37 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 def add_config_flags(
     parser: argparse.ArgumentParser, cls: type, *, only_if_given: bool = False, exclude: tuple[str, ...] = ()
 ) -> None:
-    """One flag per CLI field of ``cls``; with ``only_if_given`` absent flags leave no attribute,
-    so a caller can override just what the user typed."""
+    """One flag per CLI field of ``cls``; with ``only_if_given`` an absent flag leaves no
+    attribute, so a caller can override just what the user typed."""
     for f in cli_fields(cls):
         if f.name in exclude:
             continue
         md = f.metadata
-        kwargs = {k: md[k] for k in ("nargs", "type", "choices", "metavar") if k in md}
-        if "choices" not in md:
+        kwargs = {k: md[k] for k in ("nargs", "type", "choices", "metavar", "action") if k in md}
+        if "choices" not in md and "action" not in md:
             kwargs.setdefault("metavar", f.name.upper())
         default = f.default
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = md["help"] if "action" in md or default is None else f"{md['help']} (default: {shown})"
         parser.add_argument(
             md["flag"], dest=f"{cls.__name__}.{f.name}",
-            default=argparse.SUPPRESS if only_if_given else default,
-            help=f"{md['help']} (default: {shown})", **kwargs,
+            default=argparse.SUPPRESS if only_if_given else default, help=help_text, **kwargs,
         )  # fmt: skip
 
 
 def given_config_values(cls: type, args: argparse.Namespace) -> dict:
-    """The fields of ``cls`` whose flags were given, by field name."""
+    """The fields of ``cls`` whose flags are in ``args``, by field name, lists made tuples."""
     values = {}
     for f in cli_fields(cls):
         key = f"{cls.__name__}.{f.name}"
-        if hasattr(args, key):  # absent when excluded or not given
+        if hasattr(args, key):  # absent when excluded, or not given with only_if_given
             value = getattr(args, key)
             values[f.name] = tuple(value) if isinstance(value, list) else value
     return values
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **extra):
-    values = {f.name: getattr(args, f"{cls.__name__}.{f.name}") for f in cli_fields(cls)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values, **extra)
+def config_from_args(cls: type, args: argparse.Namespace):
+    return cls(**given_config_values(cls, args))
 
 
 # -- facecomic-train ------------------------------------------------------------------------------
@@ -77,10 +75,6 @@ def build_train_parser() -> argparse.ArgumentParser:
     add_config_flags(parser, DecodeOptions)
     parser.add_argument("--out", metavar="MODEL.safetensors", type=Path, help="save the final model here")
     parser.add_argument("--json", metavar="RESULTS.json", type=Path, help="write the results as JSON")
-    parser.add_argument(
-        "--no-cache", action="store_true", help="decode every image again, ignoring the cache"
-    )
-    parser.add_argument("--cache-dir", type=Path, help="decode cache folder (default: ~/.cache/facecomic)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the results")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -94,7 +88,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         grid = config_from_args(GridSpec, args)
     except ValueError as err:
         parser.error(str(err))
-    decode = config_from_args(DecodeOptions, args, use_cache=not args.no_cache, cache_dir=args.cache_dir)
+    decode = config_from_args(DecodeOptions, args)
     try:
         for target in (args.out, args.json):
             check_writable(target)
@@ -106,9 +100,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             result = reporter.consume(events)
-        except KeyboardInterrupt:
-            events.close()
-            raise Cancelled("Cancelled; no model or results were written.") from None
+        finally:
+            events.close()  # on Ctrl+C: stops the decode pool and keeps the (atomic) cache
         if args.out:
             from trainer.model_file import save_model
 
@@ -120,8 +113,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
             print(f"Results written to {args.json}")
         return EXIT_OK
-    except Cancelled as err:
-        print(f"facecomic-train: {err}", file=sys.stderr)
+    except (Cancelled, KeyboardInterrupt):
+        # Every write is atomic, so an interrupted save leaves the old file or none.
+        print("facecomic-train: cancelled; nothing half-written was left behind.", file=sys.stderr)
         return EXIT_CANCELLED
     except FaceComicError as err:
         print(f"facecomic-train: error: {err}", file=sys.stderr)
@@ -255,12 +249,24 @@ def build_predict_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
     parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="also write path,label,confidence,error")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 CSV_COLUMNS = ("path", "label", "confidence", "error")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def predictions_csv(predictions) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_NAMES = ("train", "val", "holdout")
+RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+MAX_SEED = 2**32 - 1
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -29,6 +31,27 @@ class PreprocessConfig:
     resample: str = "bilinear"
     jpeg_draft: bool = True
     alpha_background: tuple[int, int, int] = (255, 255, 255)
+
+    def __post_init__(self) -> None:
+        # Model files carry these values, so a damaged file must fail here, not on every image.
+        if not isinstance(self.size, int) or not 1 <= self.size <= 4096:
+            raise ValueError(f"size must be a whole number from 1 to 4096, not {self.size!r}")
+        for name in ("mean", "std", "alpha_background"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, tuple)
+                or len(value) != 3
+                or not all(isinstance(v, int | float) for v in value)
+            ):
+                raise ValueError(f"{name} must be three numbers, not {value!r}")
+        if not all(s > 0 for s in self.std):
+            raise ValueError("std must be positive")
+        if self.resample not in RESAMPLING_METHODS:
+            raise ValueError(
+                f"resample must be one of {', '.join(RESAMPLING_METHODS)}, not {self.resample!r}"
+            )
+        if not isinstance(self.jpeg_draft, bool):
+            raise ValueError("jpeg_draft must be true or false")
 
     @property
     def input_size(self) -> int:
@@ -99,6 +122,8 @@ class TrainConfig:
             raise ValueError(f"Unknown split {self.split!r}; use 'random' or 'paper'.")
         if self.batch_size < 1:
             raise ValueError("The batch size must be at least 1.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9:
             raise ValueError("The split fractions must be three numbers that sum to 1.")
 
@@ -113,8 +138,16 @@ class DecodeOptions:
     workers: int = field(
         default=0, metadata=_flag("decode workers (0: one per CPU core)", "--workers", type=int)
     )
-    use_cache: bool = True
-    cache_dir: Path | None = None
+    use_cache: bool = field(
+        default=True,
+        metadata=_flag("decode every image again, ignoring the cache", "--no-cache", action="store_false"),
+    )
+    cache_dir: Path | None = field(
+        default=None,
+        metadata=_flag(
+            "decode cache folder (default: ~/.cache/facecomic)", "--cache-dir", type=Path, metavar="DIR"
+        ),
+    )
 
     @property
     def resolved_workers(self) -> int:

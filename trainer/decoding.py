@@ -36,13 +36,25 @@ class DecodedFiles:
     seconds: float
 
 
-def _decode_chunk(paths: Sequence[Path], config: PreprocessConfig) -> list[np.ndarray | str]:
-    out: list[np.ndarray | str] = []
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    reason: str
+    lasting: bool  # only lasting failures go into the cache
+
+
+Decoded = np.ndarray | _Failure
+
+
+def _decode_chunk(paths: Sequence[Path], config: PreprocessConfig, cancel: CancelToken) -> list[Decoded]:
+    """Decode in order; stops early (returning fewer results) once cancelled."""
+    out: list[Decoded] = []
     for path in paths:
+        if cancel.cancelled:
+            break
         try:
             out.append(decode_image(path, config))
         except ImageDecodeError as err:
-            out.append(err.reason)
+            out.append(_Failure(err.reason, err.lasting))
     return out
 
 
@@ -61,27 +73,23 @@ def decode_files(
     """
     start = time.perf_counter()
     total = len(paths)
-    results: list[np.ndarray | str | None] = [None] * total
+    results: list[Decoded | None] = [None] * total
     cache = None
-    cached: dict[str, CachedEntry] = {}
     keys: list[str | None] = [None] * total
+    cached: dict[str, CachedEntry] = {}
     if options.use_cache and root is not None:
         cache = DecodeCache(options.resolved_cache_dir, root, config)
         cached = cache.load()
         keys = file_keys(list(paths), root)
-    from_cache = 0
-    todo: list[int] = []
     for i, key in enumerate(keys):
         entry = cached.get(key) if key is not None else None
-        if entry is None:
-            todo.append(i)
-        else:
-            results[i] = entry.pixels if entry.pixels is not None else entry.error
-            from_cache += 1
-    done = from_cache
-    yield DecodeProgressed(done, total, from_cache)
+        if entry is not None:
+            results[i] = entry.pixels if entry.pixels is not None else _Failure(entry.error or "", True)
+    from_cache = sum(r is not None for r in results)
+    todo = [i for i, r in enumerate(results) if r is None]
+    yield DecodeProgressed(from_cache, total, from_cache)
     try:
-        done = yield from _decode_todo(paths, todo, results, config, options, cancel, done, total, from_cache)
+        yield from _decode_todo(paths, todo, results, config, options, cancel, from_cache, total)
     finally:
         if cache is not None and todo:
             with contextlib.suppress(OSError):  # the cache is an optimisation; never fail a run for it
@@ -90,31 +98,25 @@ def decode_files(
     return DecodedFiles(pixels, ok, errors, from_cache, time.perf_counter() - start)
 
 
-def _decode_todo(paths, todo, results, config, options, cancel, done, total, from_cache):
+def _decode_todo(paths, todo, results, config, options, cancel, from_cache, total):
     if not todo:
-        return done
+        return
+    done = from_cache
     chunks = [todo[i : i + CHUNK_SIZE] for i in range(0, len(todo), CHUNK_SIZE)]
     workers = min(options.resolved_workers, len(chunks))
-    if workers <= 1:
-        for chunk in chunks:
-            cancel.raise_if_cancelled()
-            for i, value in zip(chunk, _decode_chunk([paths[i] for i in chunk], config), strict=True):
-                results[i] = value
-            done += len(chunk)
-            yield DecodeProgressed(done, total, from_cache)
-        return done
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facecomic-decode")
     pending: dict[Future, list[int]] = {}
 
     def harvest(future: Future) -> int:
         chunk = pending.pop(future)
-        for i, value in zip(chunk, future.result(), strict=True):
+        values = future.result()
+        for i, value in zip(chunk, values, strict=False):  # fewer values when cancelled
             results[i] = value
-        return len(chunk)
+        return len(values)
 
     try:
         for chunk in chunks:
-            pending[pool.submit(_decode_chunk, [paths[i] for i in chunk], config)] = chunk
+            pending[pool.submit(_decode_chunk, [paths[i] for i in chunk], config, cancel)] = chunk
         last_report = 0.0
         while pending:
             finished, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
@@ -125,12 +127,11 @@ def _decode_todo(paths, todo, results, config, options, cancel, done, total, fro
                 last_report = now
                 yield DecodeProgressed(done, total, from_cache)
     finally:
-        # On cancel, queued chunks are dropped; running ones (at most one per worker) finish and
-        # are kept, so the cache holds everything that was decoded.
+        # On cancel, queued chunks are dropped and running ones stop at their next file; what
+        # they finished is kept, so the cache holds everything that was decoded.
         pool.shutdown(wait=True, cancel_futures=True)
         for future in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
             harvest(future)
-    return done
 
 
 def _store(cache: DecodeCache, keys: list[str | None], results: list) -> None:
@@ -138,8 +139,9 @@ def _store(cache: DecodeCache, keys: list[str | None], results: list) -> None:
     for key, value in zip(keys, results, strict=True):
         if key is None or value is None:
             continue
-        if isinstance(value, str):
-            entries[key] = CachedEntry(None, value)
+        if isinstance(value, _Failure):
+            if value.lasting:
+                entries[key] = CachedEntry(None, value.reason)
         else:
             entries[key] = CachedEntry(value, None)
     cache.store(entries)
@@ -147,7 +149,7 @@ def _store(cache: DecodeCache, keys: list[str | None], results: list) -> None:
 
 def _collect(results: list, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
-    errors = {i: v for i, v in enumerate(results) if isinstance(v, str)}
+    errors = {i: v.reason for i, v in enumerate(results) if isinstance(v, _Failure)}
     pixels = np.zeros((len(ok), config.size, config.size, 3), np.uint8)
     for row, i in enumerate(ok):
         pixels[row] = results[i]

@@ -18,10 +18,13 @@ class ModelFileError(FaceComicError):
 class ImageDecodeError(FaceComicError):
     """One image could not be read; ``reason`` is the part without the path."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, lasting: bool = True) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        # False for problems of access (missing, no permission) that can go away without the
+        # file changing; only lasting problems (the bytes are bad) may be remembered in a cache.
+        self.lasting = lasting
 
 
 class Cancelled(FaceComicError):

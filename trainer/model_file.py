@@ -147,11 +147,20 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         raise bad(f"its tensors cannot be read ({err})") from None
     try:
         model = build_model(metadata["architecture"])
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise bad(f"its architecture is not one this app can build ({_first_line(err)})") from None
+    try:
         model.load_state_dict(tensors, strict=True)
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
         raise bad(f"the weights do not match the architecture it declares ({_first_line(err)})") from None
     model.eval()
-    return LoadedModel(model, metadata, target)
+    loaded = LoadedModel(model, metadata, target)
+    try:
+        # Read every part the app shows now, so a damaged file fails here and not later in a widget.
+        loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results  # noqa: B018
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise bad(f"its metadata is damaged ({_first_line(err)})") from None
+    return loaded
 
 
 def _read_metadata(data: bytes, bad) -> dict[str, Any]:
@@ -179,14 +188,17 @@ def _read_metadata(data: bytes, bad) -> dict[str, Any]:
         raise bad(
             f"it uses format version {version}, newer than this app understands ({FORMAT_VERSION}); update FaceComic"
         )
-    for key in ("architecture", "class_names", "preprocess"):
-        if key not in metadata:
-            raise bad(f"its metadata lacks '{key}'")
+    for key, kind in (("architecture", dict), ("class_names", list), ("preprocess", dict)):
+        if not isinstance(metadata.get(key), kind):
+            raise bad(f"its metadata lacks a valid '{key}'")
     try:
         PreprocessConfig.from_dict(metadata["preprocess"])
     except (TypeError, ValueError) as err:
         raise bad(f"its preprocessing settings are invalid ({err})") from None
-    if len(metadata["class_names"]) != metadata["architecture"].get("num_classes"):
+    names = metadata["class_names"]
+    if not all(isinstance(n, str) and n for n in names) or len(names) != metadata["architecture"].get(
+        "num_classes"
+    ):
         raise bad("its class names do not match its number of outputs")
     return metadata
 

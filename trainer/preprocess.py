@@ -56,7 +56,8 @@ def decode_image(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     except ImageDecodeError:
         raise
     except Exception as err:  # every failure becomes one sentence for this file
-        raise ImageDecodeError(path, describe_decode_failure(err)) from err
+        lasting = not isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError)
+        raise ImageDecodeError(path, describe_decode_failure(err), lasting=lasting) from err
 
 
 def describe_decode_failure(err: BaseException) -> str:

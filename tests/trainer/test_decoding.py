@@ -95,7 +95,8 @@ def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
     gen = decode_files(
         paths_of(root), CFG, DecodeOptions(workers=2, cache_dir=tmp_path / "c"), root=root, cancel=token
     )
-    next(gen)
+    while next(gen).done == 0:  # some images decoded, most still to go
+        pass
     token.cancel()
     with pytest.raises(Cancelled):
         collect(gen)
@@ -103,6 +104,18 @@ def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
     assert [f.suffix for f in files] == [".npz"], files  # no .part left behind
     cached = DecodeCache(tmp_path / "c", root, CFG).load()
     assert 0 < len(cached) < 400  # what was done is kept, atomically
+    assert all(entry.pixels is not None for entry in cached.values())
     _, result = run(root, tmp_path / "c")
     assert result.from_cache == len(cached)
     assert len(result.pixels) == 400
+
+
+def test_access_problems_are_not_cached(dataset: Path, tmp_path: Path):
+    """A file that cannot be opened now may be readable later without changing: not remembered."""
+    paths = paths_of(dataset) + [dataset / "faces" / "vanished.png"]
+    options = DecodeOptions(cache_dir=tmp_path / "c")
+    _, first = collect(decode_files(paths, CFG, options, root=dataset))
+    assert first.errors == {40: "the file does not exist"}
+    (dataset / "faces" / "vanished.png").write_bytes((dataset / "faces" / "0.png").read_bytes())
+    _, second = collect(decode_files(paths, CFG, options, root=dataset))
+    assert second.errors == {} and second.from_cache == 40

@@ -121,3 +121,27 @@ def test_saved_files_get_normal_permissions(trained, tmp_path: Path):
     path.chmod(0o640)
     save_model(path, result)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_damaged_metadata_is_refused_at_load(trained, tmp_path: Path):
+    _, good, _ = trained
+    meta = load_model(good).metadata
+    tensors = dict(load_model(good).model.state_dict())
+    cases = [
+        ({**meta, "architecture": "mlp"}, "lacks a valid 'architecture'"),
+        (
+            {**meta, "architecture": {**meta["architecture"], "name": "cnn"}},
+            "architecture is not one this app can build",
+        ),
+        (
+            {**meta, "preprocess": {**meta["preprocess"], "resample": "magic"}},
+            "preprocessing settings are invalid",
+        ),
+        ({**meta, "preprocess": {**meta["preprocess"], "mean": [0.5]}}, "preprocessing settings are invalid"),
+        ({**meta, "holdout": {"accuracy": 0.9}}, "metadata is damaged"),
+        ({**meta, "class_names": ["only one"]}, "class names do not match"),
+    ]
+    for metadata, expected in cases:
+        path = _safetensors_with(tmp_path, metadata, tensors)
+        with pytest.raises(ModelFileError, match=expected):
+            load_model(path)
