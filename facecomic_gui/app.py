@@ -150,29 +150,44 @@ def apply_start_arguments(window, args: argparse.Namespace) -> None:
     from facecomic_gui.settings import TrainForm
 
     if args.model is not None:
-        window.load_model(args.model)
-    overrides = given_config_values(TrainConfig, args) | given_config_values(GridSpec, args)
-    overrides = {k: v for k, v in overrides.items() if k in TrainForm.__dataclass_fields__}
-    if overrides:
-        window.train_tab.set_form(dataclasses.replace(window.train_tab.form() or TrainForm(), **overrides))
+        window.load_model(args.model, quiet=True)  # a bad file shows on the Predict tab
+    config_overrides = given_config_values(TrainConfig, args)
+    grid_overrides = given_config_values(GridSpec, args)
+    if config_overrides or grid_overrides:
+        form = window.train_tab.form() or TrainForm()
+        window.train_tab.set_form(
+            TrainForm(
+                dataclasses.replace(form.config, **config_overrides),
+                dataclasses.replace(form.grid, **grid_overrides),
+            )
+        )
     if args.dataset is not None:
-        window.train_tab.set_dataset(str(args.dataset))
         if args.train:
-            connect_once(window.train_tab.scan_finished, lambda _scan: window.train_tab.start_training())
+            train_after_next_scan(window.train_tab)
+        window.train_tab.set_dataset(str(args.dataset))
     tab = args.tab or ("train" if args.dataset is not None else "predict")
     window.tabs.setCurrentWidget(window.train_tab if tab == "train" else window.predict_tab)
     if args.images:
         window.predict_tab.add_inputs(list(args.images))  # waits for the model if it is loading
 
 
-def connect_once(signal, slot) -> None:
-    """Call ``slot`` on the next emission only."""
+def train_after_next_scan(tab) -> None:
+    """Start training when the scan now starting succeeds; a failed scan disarms it, so a folder
+    picked later does not start training by itself."""
 
-    def once(*args) -> None:
-        signal.disconnect(once)
-        slot(*args)
+    def disarm() -> None:
+        tab.scan_finished.disconnect(on_finished)
+        tab.scan_failed.disconnect(on_failed)
 
-    signal.connect(once)
+    def on_finished(_scan) -> None:
+        disarm()
+        tab.start_training()
+
+    def on_failed(_message) -> None:
+        disarm()
+
+    tab.scan_finished.connect(on_finished)
+    tab.scan_failed.connect(on_failed)
 
 
 def isolated_settings():

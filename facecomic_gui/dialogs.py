@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,15 @@ IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.JPG
 CSV_FILTER = "CSV files (*.csv);;All files (*)"
 
 
+# Off in --screenshot and --self-test, where nobody could close a modal dialog.
+interactive = True
+
+
 def show_error(parent: QWidget | None, title: str, message: str) -> None:
-    QMessageBox.warning(parent, title, message)
-
-
-def show_info(parent: QWidget | None, title: str, message: str) -> None:
-    QMessageBox.information(parent, title, message)
+    if interactive:
+        QMessageBox.warning(parent, title, message)
+    else:
+        print(f"facecomic: {title}: {message}", file=sys.stderr)
 
 
 def ask_save_path(

@@ -28,8 +28,9 @@ Source = Path | Image.Image
 @dataclass(frozen=True, slots=True)
 class TrainingOutcome:
     result: RunResult
-    model: LoadedModel  # the saved copy, ready for predictions
-    saved_to: Path
+    model: LoadedModel  # ready for predictions; the saved copy when the save worked
+    saved_to: Path | None
+    save_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,9 @@ def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, L
 def training_job(
     data_dir: str, config: TrainConfig, grid: GridSpec, runs_dir: Path, *, cancel: CancelToken
 ) -> Generator[object, None, TrainingOutcome]:
-    """The trainer's run, then an automatic, atomic save so a finished run is never lost."""
-    from trainer.model_file import load_model, save_model
+    """The trainer's run, then an automatic, atomic save so a finished run is never lost. A failed
+    save (full disk, read-only folder) keeps the model in memory rather than losing the run."""
+    from trainer.model_file import load_model, model_from_result, save_model
     from trainer.training import run_experiment
 
     # One core stays free for the window, so it never waits for the CPU while training.
@@ -78,7 +80,10 @@ def training_job(
     cancel.raise_if_cancelled()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"
-    path = save_model(runs_dir / f"{stamp}-{name}.safetensors", result)
+    try:
+        path = save_model(runs_dir / f"{stamp}-{name}.safetensors", result)
+    except OSError as err:
+        return TrainingOutcome(result, model_from_result(result), None, f"{err.strerror or err}")
     return TrainingOutcome(result, load_model(path), path)
 
 

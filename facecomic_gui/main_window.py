@@ -13,11 +13,11 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
 from facecomic_gui import jobs
 from facecomic_gui.dialogs import ask_open_model, save_model_dialog, show_error
-from facecomic_gui.predict_tab import PredictTab
+from facecomic_gui.predict_tab import PredictTabWidget
 from facecomic_gui.settings import AppSettings
 from facecomic_gui.thumbnails import ThumbnailCache
-from facecomic_gui.train_tab import TrainTab, describe_error
-from facecomic_gui.worker import GeneratorWorker
+from facecomic_gui.train_tab import TrainTabWidget, describe_error
+from facecomic_gui.worker import GeneratorWorker, cancel_and_join_all
 from trainer import __version__
 from trainer.assets import assets_dir, default_model_path
 
@@ -46,8 +46,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("FaceComic")
         self.setWindowIcon(app_icon())
         self.thumbnails = ThumbnailCache(64, self)
-        self.train_tab = TrainTab(self.thumbnails, runs_dir or jobs.default_runs_dir())
-        self.predict_tab = PredictTab(self.thumbnails)
+        self.train_tab = TrainTabWidget(self.thumbnails, runs_dir or jobs.default_runs_dir())
+        self.predict_tab = PredictTabWidget(self.thumbnails)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_tab, "Train")
@@ -57,9 +57,9 @@ class MainWindow(QMainWindow):
         self.train_tab.use_model_requested.connect(self._on_use_trained_model)
         self.train_tab.run_finished.connect(self._on_run_finished)
         self.train_tab.scan_finished.connect(self._on_scan_finished)
-        self.predict_tab.open_model_requested.connect(self.open_model_dialog)
-        self.predict_tab.table_model.dataChanged.connect(self._update_actions)
-        self.predict_tab.table_model.modelReset.connect(self._update_actions)
+        self.predict_tab.open_model_requested.connect(self._on_open_model)
+        self.predict_tab.table_model.dataChanged.connect(self._on_predictions_changed)
+        self.predict_tab.table_model.modelReset.connect(self._on_predictions_changed)
         self.resize(*DEFAULT_SIZE)
         self.statusBar().showMessage("Ready", 3000)
         self._restore(restore)
@@ -72,13 +72,13 @@ class MainWindow(QMainWindow):
         self.open_dataset_action = QAction("Open &dataset…", self, shortcut=QKeySequence("Ctrl+O"))
         self.open_dataset_action.triggered.connect(self._on_open_dataset)
         self.open_model_action = QAction("Open &model…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
-        self.open_model_action.triggered.connect(self.open_model_dialog)
+        self.open_model_action.triggered.connect(self._on_open_model)
         self.save_model_action = QAction("&Save model as…", self, shortcut=QKeySequence("Ctrl+S"))
         self.save_model_action.triggered.connect(self._on_save_model)
         self.export_action = QAction("&Export predictions CSV…", self, shortcut=QKeySequence("Ctrl+E"))
-        self.export_action.triggered.connect(self.predict_tab.export_csv)
+        self.export_action.triggered.connect(self._on_export_triggered)
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self._on_quit)
         for action in (
             self.open_dataset_action,
             self.open_model_action,
@@ -90,13 +90,13 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = QAction("&About FaceComic", self)
-        self.about_action.triggered.connect(self.show_about)
+        self.about_action.triggered.connect(self._on_about)
         help_menu.addAction(self.about_action)
 
     def _restore(self, restore: bool) -> None:
         self.train_tab.set_form(self.settings.train_form)
         if not restore:
-            self.load_model(default_model_path(), startup=True)
+            self.load_model(default_model_path(), quiet=True)
             return
         if self.settings.geometry is not None:
             self.restoreGeometry(self.settings.geometry)
@@ -104,22 +104,31 @@ class MainWindow(QMainWindow):
         if last_dataset and Path(last_dataset).is_dir():
             self.train_tab.set_dataset(last_dataset)
         last_model = self.settings.last_model
-        model = Path(last_model) if last_model and Path(last_model).is_file() else default_model_path()
-        self.load_model(model, startup=True)
+        if last_model and Path(last_model).is_file():
+            self.load_model(Path(last_model), quiet=True, remembered=True)
+        else:
+            self.load_model(default_model_path(), quiet=True)
 
-    def _update_actions(self, *_args) -> None:
+    def _on_predictions_changed(self, *_args) -> None:
+        self._update_actions()
+
+    def _update_actions(self) -> None:
         self.save_model_action.setEnabled(self.current_model is not None)
         self.export_action.setEnabled(bool(self.predict_tab.table_model.predictions()))
 
     # -- models ----------------------------------------------------------------------------------
 
-    def load_model(self, path: Path, *, startup: bool = False) -> None:
-        """Load in the background (torch is imported there, not before the window shows)."""
+    def load_model(self, path: Path, *, quiet: bool = False, remembered: bool = False) -> None:
+        """Load in the background (torch is imported there, not before the window shows).
+
+        A failure is a message box, or with ``quiet`` (at start-up) a banner on the Predict tab; a
+        ``remembered`` model that fails falls back to the bundled default.
+        """
         if self._model_worker is not None:
             self._model_worker.cancel()  # superseded: its result is ignored below, no need to wait
         worker = GeneratorWorker(jobs.load_model_job, str(path))
         worker.returned.connect(lambda model, w=worker: self._on_model_loaded(w, model))
-        worker.errored.connect(lambda err, w=worker: self._on_model_errored(w, err, path, startup))
+        worker.errored.connect(lambda err, w=worker: self._on_model_errored(w, err, path, quiet, remembered))
         self._model_worker = worker
         self.predict_tab.model_loading = True
         self.statusBar().showMessage(f"Loading {path.name}…")
@@ -130,10 +139,10 @@ class MainWindow(QMainWindow):
             self.set_model(model)
 
     def _on_model_errored(
-        self, worker: GeneratorWorker, err: BaseException, path: Path, startup: bool
+        self, worker: GeneratorWorker, err: BaseException, path: Path, quiet: bool, remembered: bool
     ) -> None:
         if worker is self._model_worker:
-            self._on_model_failed(err, path, startup)
+            self._on_model_failed(err, path, quiet, remembered)
 
     def set_model(self, model: LoadedModel) -> None:
         self.current_model = model
@@ -144,24 +153,30 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.model_changed.emit(model)
 
-    def _on_model_failed(self, err: BaseException, path: Path, startup: bool) -> None:
+    def _on_model_failed(self, err: BaseException, path: Path, quiet: bool, remembered: bool) -> None:
         message = describe_error(err)
         self.statusBar().clearMessage()
-        if startup and path != default_model_path() and default_model_path().is_file():
-            self.load_model(default_model_path(), startup=True)  # the remembered model is gone: fall back
+        if remembered and path != default_model_path() and default_model_path().is_file():
+            self.load_model(default_model_path(), quiet=True)  # the remembered model is gone
             return
         self.predict_tab.model_loading = False
-        if startup:
+        if quiet:
             self.predict_tab.show_model_error(message)
         else:
             show_error(self, "Could not open the model", message)
         self.model_failed.emit(message)
+
+    def _on_open_model(self) -> None:
+        self.open_model_dialog()
 
     def open_model_dialog(self) -> None:
         start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
         path = ask_open_model(self, start)
         if path is not None:
             self.load_model(path)
+
+    def _on_export_triggered(self) -> None:
+        self.predict_tab.export_csv()
 
     def _on_save_model(self) -> None:
         if self.current_model is not None:
@@ -182,7 +197,7 @@ class MainWindow(QMainWindow):
 
     def _on_open_dataset(self) -> None:
         self.tabs.setCurrentWidget(self.train_tab)
-        self.train_tab._on_choose_clicked()
+        self.train_tab.choose_dataset()
 
     # -- about, close --------------------------------------------------------------------------------
 
@@ -202,8 +217,14 @@ class MainWindow(QMainWindow):
             f"<p>{model_line}</p>"
         )
 
+    def _on_about(self) -> None:
+        self.show_about()
+
     def show_about(self) -> None:
         QMessageBox.about(self, "About FaceComic", self.about_text())
+
+    def _on_quit(self) -> None:
+        self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Cancel and join every worker, then remember the window and form."""
@@ -212,11 +233,9 @@ class MainWindow(QMainWindow):
         if form is not None:
             self.settings.train_form = form
         self.settings.sync()
-        self.train_tab.shutdown()
         self.predict_tab.shutdown()
         self.thumbnails.shutdown()
-        if self._model_worker is not None:
-            self._model_worker.cancel_and_join()
+        cancel_and_join_all()  # training, scans (superseded ones too), model loads
         event.accept()
 
 

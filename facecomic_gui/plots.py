@@ -47,13 +47,13 @@ class _LivePlotWidget(QWidget):
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self._redraw)
+        self._timer.timeout.connect(self._on_redraw_timer)
         self._timer.start()
 
     def _mark_dirty(self) -> None:
         self._dirty = True
 
-    def _redraw(self) -> None:
+    def _on_redraw_timer(self) -> None:
         if self._dirty:
             self._dirty = False
             self.redraw()

@@ -53,7 +53,7 @@ class _Job:
     first_row: int | None  # None: new rows; else re-predict existing rows from here
 
 
-class PredictTab(QWidget):
+class PredictTabWidget(QWidget):
     predictions_finished = Signal()
     open_model_requested = Signal()
 
@@ -67,8 +67,6 @@ class PredictTab(QWidget):
         self._queue: list[_Job] = []
         self._worker: GeneratorWorker | None = None
         self._job: _Job | None = None
-        self._job_total = 0
-        self._job_done = 0
         self.last_dir = str(Path.home())
         self._build()
         self._update_summary()
@@ -94,7 +92,7 @@ class PredictTab(QWidget):
         self.filter_combo = QComboBox()
         self.filter_combo.currentIndexChanged.connect(self._on_filter_changed)
         self.clear_button = QPushButton("Clear")
-        self.clear_button.clicked.connect(self.clear)
+        self.clear_button.clicked.connect(self._on_clear_clicked)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._on_export_clicked)
         self.summary_label = QLabel()
@@ -152,10 +150,10 @@ class PredictTab(QWidget):
         layout.addWidget(self.stack, 1)
 
         paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.activated.connect(self.paste_from_clipboard)
-        self.table_model.rowsInserted.connect(self._update_summary)
+        paste.activated.connect(self._on_paste)
+        self.table_model.rowsInserted.connect(self._on_rows_changed)
         self.table_model.dataChanged.connect(self._on_data_changed)
-        self.table_model.modelReset.connect(self._update_summary)
+        self.table_model.modelReset.connect(self._on_rows_changed)
         self._refresh_filter_options()
 
     def _thumb_size(self):
@@ -178,10 +176,15 @@ class PredictTab(QWidget):
         self.model_label.setToolTip(str(model.path) if model.path else "")
         self.table_model.set_class_names(model.class_names)
         self._refresh_filter_options()
+        # Rows already here are predicted again; inputs not yet turned into rows (queued, or in
+        # the job being cancelled) are kept and follow, in the order they came.
+        not_yet_rows = [job for job in self._pending_jobs() if job.first_row is None]
+        self._cancel_jobs()
         if self.table_model.rows:
-            self._cancel_jobs()
             self.table_model.reset_predictions()
             self._enqueue(_Job([r.source for r in self.table_model.rows], 0))
+        for job in not_yet_rows:
+            self._enqueue(_Job(job.inputs, None))
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             self.add_inputs(waiting)
@@ -248,7 +251,6 @@ class PredictTab(QWidget):
             self.predictions_finished.emit()
             return
         self._job = self._queue.pop(0)
-        self._job_total = self._job_done = 0
         worker = GeneratorWorker(jobs.predict_job, self.model, self._job.inputs)
         # Signals of a cancelled worker may still be queued; each slot checks it is the current one.
         worker.yielded.connect(lambda event, w=worker: self._on_job_event(w, event))
@@ -262,13 +264,11 @@ class PredictTab(QWidget):
         if worker is not self._worker or job is None:
             return
         if isinstance(event, jobs.ImagesFound):
-            self._job_total = len(event.sources)
             if job.first_row is None:
                 job.first_row = self.table_model.add_sources(list(event.sources))
                 self.stack.setCurrentWidget(self.view)
         else:
             self.table_model.set_predictions(job.first_row + event.start, list(event.predictions))
-            self._job_done += len(event.predictions)
         self._update_summary()
 
     def _on_job_errored(self, worker: GeneratorWorker, err: BaseException) -> None:
@@ -286,6 +286,9 @@ class PredictTab(QWidget):
         self._job = None
         self._start_next()
 
+    def _pending_jobs(self) -> list[_Job]:
+        return ([self._job] if self._job is not None else []) + self._queue
+
     def _cancel_jobs(self) -> None:
         self._queue.clear()
         if self._worker is not None:
@@ -294,6 +297,15 @@ class PredictTab(QWidget):
             self._job = None
 
     # -- view ------------------------------------------------------------------------------------------
+
+    def _on_clear_clicked(self) -> None:
+        self.clear()
+
+    def _on_paste(self) -> None:
+        self.paste_from_clipboard()
+
+    def _on_rows_changed(self, *_args) -> None:
+        self._update_summary()
 
     def clear(self) -> None:
         self._cancel_jobs()

@@ -38,57 +38,57 @@ def wait_until(done: Callable[[], bool], signals: list[SignalInstance], timeout_
 
 
 def take_screenshot(args: argparse.Namespace) -> int:
+    """Exit 0 when the requested state was reached; 1 when it failed (the PNG then shows why)."""
+    from facecomic_gui import dialogs
     from facecomic_gui.app import apply_start_arguments, create_app, isolated_settings
     from facecomic_gui.main_window import MainWindow
-    from trainer.atomic import atomic_write_bytes
 
+    dialogs.interactive = False  # nobody could close a modal dialog here
     app = create_app([])
     settings, settings_file = isolated_settings()
     runs = Path(tempfile.mkdtemp(prefix="facecomic-screenshot-runs-"))
     window = MainWindow(settings, runs, restore=False)
+    failures: list[str] = []
+    for signal in (window.model_failed, window.train_tab.scan_failed, window.train_tab.run_failed):
+        signal.connect(failures.append)
     try:
         window.show()
-        failures: list[str] = []
-        window.model_failed.connect(failures.append)
-        window.train_tab.scan_failed.connect(failures.append)
-        window.train_tab.run_failed.connect(failures.append)
-        if not wait_until(
-            lambda: window.current_model is not None or failures, [window.model_changed, window.model_failed]
-        ):
+        model_settled = [window.model_changed, window.model_failed]
+        if not wait_until(lambda: window.current_model is not None or failures, model_settled):
             return _fail("the model did not load in time")
+        if args.model is not None:
+            wanted = args.model.resolve()
+            window.load_model(args.model, quiet=True)
+            args.model = None  # loaded here, so apply_start_arguments does not load it again
+
+            def loaded():
+                return window.current_model is not None and window.current_model.path.resolve() == wanted
+
+            if not wait_until(lambda: loaded() or failures, model_settled):
+                return _fail("the model did not load in time")
         if window.current_model is None and (args.images or args.train):
             return _fail(failures[0].rstrip("."))
         apply_start_arguments(window, args)
         predict, train = window.predict_tab, window.train_tab
-        if args.images:
-            ok = wait_until(
-                lambda: not predict.busy and bool(predict.table_model.rows), [predict.predictions_finished]
-            )
-            if not ok:
-                return _fail("predictions did not finish in time")
-        if args.dataset is not None:
-            ok = wait_until(
-                lambda: train.state == "idle" and (failures or train.outcome is not None or not args.train),
-                [train.state_changed, train.scan_failed],
-            )
-            if not ok:
-                return _fail("the dataset scan or training did not finish in time")
-        if failures:
-            print(f"facecomic: note: {failures[0]}", file=sys.stderr)
+        if args.images and not wait_until(
+            lambda: not predict.busy and bool(predict.table_model.rows), [predict.predictions_finished]
+        ):
+            return _fail("predictions did not finish in time")
+        if args.dataset is not None and not wait_until(
+            lambda: train.state == "idle" and (failures or train.outcome is not None or not args.train),
+            [train.state_changed, train.scan_failed],
+        ):
+            return _fail("the dataset scan or training did not finish in time")
         wait_until(lambda: window.thumbnails.pending == 0, [window.thumbnails.ready], timeout_s=30)
         train.loss_plot.flush()
         train.accuracy_plot.flush()
         app.processEvents()
-        image = window.grab().toImage()
-        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-
-        data = QByteArray()
-        buffer = QBuffer(data)
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        if not image.save(buffer, "PNG"):
-            return _fail("could not encode the PNG")
-        atomic_write_bytes(args.screenshot, bytes(data))
-        print(f"Screenshot saved to {args.screenshot} ({image.width()}x{image.height()})")
+        size = _save_png(window, args.screenshot)
+        print(f"Screenshot saved to {args.screenshot} ({size[0]}x{size[1]})")
+        if train.outcome is not None:
+            print(f"Training finished: holdout accuracy {train.outcome.result.holdout.accuracy:.4f}")
+        if failures:
+            return _fail(failures[0].rstrip("."))
         return 0
     except OSError as err:
         return _fail(f"could not write {args.screenshot}: {err.strerror or err}")
@@ -96,6 +96,22 @@ def take_screenshot(args: argparse.Namespace) -> int:
         window.close()
         settings_file.unlink(missing_ok=True)
         shutil.rmtree(runs, ignore_errors=True)
+        dialogs.interactive = True
+
+
+def _save_png(window, path: Path) -> tuple[int, int]:
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    from trainer.atomic import atomic_write_bytes
+
+    image = window.grab().toImage()
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise OSError("the PNG could not be encoded")
+    atomic_write_bytes(path, bytes(data))
+    return image.width(), image.height()
 
 
 def _fail(message: str) -> int:

@@ -28,6 +28,9 @@ class StepFailed(Exception):
 
 def run_self_test() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from facecomic_gui import dialogs
+
+    dialogs.interactive = False  # a failure is reported in the JSON, never in a dialog
     started = time.perf_counter()
     summary: dict[str, Any] = {
         "facecomic": __version__,

@@ -15,13 +15,10 @@ APPLICATION = "FaceComic"
 
 @dataclass(frozen=True, slots=True)
 class TrainForm:
-    """The Train tab's settings as the user typed them."""
+    """The Train tab's settings: the trainer's own settings dataclasses, nothing re-declared."""
 
-    split: str = TrainConfig().split
-    learning_rates: tuple[float, ...] = GridSpec().learning_rates
-    epochs: tuple[int, ...] = GridSpec().epochs
-    batch_size: int = TrainConfig().batch_size
-    seed: int = TrainConfig().seed
+    config: TrainConfig = TrainConfig()
+    grid: GridSpec = GridSpec()
 
 
 class AppSettings:
@@ -60,30 +57,35 @@ class AppSettings:
     @property
     def train_form(self) -> TrainForm:
         default = TrainForm()
+        q = self.q
         try:
-            return TrainForm(
-                split=str(self.q.value("train/split", default.split)),
-                learning_rates=_floats(self.q.value("train/learning_rates"), default.learning_rates),
-                epochs=tuple(int(v) for v in _floats(self.q.value("train/epochs"), default.epochs)),
-                batch_size=int(self.q.value("train/batch_size", default.batch_size)),
-                seed=int(self.q.value("train/seed", default.seed)),
+            config = TrainConfig(
+                split=str(q.value("train/split", default.config.split)),
+                batch_size=int(q.value("train/batch_size", default.config.batch_size)),
+                seed=int(q.value("train/seed", default.config.seed)),
+            )
+            grid = GridSpec(
+                learning_rates=_numbers(q.value("train/learning_rates"), float, default.grid.learning_rates),
+                epochs=_numbers(q.value("train/epochs"), int, default.grid.epochs),
             )
         except (TypeError, ValueError):
             return default  # a hand-edited or damaged settings file falls back to the defaults
+        return TrainForm(config, grid)
 
     @train_form.setter
     def train_form(self, form: TrainForm) -> None:
-        self.q.setValue("train/split", form.split)
-        self.q.setValue("train/learning_rates", " ".join(f"{v:g}" for v in form.learning_rates))
-        self.q.setValue("train/epochs", " ".join(str(v) for v in form.epochs))
-        self.q.setValue("train/batch_size", form.batch_size)
-        self.q.setValue("train/seed", form.seed)
+        self.q.setValue("train/split", form.config.split)
+        self.q.setValue("train/batch_size", form.config.batch_size)
+        self.q.setValue("train/seed", form.config.seed)
+        # str() of a float is its shortest exact form: 0.001 stays 0.001, nothing is rounded.
+        self.q.setValue("train/learning_rates", " ".join(str(v) for v in form.grid.learning_rates))
+        self.q.setValue("train/epochs", " ".join(str(v) for v in form.grid.epochs))
 
     def sync(self) -> None:
         self.q.sync()
 
 
-def _floats(value: object, default: tuple) -> tuple:
+def _numbers(value: object, kind: type, default: tuple) -> tuple:
     if value in (None, ""):
         return default
-    return tuple(float(v) for v in str(value).replace(",", " ").split())
+    return tuple(kind(v) for v in str(value).replace(",", " ").split())

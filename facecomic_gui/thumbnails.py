@@ -14,7 +14,7 @@ from PySide6.QtGui import QImage, QPixmap
 from facecomic_gui.worker import GeneratorWorker
 from trainer.cancel import CancelToken
 
-POLL_SECONDS = 0.05
+_STOP = object()  # queued on cancel: the LIFO queue hands it out first
 
 
 def pil_to_qimage(image: Image.Image) -> QImage:
@@ -98,11 +98,12 @@ class ThumbnailCache(QObject):
     def _serve(
         requests: queue.LifoQueue, size: int, *, cancel: CancelToken
     ) -> Generator[tuple[str, QImage | None], None, None]:
-        while not cancel.cancelled:
-            try:
-                key, source = requests.get(timeout=POLL_SECONDS)  # wakes to notice a cancel
-            except queue.Empty:
-                continue
+        cancel.on_cancel(lambda: requests.put(_STOP))  # wakes the blocked get() below
+        while True:
+            request = requests.get()
+            if request is _STOP:
+                return
+            key, source = request
             yield key, make_thumbnail(source, size)
 
     def _on_loaded(self, item: tuple[str, QImage | None]) -> None:

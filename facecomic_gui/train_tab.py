@@ -36,7 +36,6 @@ from facecomic_gui.train_widgets import (
 )
 from facecomic_gui.worker import GeneratorWorker
 from trainer import events as ev
-from trainer.configs import GridSpec, TrainConfig
 from trainer.errors import FaceComicError
 from trainer.progress import ProgressTracker, format_duration
 
@@ -59,7 +58,7 @@ def describe_error(err: BaseException) -> str:
     return f"Unexpected error: {type(err).__name__}: {err}".rstrip(": ") + "."
 
 
-class TrainTab(QWidget):
+class TrainTabWidget(QWidget):
     scan_finished = Signal(object)  # DatasetScan
     scan_failed = Signal(str)
     run_finished = Signal(object)  # jobs.TrainingOutcome
@@ -78,7 +77,6 @@ class TrainTab(QWidget):
         self._scan_worker: GeneratorWorker | None = None
         self._train_worker: GeneratorWorker | None = None
         self._tracker = ProgressTracker()
-        self._grid: GridSpec | None = None
         self._final_epochs = 0
         self.outcome: jobs.TrainingOutcome | None = None
         self._build(thumbnails)
@@ -106,15 +104,15 @@ class TrainTab(QWidget):
         settings_box = QGroupBox("Settings")
         settings_layout = QVBoxLayout(settings_box)
         self.settings = TrainSettingsWidget()
-        self.settings.changed.connect(self._update_controls)
+        self.settings.changed.connect(self._on_settings_changed)
         settings_layout.addWidget(self.settings)
 
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start training")
         self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start_training)
+        self.start_button.clicked.connect(self._on_start_clicked)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_training)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.cancel_button)
 
@@ -139,7 +137,7 @@ class TrainTab(QWidget):
         self._latest_progress = None
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(STATUS_INTERVAL_MS)
-        self._status_timer.timeout.connect(self._show_progress)
+        self._status_timer.timeout.connect(self._on_status_timer)
         self._status_timer.start()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -218,6 +216,9 @@ class TrainTab(QWidget):
         self._update_controls()
         self.state_changed.emit(state)
 
+    def _on_settings_changed(self) -> None:
+        self._update_controls()
+
     def _update_controls(self) -> None:
         busy = self._state in (RUNNING, CANCELLING)
         ready = self._scan is not None and self.settings.form() is not None
@@ -233,7 +234,7 @@ class TrainTab(QWidget):
     def set_form(self, form: TrainForm) -> None:
         self.settings.set_form(form)
         if self.outcome is None and self._state != RUNNING:
-            self.grid_table.set_grid(form.learning_rates, form.epochs)  # a preview of the grid to run
+            self.grid_table.set_grid(form.grid.learning_rates, form.grid.epochs)  # a preview of the run
 
     def form(self) -> TrainForm | None:
         return self.settings.form()
@@ -245,6 +246,10 @@ class TrainTab(QWidget):
     # -- dataset ---------------------------------------------------------------------------------
 
     def _on_choose_clicked(self) -> None:
+        self.choose_dataset()
+
+    def choose_dataset(self) -> None:
+        """Ask for a folder with the system dialog, then scan it."""
         start = self._dataset_path or str(Path.home())
         path = QFileDialog.getExistingDirectory(self, "Choose a dataset folder", start)
         if path:
@@ -305,26 +310,31 @@ class TrainTab(QWidget):
 
     # -- training --------------------------------------------------------------------------------
 
+    def _on_start_clicked(self) -> None:
+        self.start_training()
+
+    def _on_cancel_clicked(self) -> None:
+        self.cancel_training()
+
     def start_training(self) -> None:
         form = self.settings.form()
         if self._state != IDLE or self._scan is None or form is None:
             return
-        config = TrainConfig(split=form.split, batch_size=form.batch_size, seed=form.seed)
-        self._grid = GridSpec(form.learning_rates, form.epochs)
+        grid = form.grid
         self.outcome = None
         self._tracker = ProgressTracker()
         self.loss_plot.clear()
         self.accuracy_plot.clear()
-        self.loss_plot.set_epoch_range(max(form.epochs))
-        self.accuracy_plot.set_epoch_range(max(form.epochs))
-        self.grid_table.set_grid(self._grid.learning_rates, self._grid.epochs)
+        self.loss_plot.set_epoch_range(max(grid.epochs))
+        self.accuracy_plot.set_epoch_range(max(grid.epochs))
+        self.grid_table.set_grid(grid.learning_rates, grid.epochs)
         self.holdout.clear()
         self.run_error.hide()
         self.result_label.clear()
         self.phase_label.setText("Starting…")
         self.eta_label.clear()
         self.progress.setValue(0)
-        worker = GeneratorWorker(jobs.training_job, self._dataset_path, config, self._grid, self._runs_dir)
+        worker = GeneratorWorker(jobs.training_job, self._dataset_path, form.config, grid, self._runs_dir)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_run_returned)
         worker.errored.connect(self._on_run_errored)
@@ -366,7 +376,7 @@ class TrainTab(QWidget):
         if isinstance(event, (ev.DecodeProgressed, ev.BatchFinished, ev.DecodeFinished, ev.HoldoutEvaluated)):
             self._latest_progress = progress  # shown by the status timer, at most 10 times a second
 
-    def _show_progress(self) -> None:
+    def _on_status_timer(self) -> None:
         progress, self._latest_progress = self._latest_progress, None
         if progress is None:
             return
@@ -377,16 +387,17 @@ class TrainTab(QWidget):
 
     def _on_run_returned(self, outcome: jobs.TrainingOutcome) -> None:
         self.outcome = outcome
-        result = outcome.result
-        self.loss_plot.flush()
-        self.accuracy_plot.flush()
-        self.holdout.show_metrics(result.holdout, result.class_names, (result.best.lr, result.best.epochs))
         self._latest_progress = None
-        self.phase_label.setText(f"Finished in {format_duration(result.seconds)}.")
+        self.phase_label.setText(f"Finished in {format_duration(outcome.result.seconds)}.")
         self.eta_label.clear()
         self.progress.setValue(1000)
-        self.result_label.setText(f"Saved automatically to {outcome.saved_to}")
-        self.result_label.setToolTip(str(outcome.saved_to))
+        if outcome.saved_to is not None:
+            self.result_label.setText(f"Saved automatically as {outcome.saved_to.name} in your runs folder.")
+            self.result_label.setToolTip(str(outcome.saved_to))
+        else:
+            self.result_label.setText(
+                f"Could not save automatically ({outcome.save_error}). Use Save model… to keep it."
+            )
         self.run_finished.emit(outcome)
 
     def _on_run_errored(self, err: BaseException) -> None:
@@ -406,8 +417,6 @@ class TrainTab(QWidget):
         self.run_cancelled.emit()
 
     def _on_run_finished(self) -> None:
-        if self._train_worker is not None:
-            self._train_worker.join()
         self.loss_plot.flush()
         self.accuracy_plot.flush()
         self._set_state(IDLE)
@@ -422,12 +431,6 @@ class TrainTab(QWidget):
     def _on_use_clicked(self) -> None:
         if self.outcome is not None:
             self.use_model_requested.emit(self.outcome.model)
-
-    def shutdown(self) -> None:
-        """Cancel and join this tab's workers; called when the window closes."""
-        for worker in (self._train_worker, self._scan_worker):
-            if worker is not None:
-                worker.cancel_and_join()
 
 
 def _dropped_folder(mime) -> str | None:

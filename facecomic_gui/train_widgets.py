@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from facecomic_gui.settings import TrainForm
-from facecomic_gui.thumbnails import ThumbnailCache
+from facecomic_gui.thumbnails import ThumbnailCache, scaled
+from trainer.configs import GridSpec, TrainConfig
 from trainer.dataset import display_name
 
 if TYPE_CHECKING:
@@ -150,14 +151,7 @@ class DatasetSummaryWidget(QWidget):
                 self._thumb_labels[key] = label
                 pixmap = self._thumbnails.pixmap(key, path)
                 if pixmap is not None:
-                    label.setPixmap(
-                        pixmap.scaled(
-                            THUMB_SIZE - 2,
-                            THUMB_SIZE - 2,
-                            Qt.AspectRatioMode.KeepAspectRatio,
-                            Qt.TransformationMode.SmoothTransformation,
-                        )
-                    )
+                    label.setPixmap(scaled(pixmap, THUMB_SIZE - 2))
                 strip.addWidget(label)
             strip.addStretch(1)
             holder = QWidget()
@@ -205,14 +199,7 @@ class DatasetSummaryWidget(QWidget):
         label = self._thumb_labels.get(key)
         pixmap = self._thumbnails.pixmap(key)
         if label is not None and pixmap is not None:
-            label.setPixmap(
-                pixmap.scaled(
-                    THUMB_SIZE - 2,
-                    THUMB_SIZE - 2,
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
+            label.setPixmap(scaled(pixmap, THUMB_SIZE - 2))
 
 
 class TrainSettingsWidget(QWidget):
@@ -256,14 +243,14 @@ class TrainSettingsWidget(QWidget):
             self.batch_size.valueChanged,
             self.seed.valueChanged,
         ):
-            signal.connect(self._on_changed)
+            signal.connect(self._on_field_changed)
 
     def set_form(self, form: TrainForm) -> None:
-        self.split.setCurrentIndex(max(0, self.split.findData(form.split)))
-        self.learning_rates.setText(", ".join(f"{v:g}" for v in form.learning_rates))
-        self.epochs.setText(", ".join(str(v) for v in form.epochs))
-        self.batch_size.setValue(form.batch_size)
-        self.seed.setValue(form.seed)
+        self.split.setCurrentIndex(max(0, self.split.findData(form.config.split)))
+        self.learning_rates.setText(", ".join(str(v) for v in form.grid.learning_rates))
+        self.epochs.setText(", ".join(str(v) for v in form.grid.epochs))
+        self.batch_size.setValue(form.config.batch_size)
+        self.seed.setValue(form.config.seed)
 
     def form(self) -> TrainForm | None:
         error = None
@@ -288,11 +275,12 @@ class TrainSettingsWidget(QWidget):
         _mark_invalid(self.epochs, error is not None and bool(learning_rates))
         if error:
             return None
-        return TrainForm(
-            self.split.currentData(), learning_rates, epochs, self.batch_size.value(), self.seed.value()
+        config = TrainConfig(
+            split=self.split.currentData(), batch_size=self.batch_size.value(), seed=self.seed.value()
         )
+        return TrainForm(config, GridSpec(learning_rates, epochs))
 
-    def _on_changed(self) -> None:
+    def _on_field_changed(self) -> None:
         self.form()
         self.changed.emit()
 

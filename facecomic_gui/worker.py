@@ -153,9 +153,22 @@ _KEEP: set[GeneratorWorker] = set()
 @atexit.register
 def _join_all_at_exit() -> None:
     """A script that never closes its window still exits cleanly: cancel and join what runs."""
-    for worker in list(_KEEP):
-        worker.cancel_and_join()
+    cancel_and_join_all()
 
 
 def running_workers() -> int:
     return sum(1 for w in _KEEP if w.is_running())
+
+
+def cancel_and_join_all(timeout_ms: int = JOIN_TIMEOUT_MS) -> bool:
+    """Cancel every running worker, superseded ones included, and wait for all; True when all
+    ended. The app has one main window, and closing it ends all its work."""
+    workers = list(_KEEP)
+    for worker in workers:
+        worker.cancel()
+    ended = True
+    for worker in workers:
+        if not worker.join(timeout_ms):
+            log.warning("a %s worker did not stop within %d ms", worker._thread.objectName(), timeout_ms)
+            ended = False
+    return ended

@@ -25,7 +25,6 @@ from trainer.errors import DatasetError
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    method: str
     train: np.ndarray  # indices into the sample list
     val: np.ndarray
     holdout: np.ndarray
@@ -103,4 +102,4 @@ def make_split(
     for name, part in zip(SPLIT_NAMES, parts, strict=True):
         if len(part) == 0:  # pragma: no cover - quotas of at least 1 make this unreachable
             raise DatasetError(f"The {name} split came out empty; add more images.")
-    return Split(method, *parts)
+    return Split(*parts)

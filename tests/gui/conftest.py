@@ -30,7 +30,9 @@ def window(qtbot, settings: AppSettings, tmp_path: Path):
 
     win = MainWindow(settings, tmp_path / "runs", restore=False)
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.current_model is not None, timeout=30_000)
+    # The load runs in a worker; its result can only arrive once the event loop runs, here.
+    with qtbot.waitSignal(win.model_changed, timeout=30_000):
+        pass
     yield win
     win.close()
 

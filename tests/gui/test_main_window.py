@@ -11,6 +11,7 @@ from facecomic_gui.app import main
 from facecomic_gui.main_window import DEFAULT_SIZE, MainWindow
 from facecomic_gui.settings import AppSettings, TrainForm
 from trainer.assets import default_model_path
+from trainer.configs import GridSpec, TrainConfig
 from trainer.synthetic import make_dataset
 
 GUI = Path(__file__).resolve().parents[2] / "facecomic_gui"
@@ -73,7 +74,7 @@ def test_settings_round_trip(qtbot, settings_file: Path, tiny_dataset: Path, tmp
 
     first = new_window()
     qtbot.waitUntil(lambda: first.current_model is not None, timeout=30_000)
-    form = TrainForm(split="paper", learning_rates=(0.1, 0.02), epochs=(2, 7), batch_size=32, seed=9)
+    form = TrainForm(TrainConfig(split="paper", batch_size=32, seed=9), GridSpec((0.1, 0.0123456789), (2, 7)))
     first.train_tab.set_form(form)
     with qtbot.waitSignal(first.train_tab.scan_finished, timeout=30_000):
         first.train_tab.set_dataset(str(tiny_dataset))
@@ -110,17 +111,41 @@ def test_screenshot_of_the_predict_tab(qtbot, tmp_path: Path):
         assert image.getextrema() != ((0, 0), (0, 0), (0, 0))
 
 
-def test_screenshot_after_training(qtbot, tmp_path: Path, monkeypatch):
+def test_screenshot_after_training(qtbot, tmp_path: Path, capsys):
     data = make_dataset(tmp_path / "d", 12)
     out = tmp_path / "train.png"
-    assert main(["--screenshot", str(out), "--tab", "train", "--dataset", str(data), "--train"]) == 0
+    args = [
+        "--screenshot",
+        str(out),
+        "--tab",
+        "train",
+        "--dataset",
+        str(data),
+        "--train",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "2",
+    ]
+    assert main(args) == 0
+    assert "Training finished: holdout accuracy" in capsys.readouterr().out
     with Image.open(out) as image:
         assert image.size == DEFAULT_SIZE
 
 
+def test_screenshot_with_a_bad_model_fails_without_hanging(qtbot, tmp_path: Path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    data = make_dataset(tmp_path / "d", 1)
+    out = tmp_path / "p.png"
+    assert main(["--screenshot", str(out), "--model", str(bad), str(data / "faces" / "0.png")]) == 1
+    assert "is not a valid FaceComic model" in capsys.readouterr().err
+    assert out.stat().st_size > 0  # the window, with the error on it
+
+
 def test_screenshot_of_a_bad_dataset_still_renders_and_says_why(qtbot, tmp_path: Path, capsys):
     out = tmp_path / "bad.png"
-    assert main(["--screenshot", str(out), "--dataset", str(tmp_path / "nope")]) == 0
+    assert main(["--screenshot", str(out), "--dataset", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert out.stat().st_size > 0
 

@@ -173,3 +173,17 @@ def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monke
     assert messages and "Open a model first" in messages[0]
     assert not win.predict_tab.model_error.isHidden()
     win.close()
+
+
+def test_switching_model_keeps_images_not_yet_shown(qtbot, window, tmp_path: Path):
+    from trainer.model_file import load_model
+
+    data = make_dataset(tmp_path / "d", 3)
+    tab = window.predict_tab
+    other = load_model(window.current_model.path)
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([data])  # its job has not reported a single image yet...
+        window.set_model(other)  # ...when the model changes
+    assert tab.table_model.rowCount() == 6
+    assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
+    assert tab.model is other

@@ -10,11 +10,12 @@ from PySide6.QtGui import QDropEvent
 from facecomic_gui import dialogs
 from facecomic_gui.settings import TrainForm
 from facecomic_gui.worker import running_workers
+from trainer.configs import GridSpec, TrainConfig
 from trainer.model_file import load_model
 from trainer.synthetic import make_dataset
 
-FAST = TrainForm(split="random", learning_rates=(0.05, 0.01), epochs=(1, 2), batch_size=16, seed=0)
-SLOW = TrainForm(split="random", learning_rates=(0.01,), epochs=(100_000,), batch_size=1, seed=0)
+FAST = TrainForm(TrainConfig(batch_size=16), GridSpec((0.05, 0.01), (1, 2)))
+SLOW = TrainForm(TrainConfig(batch_size=1), GridSpec((0.01,), (100_000,)))
 
 
 def open_dataset(qtbot, tab, path: Path) -> None:
@@ -34,8 +35,8 @@ def test_full_training_flow(qtbot, window, tiny_dataset: Path, tmp_path: Path):
         assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
     outcome = blocker.args[0]
     qtbot.waitUntil(lambda: tab.state == "idle")
-    for lr in FAST.learning_rates:
-        for epochs in FAST.epochs:
+    for lr in FAST.grid.learning_rates:
+        for epochs in FAST.grid.epochs:
             assert "/" in tab.grid_table.cell_text(lr, epochs)
     assert tab.grid_table.best() == (outcome.result.best.lr, outcome.result.best.epochs)
     assert tab.holdout.accuracy.text() == f"{outcome.result.holdout.accuracy:.1%}"
@@ -168,3 +169,35 @@ def test_invalid_settings_disable_start(qtbot, window, tiny_dataset: Path):
     assert not tab.start_button.isEnabled()
     tab.settings.epochs.setText("3")
     assert tab.start_button.isEnabled()
+
+
+def test_train_after_a_failed_scan_is_disarmed(qtbot, window, tiny_dataset: Path, tmp_path: Path):
+    from facecomic_gui.app import train_after_next_scan
+
+    tab = window.train_tab
+    train_after_next_scan(tab)
+    with qtbot.waitSignal(tab.scan_failed, timeout=30_000):
+        tab.set_dataset(str(tmp_path / "missing"))
+    open_dataset(qtbot, tab, tiny_dataset)
+    assert tab.state == "idle"  # the later folder did not start training by itself
+
+
+def test_a_failed_automatic_save_keeps_the_run(qtbot, settings, tiny_dataset: Path, tmp_path: Path):
+    from facecomic_gui.main_window import MainWindow
+
+    blocked = tmp_path / "runs-is-a-file"
+    blocked.write_text("not a folder")
+    win = MainWindow(settings, blocked, restore=False)
+    qtbot.addWidget(win)
+    tab = win.train_tab
+    tab.set_form(FAST)
+    open_dataset(qtbot, tab, tiny_dataset)
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000) as blocker:
+        tab.start_training()
+    outcome = blocker.args[0]
+    assert outcome.saved_to is None and outcome.save_error
+    assert "Could not save automatically" in tab.result_label.text()
+    assert tab.save_button.isVisibleTo(tab)
+    tab.use_button.click()
+    assert win.current_model is outcome.model
+    win.close()

@@ -107,11 +107,11 @@ def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):
 
 def test_predict_without_a_model_says_so(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("FACECOMIC_DEFAULT_MODEL", str(tmp_path / "none.safetensors"))
-    image = tmp_path / "a.png"
     make_dataset(tmp_path / "d", 1)
-    assert predict_main([str(tmp_path / "d" / "faces" / "0.png")]) == 2
+    out = tmp_path / "p.csv"
+    assert predict_main(["--csv", str(out), str(tmp_path / "d" / "faces" / "0.png")]) == 2
     assert "pass --model" in capsys.readouterr().err
-    assert not image.exists()
+    assert not out.exists()
 
 
 def test_predict_with_a_bad_model_file(tmp_path: Path, capsys):

@@ -112,7 +112,7 @@ def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
 
 def test_access_problems_are_not_cached(dataset: Path, tmp_path: Path):
     """A file that cannot be opened now may be readable later without changing: not remembered."""
-    paths = paths_of(dataset) + [dataset / "faces" / "vanished.png"]
+    paths = [*paths_of(dataset), dataset / "faces" / "vanished.png"]
     options = DecodeOptions(cache_dir=tmp_path / "c")
     _, first = collect(decode_files(paths, CFG, options, root=dataset))
     assert first.errors == {40: "the file does not exist"}
