@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,7 @@ class TrainTabWidget(QWidget):
         self._train_worker: GeneratorWorker | None = None
         self._tracker = ProgressTracker()
         self._final_epochs = 0
+        self._announce: Callable[[], None] | None = None
         self.outcome: jobs.TrainingOutcome | None = None
         self._build(thumbnails)
         self._update_controls()
@@ -398,7 +400,7 @@ class TrainTabWidget(QWidget):
             self.result_label.setText(
                 f"Could not save automatically ({outcome.save_error}). Use Save model… to keep it."
             )
-        self.run_finished.emit(outcome)
+        self._announce = lambda: self.run_finished.emit(outcome)
 
     def _on_run_errored(self, err: BaseException) -> None:
         message = describe_error(err)
@@ -407,19 +409,23 @@ class TrainTabWidget(QWidget):
         self._latest_progress = None
         self.phase_label.setText("Training failed.")
         self.eta_label.clear()
-        self.run_failed.emit(message)
+        self._announce = lambda: self.run_failed.emit(message)
 
     def _on_run_aborted(self) -> None:
         self._latest_progress = None
         self.phase_label.setText("Cancelled. Nothing was saved.")
         self.eta_label.clear()
         self.progress.setValue(0)
-        self.run_cancelled.emit()
+        self._announce = self.run_cancelled.emit
 
     def _on_run_finished(self) -> None:
         self.loss_plot.flush()
         self.accuracy_plot.flush()
         self._set_state(IDLE)
+        # The outcome is announced only now, so listeners find the tab idle and consistent.
+        announce, self._announce = self._announce, None
+        if announce is not None:
+            announce()
 
     # -- results ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def test_full_training_flow(qtbot, window, tiny_dataset: Path, tmp_path: Path):
         assert tab.state == "running"
         assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
     outcome = blocker.args[0]
-    qtbot.waitUntil(lambda: tab.state == "idle")
+    assert tab.state == "idle"  # announced only once idle
     for lr in FAST.grid.learning_rates:
         for epochs in FAST.grid.epochs:
             assert "/" in tab.grid_table.cell_text(lr, epochs)
@@ -79,7 +79,7 @@ def test_cancel_stops_quickly_and_writes_nothing(qtbot, window, tiny_dataset: Pa
         tab.cancel_button.click()
         assert tab.state == "cancelling" and tab.cancel_button.text() == "Cancelling…"
         assert not tab.start_button.isEnabled()
-    qtbot.waitUntil(lambda: tab.state == "idle", timeout=3_000)
+    assert tab.state == "idle"
     assert tab.start_button.isEnabled()
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     assert tab.outcome is None
