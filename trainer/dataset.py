@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,27 +67,42 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every entry under ``folder``: ``(path, None)`` for an image, else ``(path, why skipped)``."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        for d in dirnames:
+            if is_hidden(d):
+                yield Path(dirpath, d), "hidden folder"
+        dirnames[:] = sorted((d for d in dirnames if not is_hidden(d)), key=natural_key)
+        for name in filenames:
+            if is_hidden(name):
+                yield Path(dirpath, name), "hidden file"
+            elif not is_image_name(name):
+                yield (
+                    Path(dirpath, name),
+                    f"not an image file ({os.path.splitext(name)[1] or 'no extension'})",
+                )
+            else:
+                yield Path(dirpath, name), None
+
+
 def list_images(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
     """All image files under ``folder``, recursively, in natural order, plus what was skipped."""
     images: list[Path] = []
     skipped: list[SkippedFile] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        hidden_dirs = [d for d in dirnames if is_hidden(d)]
-        for d in hidden_dirs:
-            skipped.append(SkippedFile(str(Path(dirpath, d)), "hidden folder"))
-        dirnames[:] = sorted((d for d in dirnames if not is_hidden(d)), key=natural_key)
-        for name in filenames:
-            path = Path(dirpath, name)
-            if is_hidden(name):
-                skipped.append(SkippedFile(str(path), "hidden file"))
-            elif not is_image_name(name):
-                ext = os.path.splitext(name)[1] or "no extension"
-                skipped.append(SkippedFile(str(path), f"not an image file ({ext})"))
-            else:
-                images.append(path)
-    images.sort(key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+    for path, reason in _walk(folder):
+        if reason is None:
+            images.append(path)
+        else:
+            skipped.append(SkippedFile(str(path), reason))
+    prefix = len(os.fspath(folder).rstrip(os.sep)) + 1
+    images.sort(key=lambda p: natural_key(os.fspath(p)[prefix:]))
     skipped.sort(key=lambda s: natural_key(s.path))
     return images, skipped
+
+
+def _has_images(folder: Path) -> bool:
+    return any(reason is None for _, reason in _walk(folder))
 
 
 def _visible_subdirs(folder: Path) -> list[Path]:
@@ -117,7 +133,7 @@ def find_class_dirs(root: Path) -> tuple[Path, ...]:
             folder = subdirs[0]
             continue
         break
-    with_images = [d for d in subdirs if any(True for _ in _iter_images(d))]
+    with_images = [d for d in subdirs if _has_images(d)]
     names = {d.name.lower(): d for d in with_images}
     if "faces" in names and "comics" in names and len(with_images) > 2:
         with_images = [names["comics"], names["faces"]]
@@ -139,14 +155,6 @@ def find_class_dirs(root: Path) -> tuple[Path, ...]:
     raise DatasetError(
         f"{folder} has no class folders with images; expected two folders such as faces/ and comics/."
     )
-
-
-def _iter_images(folder: Path):
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
-        for name in filenames:
-            if not is_hidden(name) and is_image_name(name):
-                yield Path(dirpath, name)
 
 
 def scan_dataset(root: str | os.PathLike[str]) -> DatasetScan:
