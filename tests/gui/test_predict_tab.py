@@ -5,26 +5,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QGuiApplication
+from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtGui import QGuiApplication
 
 from facecomic_gui import dialogs
 from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
+from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.synthetic import comic_like, make_dataset
-
-
-def drop(widget, paths: list[Path]) -> None:
-    """A real QDropEvent through the widget's handler, as a file manager would send it."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    widget.dropEvent(event)
 
 
 def labels(tab) -> list[str]:
@@ -53,27 +40,12 @@ def test_dropping_files_and_folders_gives_labelled_rows(qtbot, window, tmp_path:
 
 
 def test_drag_enter_accepts_files_only(window, tmp_path: Path):
-    from PySide6.QtGui import QDragEnterEvent
-
-    mime = QMimeData()
-    mime.setText("hello")
-    event = QDragEnterEvent(
-        QPointF(5, 5),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    text = QMimeData()
+    text.setText("hello")
+    event = drag_enter_event(text)
     window.predict_tab.dragEnterEvent(event)
     assert not event.isAccepted()
-    mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
-    event = QDragEnterEvent(
-        QPointF(5, 5),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    event = drag_enter_event(file_urls([tmp_path]))
     window.predict_tab.dragEnterEvent(event)
     assert event.isAccepted()
 

@@ -4,12 +4,10 @@ import gc
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
-
 from facecomic_gui import dialogs
 from facecomic_gui.settings import TrainForm
 from facecomic_gui.worker import running_workers
+from tests.gui.drag_and_drop import drop
 from trainer.configs import GridSpec, TrainConfig
 from trainer.model_file import load_model
 from trainer.synthetic import make_dataset
@@ -120,17 +118,8 @@ def test_bad_dataset_folder_is_one_sentence(qtbot, window, tmp_path: Path):
 
 def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset: Path):
     tab = window.train_tab
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(tiny_dataset))])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
     with qtbot.waitSignal(tab.scan_finished, timeout=30_000):
-        tab.dropEvent(event)
+        drop(tab, [tiny_dataset])
     assert tab.dataset_path == str(tiny_dataset)
 
 
