@@ -400,13 +400,17 @@ class HoldoutWidget(QWidget):
         layout.addWidget(self.caption, 1, 0)
         layout.addWidget(self.confusion, 2, 0)
         layout.addWidget(self.per_class, 3, 0)
-        layout.setRowStretch(4, 1)
+        self.hint = _message("", "#7a5200", "#fff3cd")
+        self.hint.hide()
+        layout.addWidget(self.hint, 4, 0)
+        layout.setRowStretch(5, 1)
 
     def clear(self) -> None:
         self.accuracy.setText("—")
         self.caption.setText("Holdout accuracy appears when training ends.")
         self.confusion.hide()
         self.per_class.clear()
+        self.hint.hide()
 
     def show_metrics(
         self, metrics: HoldoutMetrics, class_names: Sequence[str], best: tuple[float, int] | None = None
@@ -439,3 +443,11 @@ class HoldoutWidget(QWidget):
                 for n, p, r in zip(names, metrics.precision, metrics.recall, strict=True)
             )
         )
+        never = [n for n, r in zip(names, metrics.recall, strict=True) if r == 0]
+        if never:
+            # The usual cause on a small data set: the paper's 5 epochs are a few dozen steps.
+            self.hint.setText(
+                f"It never predicted {never[0]} correctly. On a small data set this usually means too "
+                "few training steps: try more epochs (such as 20, 50) or a higher learning rate."
+            )
+        self.hint.setVisible(bool(never))

@@ -190,3 +190,20 @@ def test_a_failed_automatic_save_keeps_the_run(qtbot, settings, tiny_dataset: Pa
     tab.use_button.click()
     assert win.current_model is outcome.model
     win.close()
+
+
+def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
+    import numpy as np
+
+    from facecomic_gui.train_widgets import HoldoutWidget
+    from trainer.results import HoldoutMetrics
+
+    widget = HoldoutWidget()
+    qtbot.addWidget(widget)
+    all_faces = HoldoutMetrics.from_predictions(np.array([0, 0, 1, 1]), np.array([1, 1, 1, 1]), 0.6, 2)
+    widget.show_metrics(all_faces, ("comics", "faces"))
+    assert not widget.hint.isHidden() and "never predicted Comic" in widget.hint.text()
+    balanced = HoldoutMetrics.from_predictions(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 0.4, 2)
+    widget.show_metrics(balanced, ("comics", "faces"))
+    assert widget.hint.isHidden()
+    assert widget.accuracy.text() == "75.0%"
