@@ -21,29 +21,25 @@ class TrainForm:
     grid: GridSpec = GridSpec()
 
 
+def _path_setting(key: str) -> property:
+    """A remembered path: None until one is set; setting None forgets it."""
+
+    def get(self: AppSettings) -> str | None:
+        value = self.q.value(key)
+        return str(value) if value not in (None, "") else None
+
+    def set_(self: AppSettings, value: str | None) -> None:
+        self.q.setValue(key, value or "")
+
+    return property(get, set_)
+
+
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
 
-    def _get_str(self, key: str) -> str | None:
-        value = self.q.value(key)
-        return str(value) if value not in (None, "") else None
-
-    @property
-    def last_dataset(self) -> str | None:
-        return self._get_str("paths/last_dataset")
-
-    @last_dataset.setter
-    def last_dataset(self, value: str | None) -> None:
-        self.q.setValue("paths/last_dataset", value or "")
-
-    @property
-    def last_model(self) -> str | None:
-        return self._get_str("paths/last_model")
-
-    @last_model.setter
-    def last_model(self, value: str | None) -> None:
-        self.q.setValue("paths/last_model", value or "")
+    last_dataset = _path_setting("paths/last_dataset")
+    last_model = _path_setting("paths/last_model")
 
     @property
     def geometry(self) -> QByteArray | None:

@@ -95,10 +95,6 @@ class GeneratorWorker(QObject):
         self._runner.done.connect(self._on_done)
         self._running = False
 
-    @property
-    def cancel_token(self) -> CancelToken:
-        return self._token
-
     def start(self) -> GeneratorWorker:
         self._running = True
         _KEEP.add(self)
