@@ -1,17 +1,32 @@
 # Set-up is two commands on a fresh machine: `make run` and `make test`. Both create or update
-# .venv; re-running is a no-op until pyproject.toml changes.
+# .venv; re-running is a no-op until pyproject.toml or the constraints file changes. Every
+# version installed comes from requirements/constraints.txt, so a new upstream release cannot
+# reach a fresh machine until `make lock` is run and the tests pass with it.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv run test lint format bench model package test-package bench-package clean
+.PHONY: venv run test lint format bench model package test-package bench-package clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[test,dev]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev]'
 	touch $(STAMP)
+
+# Re-resolve every dependency to the newest allowed release in a scratch venv and write the
+# exact versions to $(CONSTRAINTS). Run the tests before committing the result.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip --disable-pip-version-check --quiet install -e '.[test,dev]'
+	( echo "# Exact versions for make run / make test; regenerate with make lock (see Makefile)."; \
+	  echo "# Python $$(build/lock-venv/bin/python -c 'import platform; print(platform.python_version())')"; \
+	  build/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' ) > $(CONSTRAINTS).part
+	mv $(CONSTRAINTS).part $(CONSTRAINTS)
+	rm -rf build/lock-venv
 
 venv: $(STAMP)
 

@@ -34,10 +34,10 @@ from PIL import Image
 
 from bench.make_data import ensure_bench_data
 from trainer.cli import train_main
-from trainer.configs import GridSpec, PreprocessConfig, TrainConfig
-from trainer.dataset import scan_dataset
-from trainer.model import build_model, paper_architecture
-from trainer.splits import quotas
+from trainer.common.configs import GridSpec, PreprocessConfig, TrainConfig
+from trainer.data.dataset import scan_dataset
+from trainer.data.splits import quotas
+from trainer.model.mlp import build_model, paper_architecture
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO.parent / "shared" / "data" / "face2comics-sample"

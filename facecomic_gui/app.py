@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trainer import __version__
 from trainer.cli import add_config_flags, given_config_values
-from trainer.configs import GridSpec, TrainConfig
+from trainer.common.configs import GridSpec, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 if TYPE_CHECKING:
-    from trainer.model_file import LoadedModel
+    from trainer.model.model_file import LoadedModel
 
 MODEL_FILTER = "FaceComic models (*.safetensors);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.JPG *.JPEG *.PNG);;All files (*)"
@@ -51,7 +51,7 @@ def save_model_dialog(
     parent: QWidget | None, model: LoadedModel, start_dir: str | None = None
 ) -> Path | None:
     """Ask where to save ``model`` and write it atomically; a failure is one sentence."""
-    from trainer.model_file import save_model
+    from trainer.model.model_file import save_model
 
     suggested = model.path.name if model.path else "facecomic-model.safetensors"
     folder = start_dir or str(Path.home())

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from trainer.cancel import CancelToken
+from trainer.common.cancel import CancelToken
 
 if TYPE_CHECKING:
-    from trainer.configs import GridSpec, TrainConfig
-    from trainer.dataset import DatasetScan
-    from trainer.model_file import LoadedModel
-    from trainer.predict import Prediction
-    from trainer.results import RunResult
+    from trainer.common.configs import GridSpec, TrainConfig
+    from trainer.data.dataset import DatasetScan
+    from trainer.model.model_file import LoadedModel
+    from trainer.prediction.predictor import Prediction
+    from trainer.training.results import RunResult
 
 Source = Path | Image.Image
 
@@ -45,7 +45,7 @@ class BatchPredicted:
 
 
 def scan_job(path: str, *, cancel: CancelToken) -> Generator[None, None, DatasetScan]:
-    from trainer.dataset import scan_dataset
+    from trainer.data.dataset import scan_dataset
 
     cancel.raise_if_cancelled()
     return scan_dataset(path)
@@ -53,14 +53,14 @@ def scan_job(path: str, *, cancel: CancelToken) -> Generator[None, None, Dataset
 
 
 def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, LoadedModel]:
-    from trainer.model_file import load_model
+    from trainer.model.model_file import load_model
 
     cancel.raise_if_cancelled()
     model = load_model(path)
     # Import the training and prediction code now, while the user looks around, rather than
     # beside the first run's busiest moment.
-    import trainer.predict
-    import trainer.training  # noqa: F401
+    import trainer.prediction.predictor
+    import trainer.training.experiment  # noqa: F401
 
     return model
     yield
@@ -71,8 +71,8 @@ def training_job(
 ) -> Generator[object, None, TrainingOutcome]:
     """The trainer's run, then an automatic, atomic save so a finished run is never lost. A failed
     save (full disk, read-only folder) keeps the model in memory rather than losing the run."""
-    from trainer.model_file import load_model, model_from_result, save_model
-    from trainer.training import run_experiment
+    from trainer.model.model_file import load_model, model_from_result, save_model
+    from trainer.training.experiment import run_experiment
 
     # One core stays free for the window, so it never waits for the CPU while training.
     threads = max(1, (os.cpu_count() or 1) - 1)
@@ -91,8 +91,8 @@ def predict_job(
     model: LoadedModel, inputs: Sequence[Source], batch_size: int = 64, *, cancel: CancelToken
 ) -> Generator[ImagesFound | BatchPredicted, None, int]:
     """Expand folders (recursively), announce the images, then predict them batch by batch."""
-    from trainer.dataset import collect_image_paths
-    from trainer.predict import Predictor
+    from trainer.data.dataset import collect_image_paths
+    from trainer.prediction.predictor import Predictor
 
     sources: list[Source] = []
     for item in inputs:

@@ -19,10 +19,10 @@ from facecomic_gui.thumbnails import ThumbnailCache
 from facecomic_gui.train_tab import TrainTabWidget, describe_error
 from facecomic_gui.worker import GeneratorWorker, cancel_and_join_all
 from trainer import __version__
-from trainer.assets import assets_dir, default_model_path
+from trainer.common.assets import assets_dir, default_model_path
 
 if TYPE_CHECKING:
-    from trainer.model_file import LoadedModel
+    from trainer.model.model_file import LoadedModel
 
 DEFAULT_SIZE = (1280, 860)
 ICON_NAME = "facecomic.png"

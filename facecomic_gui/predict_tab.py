@@ -42,7 +42,7 @@ from facecomic_gui.train_widgets import error_banner
 from facecomic_gui.worker import GeneratorWorker
 
 if TYPE_CHECKING:
-    from trainer.model_file import LoadedModel
+    from trainer.model.model_file import LoadedModel
 
 ROW_HEIGHT = 56
 
@@ -358,8 +358,8 @@ class PredictTabWidget(QWidget):
         self.export_csv()
 
     def export_csv(self) -> Path | None:
-        from trainer.atomic import atomic_write_text
         from trainer.cli import predictions_csv
+        from trainer.common.atomic import atomic_write_text
 
         predictions = self.table_model.predictions()
         if not predictions:

@@ -19,10 +19,10 @@ from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from facecomic_gui.thumbnails import ThumbnailCache
-from trainer.dataset import display_name
+from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
-    from trainer.predict import Prediction
+    from trainer.prediction.predictor import Prediction
 
 THUMB, FILE, LABEL, CONFIDENCE, DETAILS = range(5)
 HEADERS = ("", "File", "Prediction", "Confidence", "Details")

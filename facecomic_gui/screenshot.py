@@ -102,7 +102,7 @@ def take_screenshot(args: argparse.Namespace) -> int:
 def _save_png(window, path: Path) -> tuple[int, int]:
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
-    from trainer.atomic import atomic_write_bytes
+    from trainer.common.atomic import atomic_write_bytes
 
     image = window.grab().toImage()
     data = QByteArray()

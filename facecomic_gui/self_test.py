@@ -70,8 +70,8 @@ def run_self_test() -> int:
 def _load_bundled_model(summary: dict, _tmp: Path) -> None:
     import torch
 
-    from trainer.assets import default_model_path
-    from trainer.model_file import load_model
+    from trainer.common.assets import default_model_path
+    from trainer.model.model_file import load_model
 
     path = default_model_path()
     model = load_model(path)
@@ -88,8 +88,8 @@ def _load_bundled_model(summary: dict, _tmp: Path) -> None:
 def _predict_generated(summary: dict, _tmp: Path) -> None:
     import numpy as np
 
-    from trainer.predict import Predictor
-    from trainer.synthetic import comic_like, face_like
+    from trainer.data.synthetic import comic_like, face_like
+    from trainer.prediction.predictor import Predictor
 
     rng = np.random.default_rng(0)
     images = [face_like(rng, 96), comic_like(rng, 96)]
@@ -115,8 +115,8 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
     from facecomic_gui import jobs
     from facecomic_gui.app import create_app
     from facecomic_gui.worker import GeneratorWorker
-    from trainer.configs import GridSpec, TrainConfig
-    from trainer.synthetic import make_dataset
+    from trainer.common.configs import GridSpec, TrainConfig
+    from trainer.data.synthetic import make_dataset
 
     create_app([])
     data = make_dataset(tmp / "dataset", SELF_TEST_IMAGES_PER_CLASS, seed=7)
@@ -148,7 +148,7 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
 
 
 def _reload_saved_model(summary: dict, _tmp: Path) -> None:
-    from trainer.model_file import load_model
+    from trainer.model.model_file import load_model
 
     outcome = summary["_outcome"]
     reloaded = load_model(outcome.saved_to)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from trainer.configs import GridSpec, TrainConfig
+from trainer.common.configs import GridSpec, TrainConfig
 
 ORGANIZATION = "FaceComic"
 APPLICATION = "FaceComic"

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from facecomic_gui.worker import GeneratorWorker
-from trainer.cancel import CancelToken
+from trainer.common.cancel import CancelToken
 
 _STOP = object()  # queued on cancel: the LIFO queue hands it out first
 

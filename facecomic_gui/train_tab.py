@@ -36,12 +36,12 @@ from facecomic_gui.train_widgets import (
     keep_space_when_hidden,
 )
 from facecomic_gui.worker import GeneratorWorker
-from trainer import events as ev
-from trainer.errors import FaceComicError
-from trainer.progress import ProgressTracker, format_duration
+from trainer.common import events as ev
+from trainer.common.errors import FaceComicError
+from trainer.common.progress import ProgressTracker, format_duration
 
 if TYPE_CHECKING:
-    from trainer.dataset import DatasetScan
+    from trainer.data.dataset import DatasetScan
 
 IDLE, SCANNING, RUNNING, CANCELLING = "idle", "scanning", "running", "cancelling"
 STATUS_INTERVAL_MS = 100

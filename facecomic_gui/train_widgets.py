@@ -30,12 +30,12 @@ from PySide6.QtWidgets import (
 
 from facecomic_gui.settings import TrainForm
 from facecomic_gui.thumbnails import ThumbnailCache, scaled
-from trainer.configs import GridSpec, TrainConfig
-from trainer.dataset import display_name
+from trainer.common.configs import GridSpec, TrainConfig
+from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
-    from trainer.dataset import DatasetScan, SkippedFile
-    from trainer.results import HoldoutMetrics
+    from trainer.data.dataset import DatasetScan, SkippedFile
+    from trainer.training.results import HoldoutMetrics
 
 THUMBS_PER_CLASS = 6
 THUMB_SIZE = 44

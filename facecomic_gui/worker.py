@@ -22,8 +22,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from trainer.cancel import CancelToken
-from trainer.errors import Cancelled
+from trainer.common.cancel import CancelToken
+from trainer.common.errors import Cancelled
 
 JOIN_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)

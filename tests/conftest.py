@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.synthetic import make_dataset
+from trainer.data.synthetic import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -37,10 +37,10 @@ def shared_sample() -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A small model trained once per session on synthetic data, and its saved file."""
-    from trainer.configs import DecodeOptions, GridSpec
-    from trainer.events import drain
-    from trainer.model_file import save_model
-    from trainer.training import run_experiment
+    from trainer.common.configs import DecodeOptions, GridSpec
+    from trainer.common.events import drain
+    from trainer.model.model_file import save_model
+    from trainer.training.experiment import run_experiment
 
     root = make_dataset(tmp_path_factory.mktemp("trained") / "data", 24, seed=1)
     result = drain(run_experiment(root, grid=GridSpec((0.05,), (3,)), decode=DecodeOptions(use_cache=False)))

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TextIO
 
 from trainer import __version__
-from trainer.assets import default_model_path
-from trainer.atomic import atomic_write_text
-from trainer.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig, cli_fields
-from trainer.errors import Cancelled, FaceComicError
+from trainer.common.assets import default_model_path
+from trainer.common.atomic import atomic_write_text
+from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig, cli_fields
+from trainer.common.errors import Cancelled, FaceComicError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -92,7 +92,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     try:
         for target in (args.out, args.json):
             check_writable(target)
-        from trainer.training import run_experiment  # torch loads here, not for --help
+        from trainer.training.experiment import run_experiment  # torch loads here, not for --help
 
         reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
         events = run_experiment(
@@ -103,7 +103,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         finally:
             events.close()  # on Ctrl+C: stops the decode pool and keeps the (atomic) cache
         if args.out:
-            from trainer.model_file import save_model
+            from trainer.model.model_file import save_model
 
             save_model(args.out, result)
             print(f"Model saved to {args.out}")
@@ -147,7 +147,7 @@ class ConsoleReporter:
     """Prints results to ``out`` and a live progress line to ``err`` (redrawn on a terminal)."""
 
     def __init__(self, out: TextIO, err: TextIO, *, quiet: bool = False) -> None:
-        from trainer.progress import ProgressTracker
+        from trainer.common.progress import ProgressTracker
 
         self.out, self.err, self.quiet = out, err, quiet
         self.tty = err.isatty()
@@ -167,8 +167,8 @@ class ConsoleReporter:
             self.handle(event)
 
     def handle(self, event) -> None:
-        from trainer import events as ev
-        from trainer import report
+        from trainer.common import events as ev
+        from trainer.training import report
 
         progress = self.tracker.update(event)
         match event:
@@ -211,7 +211,7 @@ class ConsoleReporter:
         print(text, file=self.out, flush=True)
 
     def _progress(self, progress) -> None:
-        from trainer.progress import format_duration
+        from trainer.common.progress import format_duration
 
         if self.quiet:
             return
@@ -289,8 +289,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             raise FaceComicError(
                 f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
             )
-        from trainer.dataset import collect_image_paths
-        from trainer.predict import Predictor
+        from trainer.data.dataset import collect_image_paths
+        from trainer.prediction.predictor import Predictor
 
         predictor = Predictor.from_file(model_path)
         paths = collect_image_paths(args.paths)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from facecomic_gui.settings import AppSettings
-from trainer.synthetic import make_dataset
+from trainer.data.synthetic import make_dataset
 
 
 @pytest.fixture

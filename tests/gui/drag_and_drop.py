@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 
@@ -14,9 +14,9 @@ def file_urls(paths: list[Path]) -> QMimeData:
     return mime
 
 
-def _event_args(mime: QMimeData) -> tuple:
+def _event_args(mime: QMimeData, pos: QPoint | QPointF) -> tuple:
     return (
-        QPointF(10, 10),
+        pos,
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -25,11 +25,11 @@ def _event_args(mime: QMimeData) -> tuple:
 
 
 def drag_enter_event(mime: QMimeData) -> QDragEnterEvent:
-    event = QDragEnterEvent(*_event_args(mime))
+    event = QDragEnterEvent(*_event_args(mime, QPoint(10, 10)))  # takes an integer point
     event.keep_alive = mime  # Qt events do not own their mime data; Python must keep it alive
     return event
 
 
 def drop(widget, paths: list[Path]) -> None:
     mime = file_urls(paths)
-    widget.dropEvent(QDropEvent(*_event_args(mime)))
+    widget.dropEvent(QDropEvent(*_event_args(mime, QPointF(10, 10))))

@@ -10,9 +10,9 @@ from facecomic_gui import dialogs
 from facecomic_gui.app import main
 from facecomic_gui.main_window import DEFAULT_SIZE, MainWindow
 from facecomic_gui.settings import AppSettings, TrainForm
-from trainer.assets import default_model_path
-from trainer.configs import GridSpec, TrainConfig
-from trainer.synthetic import make_dataset
+from trainer.common.assets import default_model_path
+from trainer.common.configs import GridSpec, TrainConfig
+from trainer.data.synthetic import make_dataset
 
 GUI = Path(__file__).resolve().parents[2] / "facecomic_gui"
 
@@ -56,7 +56,7 @@ def test_a_bad_model_file_is_one_message_and_the_app_goes_on(qtbot, window, tmp_
 
 
 def test_save_model_as(qtbot, window, tmp_path: Path, monkeypatch):
-    from trainer.model_file import load_model
+    from trainer.model.model_file import load_model
 
     target = tmp_path / "copy.safetensors"
     monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))

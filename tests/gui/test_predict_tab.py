@@ -11,7 +11,7 @@ from PySide6.QtGui import QGuiApplication
 from facecomic_gui import dialogs
 from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
-from trainer.synthetic import comic_like, make_dataset
+from trainer.data.synthetic import comic_like, make_dataset
 
 
 def labels(tab) -> list[str]:
@@ -117,7 +117,7 @@ def test_many_images_stay_lazy_about_thumbnails(qtbot, window, tmp_path: Path):
 
 
 def test_switching_model_predicts_rows_again(qtbot, window, tmp_path: Path):
-    from trainer.model_file import load_model
+    from trainer.model.model_file import load_model
 
     data = make_dataset(tmp_path / "d", 2)
     tab = window.predict_tab
@@ -148,7 +148,7 @@ def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monke
 
 
 def test_switching_model_keeps_images_not_yet_shown(qtbot, window, tmp_path: Path):
-    from trainer.model_file import load_model
+    from trainer.model.model_file import load_model
 
     data = make_dataset(tmp_path / "d", 3)
     tab = window.predict_tab

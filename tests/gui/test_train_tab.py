@@ -8,9 +8,9 @@ from facecomic_gui import dialogs
 from facecomic_gui.settings import TrainForm
 from facecomic_gui.worker import running_workers
 from tests.gui.drag_and_drop import drop
-from trainer.configs import GridSpec, TrainConfig
-from trainer.model_file import load_model
-from trainer.synthetic import make_dataset
+from trainer.common.configs import GridSpec, TrainConfig
+from trainer.data.synthetic import make_dataset
+from trainer.model.model_file import load_model
 
 FAST = TrainForm(TrainConfig(batch_size=16), GridSpec((0.05, 0.01), (1, 2)))
 SLOW = TrainForm(TrainConfig(batch_size=1), GridSpec((0.01,), (100_000,)))
@@ -196,7 +196,7 @@ def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     import numpy as np
 
     from facecomic_gui.train_widgets import HoldoutWidget
-    from trainer.results import HoldoutMetrics
+    from trainer.training.results import HoldoutMetrics
 
     widget = HoldoutWidget()
     qtbot.addWidget(widget)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from trainer.cli import predict_main, train_main
-from trainer.model_file import load_model
-from trainer.synthetic import make_dataset
+from trainer.data.synthetic import make_dataset
+from trainer.model.model_file import load_model
 
 FAST = ["--lr", "0.05", "--epochs", "1", "2"]
 

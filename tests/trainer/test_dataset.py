@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.dataset import natural_key, scan_dataset
-from trainer.errors import DatasetError
-from trainer.synthetic import make_dataset
+from trainer.common.errors import DatasetError
+from trainer.data.dataset import natural_key, scan_dataset
+from trainer.data.synthetic import make_dataset
 
 
 def test_natural_sort_puts_2_before_10():

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from tests.trainer.helpers import collect
-from trainer.cancel import CancelToken
-from trainer.configs import DecodeOptions, PreprocessConfig
-from trainer.dataset import scan_dataset
-from trainer.decode_cache import DecodeCache
-from trainer.decoding import decode_files
-from trainer.errors import Cancelled
-from trainer.events import DecodeProgressed
-from trainer.preprocess import decode_image
-from trainer.synthetic import make_dataset
+from trainer.common.cancel import CancelToken
+from trainer.common.configs import DecodeOptions, PreprocessConfig
+from trainer.common.errors import Cancelled
+from trainer.common.events import DecodeProgressed
+from trainer.data.dataset import scan_dataset
+from trainer.data.decode_cache import DecodeCache
+from trainer.data.decoding import decode_files
+from trainer.data.preprocess import decode_image
+from trainer.data.synthetic import make_dataset
 
 CFG = PreprocessConfig()
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from trainer import atomic
-from trainer.errors import ModelFileError
-from trainer.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
-from trainer.predict import Predictor
+from trainer.common import atomic
+from trainer.common.errors import ModelFileError
+from trainer.model.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
+from trainer.prediction.predictor import Predictor
 
 REQUIRED = {
     "format_version", "architecture", "class_names", "preprocess", "train_config", "grid",

@@ -8,12 +8,12 @@ import torch
 from PIL import Image
 
 from tests.trainer.helpers import collect
-from trainer.configs import DecodeOptions
-from trainer.dataset import scan_dataset
-from trainer.decoding import decode_files
-from trainer.predict import Predictor
-from trainer.preprocess import to_model_input
-from trainer.synthetic import comic_like
+from trainer.common.configs import DecodeOptions
+from trainer.data.dataset import scan_dataset
+from trainer.data.decoding import decode_files
+from trainer.data.preprocess import to_model_input
+from trainer.data.synthetic import comic_like
+from trainer.prediction.predictor import Predictor
 
 
 def test_predicts_paths_and_images_with_an_error_per_item(trained, tmp_path: Path):

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from trainer.configs import PreprocessConfig
-from trainer.errors import ImageDecodeError
-from trainer.preprocess import decode_image, preprocess, to_model_input
-from trainer.synthetic import face_like
+from trainer.common.configs import PreprocessConfig
+from trainer.common.errors import ImageDecodeError
+from trainer.data.preprocess import decode_image, preprocess, to_model_input
+from trainer.data.synthetic import face_like
 
 CFG = PreprocessConfig()
 

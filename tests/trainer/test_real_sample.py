@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.trainer.helpers import collect
-from trainer import events as ev
-from trainer.configs import GridSpec, TrainConfig
-from trainer.training import run_experiment
+from trainer.common import events as ev
+from trainer.common.configs import GridSpec, TrainConfig
+from trainer.training.experiment import run_experiment
 
 
 def test_random_split_reaches_085_on_the_holdout(shared_sample: Path):

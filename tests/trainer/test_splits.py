@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.errors import DatasetError
-from trainer.splits import make_split, quotas
+from trainer.common.errors import DatasetError
+from trainer.data.splits import make_split, quotas
 
 FRACTIONS = (0.5, 0.2, 0.3)
 NAMES = ("comics", "faces")

@@ -9,13 +9,20 @@ import pytest
 import torch
 
 from tests.trainer.helpers import collect
-from trainer import events as ev
-from trainer.cancel import CancelToken
-from trainer.configs import GridSpec, TrainConfig
-from trainer.errors import Cancelled
-from trainer.model import paper_architecture
-from trainer.results import GridResult, HoldoutMetrics, pick_best
-from trainer.training import SHUFFLE_SEED_OFFSET, Tensors, fit, grid_search, new_model, run_experiment
+from trainer.common import events as ev
+from trainer.common.cancel import CancelToken
+from trainer.common.configs import GridSpec, TrainConfig
+from trainer.common.errors import Cancelled
+from trainer.model.mlp import paper_architecture
+from trainer.training.experiment import (
+    SHUFFLE_SEED_OFFSET,
+    Tensors,
+    fit,
+    grid_search,
+    new_model,
+    run_experiment,
+)
+from trainer.training.results import GridResult, HoldoutMetrics, pick_best
 
 TINY_GRID = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 2))
 
@@ -160,7 +167,7 @@ def test_holdout_metrics():
 
 def test_trainer_never_imports_qt():
     code = (
-        "import sys, trainer.cli, trainer.training, trainer.predict, trainer.model_file, trainer.progress;"
+        "import sys, trainer.cli, trainer.training.experiment, trainer.prediction.predictor, trainer.model.model_file, trainer.common.progress;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtpy')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

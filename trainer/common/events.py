@@ -10,10 +10,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from trainer.dataset import SkippedFile
+from trainer.data.dataset import SkippedFile
 
 if TYPE_CHECKING:
-    from trainer.results import HoldoutMetrics, RunResult
+    from trainer.training.results import HoldoutMetrics, RunResult
 
 
 @dataclass(frozen=True, slots=True)

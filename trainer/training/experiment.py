@@ -16,12 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.cancel import NEVER_CANCELLED, CancelToken
-from trainer.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
-from trainer.dataset import SkippedFile, scan_dataset
-from trainer.decoding import decode_files
-from trainer.errors import FaceComicError
-from trainer.events import (
+from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
+from trainer.common.errors import FaceComicError
+from trainer.common.events import (
     BatchFinished,
     ConfigFinished,
     DatasetScanned,
@@ -33,10 +31,12 @@ from trainer.events import (
     RunFinished,
     SplitMade,
 )
-from trainer.model import build_model, paper_architecture
-from trainer.preprocess import to_model_input
-from trainer.results import GridResult, HoldoutMetrics, RunResult, pick_best
-from trainer.splits import check_class_sizes, make_split
+from trainer.data.dataset import SkippedFile, scan_dataset
+from trainer.data.decoding import decode_files
+from trainer.data.preprocess import to_model_input
+from trainer.data.splits import check_class_sizes, make_split
+from trainer.model.mlp import build_model, paper_architecture
+from trainer.training.results import GridResult, HoldoutMetrics, RunResult, pick_best
 
 EVAL_BATCH = 8192
 # Offsets keep the init and shuffle streams independent while both follow from one seed.

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.configs import SPLIT_NAMES
-from trainer.dataset import natural_key
-from trainer.errors import DatasetError
+from trainer.common.configs import SPLIT_NAMES
+from trainer.common.errors import DatasetError
+from trainer.data.dataset import natural_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainer.configs import SPLIT_NAMES, GridSpec, PreprocessConfig, TrainConfig
-from trainer.dataset import SkippedFile
+from trainer.common.configs import SPLIT_NAMES, GridSpec, PreprocessConfig, TrainConfig
+from trainer.data.dataset import SkippedFile
 
 if TYPE_CHECKING:
     import torch

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trainer.configs import SPLIT_NAMES, GridSpec
-from trainer.dataset import SkippedFile
-from trainer.results import GridResult, HoldoutMetrics
+from trainer.common.configs import SPLIT_NAMES, GridSpec
+from trainer.data.dataset import SkippedFile
+from trainer.training.results import GridResult, HoldoutMetrics
 
 MAX_SKIPPED_LISTED = 20
 

@@ -19,12 +19,18 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from trainer import __version__
-from trainer.atomic import atomic_write_bytes
-from trainer.configs import GridSpec, PreprocessConfig, TrainConfig, grid_from_dict, train_config_from_dict
-from trainer.dataset import display_name
-from trainer.errors import ModelFileError
-from trainer.model import build_model
-from trainer.results import GridResult, HoldoutMetrics, RunResult
+from trainer.common.atomic import atomic_write_bytes
+from trainer.common.configs import (
+    GridSpec,
+    PreprocessConfig,
+    TrainConfig,
+    grid_from_dict,
+    train_config_from_dict,
+)
+from trainer.common.errors import ModelFileError
+from trainer.data.dataset import display_name
+from trainer.model.mlp import build_model
+from trainer.training.results import GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
 FORMAT_VERSION = 1

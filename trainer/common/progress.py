@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trainer.events import (
+from trainer.common.events import (
     BatchFinished,
     ConfigFinished,
     DatasetScanned,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from trainer.configs import PreprocessConfig
-from trainer.errors import ImageDecodeError
+from trainer.common.configs import PreprocessConfig
+from trainer.common.errors import ImageDecodeError
 
 if TYPE_CHECKING:
     import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from trainer.errors import Cancelled
+from trainer.common.errors import Cancelled
 
 
 class CancelToken:

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainer.cancel import NEVER_CANCELLED, CancelToken
-from trainer.configs import DecodeOptions
-from trainer.decoding import decode_files
-from trainer.errors import ImageDecodeError
-from trainer.events import drain
-from trainer.model_file import LoadedModel, load_model
-from trainer.preprocess import ImageSource, decode_image, source_label, to_model_input
+from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.configs import DecodeOptions
+from trainer.common.errors import ImageDecodeError
+from trainer.common.events import drain
+from trainer.data.decoding import decode_files
+from trainer.data.preprocess import ImageSource, decode_image, source_label, to_model_input
+from trainer.model.model_file import LoadedModel, load_model
 
 DEFAULT_BATCH_SIZE = 256
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.atomic import atomic_write
-from trainer.configs import PreprocessConfig
+from trainer.common.atomic import atomic_write
+from trainer.common.configs import PreprocessConfig
 
 # Bump when decoding changes in a way that alters pixels.
 CACHE_FORMAT = 1

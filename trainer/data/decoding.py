@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.cancel import NEVER_CANCELLED, CancelToken
-from trainer.configs import DecodeOptions, PreprocessConfig
-from trainer.decode_cache import CachedEntry, DecodeCache, file_keys
-from trainer.errors import ImageDecodeError
-from trainer.events import DecodeProgressed
-from trainer.preprocess import decode_image
+from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.configs import DecodeOptions, PreprocessConfig
+from trainer.common.errors import ImageDecodeError
+from trainer.common.events import DecodeProgressed
+from trainer.data.decode_cache import CachedEntry, DecodeCache, file_keys
+from trainer.data.preprocess import decode_image
 
 CHUNK_SIZE = 32  # files per pool task: small enough to cancel fast, big enough to amortise
 PROGRESS_INTERVAL_S = 0.1
