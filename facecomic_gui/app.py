@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import __version__
-from trainer.cli import add_config_flags, given_config_values
 from trainer.common.configs import GridSpec, TrainConfig
+from trainer.common.flags import add_config_flags, given_config_values
 
 
 def build_parser() -> argparse.ArgumentParser:

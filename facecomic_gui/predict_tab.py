@@ -358,8 +358,8 @@ class PredictTabWidget(QWidget):
         self.export_csv()
 
     def export_csv(self) -> Path | None:
-        from trainer.cli import predictions_csv
         from trainer.common.atomic import atomic_write_text
+        from trainer.prediction.export import predictions_csv
 
         predictions = self.table_model.predictions()
         if not predictions:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import sys
@@ -15,49 +13,12 @@ from typing import TextIO
 from trainer import __version__
 from trainer.common.assets import default_model_path
 from trainer.common.atomic import atomic_write_text
-from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig, cli_fields
+from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
 from trainer.common.errors import Cancelled, FaceComicError
+from trainer.common.flags import add_config_flags, config_from_args
+from trainer.prediction.export import predictions_csv
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-
-# -- flags generated from the config dataclasses ------------------------------------------------
-
-
-def add_config_flags(
-    parser: argparse.ArgumentParser, cls: type, *, only_if_given: bool = False, exclude: tuple[str, ...] = ()
-) -> None:
-    """One flag per CLI field of ``cls``; with ``only_if_given`` an absent flag leaves no
-    attribute, so a caller can override just what the user typed."""
-    for f in cli_fields(cls):
-        if f.name in exclude:
-            continue
-        md = f.metadata
-        kwargs = {k: md[k] for k in ("nargs", "type", "choices", "metavar", "action") if k in md}
-        if "choices" not in md and "action" not in md:
-            kwargs.setdefault("metavar", f.name.upper())
-        default = f.default
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = md["help"] if "action" in md or default is None else f"{md['help']} (default: {shown})"
-        parser.add_argument(
-            md["flag"], dest=f"{cls.__name__}.{f.name}",
-            default=argparse.SUPPRESS if only_if_given else default, help=help_text, **kwargs,
-        )  # fmt: skip
-
-
-def given_config_values(cls: type, args: argparse.Namespace) -> dict:
-    """The fields of ``cls`` whose flags are in ``args``, by field name, lists made tuples."""
-    values = {}
-    for f in cli_fields(cls):
-        key = f"{cls.__name__}.{f.name}"
-        if hasattr(args, key):  # absent when excluded, or not given with only_if_given
-            value = getattr(args, key)
-            values[f.name] = tuple(value) if isinstance(value, list) else value
-    return values
-
-
-def config_from_args(cls: type, args: argparse.Namespace):
-    return cls(**given_config_values(cls, args))
 
 
 # -- facecomic-train ------------------------------------------------------------------------------
@@ -256,9 +217,6 @@ def build_predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CSV_COLUMNS = ("path", "label", "confidence", "error")
-
-
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -267,17 +225,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
     return value
-
-
-def predictions_csv(predictions) -> str:
-    """The CSV text for a list of ``Prediction``; shared with the GUI's export."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for p in predictions:
-        confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
-        writer.writerow([p.source, p.label or "", confidence, p.error or ""])
-    return buffer.getvalue()
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
