@@ -35,7 +35,9 @@ from trainer.data.dataset import SkippedFile, scan_dataset
 from trainer.data.decoding import decode_files
 from trainer.data.preprocess import to_model_input
 from trainer.data.splits import check_class_sizes, make_split
+from trainer.model.calibration import fit_temperature, softmax
 from trainer.model.mlp import build_model, paper_architecture
+from trainer.model.novelty import fit_novelty
 from trainer.training.results import GridResult, HoldoutMetrics, RunResult, pick_best
 
 EVAL_BATCH = 8192
@@ -144,6 +146,13 @@ def evaluate(model: nn.Module, data: Tensors, num_classes: int) -> tuple[float, 
     return accuracy, loss_sum / n, pred
 
 
+@torch.inference_mode()
+def logits_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    model.eval()
+    parts = [model(x[start : start + EVAL_BATCH]).float().cpu() for start in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, model.layers[-1].out_features), np.float32)
+
+
 def new_model(architecture: dict, seed: int, device: torch.device) -> nn.Module:
     return build_model(architecture, torch.Generator().manual_seed(seed)).to(device)
 
@@ -174,7 +183,9 @@ def grid_search(
         ):  # fmt: skip
             yield event
             if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
-                result = GridResult(lr, event.epoch, event.val_accuracy, event.val_loss)
+                # ``fit`` is paused at this epoch's end, so the model is exactly this checkpoint.
+                val_logits = logits_of(model, val.x)
+                result = GridResult(lr, event.epoch, event.val_accuracy, event.val_loss, val_logits)
                 results.append(result)
                 yield ConfigFinished(
                     lr, event.epoch, result.val_accuracy, result.val_loss, len(results), total
@@ -247,8 +258,14 @@ def run_experiment(
     )  # fmt: skip
     cancel.raise_if_cancelled()
 
-    _, holdout_loss, predicted = evaluate(model, holdout, num_classes)
-    metrics = HoldoutMetrics.from_predictions(holdout.y.cpu().numpy(), predicted, holdout_loss, num_classes)
+    # Calibration: one temperature, fitted on the chosen setting's validation logits (data the
+    # grid model never trained on), applied to the final model. It changes no prediction.
+    temperature = fit_temperature(best.val_logits, val.y.cpu().numpy())
+    novelty = fit_novelty(train_val.x.cpu().numpy(), seed=config.seed)
+    holdout_probs = softmax(logits_of(model, holdout.x), temperature)
+    metrics = HoldoutMetrics.from_probabilities(
+        holdout.y.cpu().numpy(), holdout_probs, num_classes, unlike=novelty.is_unlike(holdout.x.cpu().numpy())
+    )
     yield HoldoutEvaluated(metrics)
 
     result = RunResult(
@@ -268,6 +285,8 @@ def run_experiment(
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         seconds=time.perf_counter() - start,
         device=str(device),
+        temperature=temperature,
+        novelty=novelty,
     )
     yield RunFinished(result)
     return result

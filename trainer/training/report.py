@@ -76,6 +76,12 @@ def format_holdout(metrics: HoldoutMetrics, class_names: Sequence[str]) -> str:
     lines.append(_indent(_table(rows)))
     for name, p, r in zip(class_names, metrics.precision, metrics.recall, strict=True):
         lines.append(f"  {name}: precision {p:.3f}, recall {r:.3f}")
+    if metrics.ece is not None:
+        lines.append(
+            f"  calibration: expected calibration error {metrics.ece:.4f} (15 bins, calibrated probabilities)"
+        )
+    if metrics.unlike_fraction is not None:
+        lines.append(f"  flagged unlike training images: {metrics.unlike_fraction:.1%} of the holdout")
     return "\n".join(lines)
 
 

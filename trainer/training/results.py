@@ -9,9 +9,12 @@ import numpy as np
 
 from trainer.common.configs import SPLIT_NAMES, GridSpec, PreprocessConfig, TrainConfig
 from trainer.data.dataset import SkippedFile
+from trainer.model.calibration import ReliabilityBin, expected_calibration_error, reliability
 
 if TYPE_CHECKING:
     import torch
+
+    from trainer.model.novelty import NoveltyDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,8 @@ class GridResult:
     epochs: int
     val_accuracy: float
     val_loss: float
+    # The checkpoint's validation logits, kept to fit the temperature of the chosen setting.
+    val_logits: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +48,35 @@ class HoldoutMetrics:
     precision: tuple[float, ...]
     recall: tuple[float, ...]
     size: int
+    ece: float | None = None  # expected calibration error of the calibrated probabilities
+    reliability: tuple[ReliabilityBin, ...] = ()
+    unlike_fraction: float | None = None  # share of holdout images flagged "unlike training images"
+
+    @classmethod
+    def from_probabilities(
+        cls,
+        labels: np.ndarray,
+        probabilities: np.ndarray,
+        num_classes: int,
+        unlike: np.ndarray | None = None,
+    ) -> HoldoutMetrics:
+        """Metrics of calibrated probabilities: loss is their cross-entropy, plus ECE."""
+        labels = np.asarray(labels, np.int64)
+        n = len(labels)
+        picked = np.clip(probabilities[np.arange(n), labels], 1e-12, 1.0) if n else np.zeros(0)
+        loss = float(-np.log(picked).mean()) if n else 0.0
+        base = cls.from_predictions(labels, probabilities.argmax(axis=1), loss, num_classes)
+        return cls(
+            base.accuracy,
+            base.loss,
+            base.confusion_matrix,
+            base.precision,
+            base.recall,
+            base.size,
+            ece=expected_calibration_error(probabilities, labels),
+            reliability=tuple(reliability(probabilities, labels)),
+            unlike_fraction=float(np.mean(unlike)) if unlike is not None and n else None,
+        )
 
     @classmethod
     def from_predictions(
@@ -73,6 +107,9 @@ class HoldoutMetrics:
             "precision": dict(zip(class_names, self.precision, strict=True)),
             "recall": dict(zip(class_names, self.recall, strict=True)),
             "size": self.size,
+            "ece": self.ece,
+            "reliability": [b.to_dict() for b in self.reliability],
+            "unlike_fraction": self.unlike_fraction,
         }
 
     @classmethod
@@ -84,6 +121,9 @@ class HoldoutMetrics:
             precision=tuple(float(data["precision"][c]) for c in class_names),
             recall=tuple(float(data["recall"][c]) for c in class_names),
             size=int(data.get("size", 0)),
+            ece=None if data.get("ece") is None else float(data["ece"]),
+            reliability=tuple(ReliabilityBin.from_dict(b) for b in data.get("reliability") or ()),
+            unlike_fraction=None if data.get("unlike_fraction") is None else float(data["unlike_fraction"]),
         )
 
 
@@ -105,6 +145,9 @@ class RunResult:
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     seconds: float
     device: str
+    features: dict[str, Any] = field(default_factory=lambda: {"kind": "pixels"})
+    temperature: float = 1.0
+    novelty: NoveltyDetector | None = field(default=None, repr=False)
 
     def split_dict(self) -> dict[str, Any]:
         return {
@@ -130,4 +173,6 @@ class RunResult:
             "seconds": self.seconds,
             "device": self.device,
             "seed": self.train_config.seed,
+            "features": self.features,
+            "temperature": self.temperature,
         }
