@@ -28,7 +28,13 @@ def test_train_writes_model_and_json(dataset: Path, tmp_path: Path, capsys):
     assert set(data) >= {"classes", "counts", "skipped", "split", "grid", "best", "holdout", "seconds"}
     assert data["classes"] == ["comics", "faces"]
     assert [(g["lr"], g["epochs"]) for g in data["grid"]] == [(0.05, 1), (0.05, 2)]
-    assert 0 <= data["holdout"]["accuracy"] <= 1
+    holdout = data["holdout"]
+    matrix = holdout["confusion_matrix"]
+    assert sum(map(sum, matrix)) == sum(data["split"]["counts"]["holdout"].values()) == 12
+    assert holdout["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+    assert f"Holdout: accuracy {holdout['accuracy']:.4f}, loss {holdout['loss']:.4f} (12 images)" in stdout
+    best = max(data["grid"], key=lambda g: (g["val_accuracy"], -g["val_loss"]))
+    assert data["best"] == {"lr": best["lr"], "epochs": best["epochs"]}
     assert load_model(out).metadata["best"] == data["best"]
 
 
