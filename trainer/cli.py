@@ -16,7 +16,7 @@ from trainer.common.atomic import atomic_write_text
 from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args
-from trainer.prediction.export import predictions_csv
+from trainer.prediction.export import predictions_csv, printable
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -236,11 +236,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             raise FaceComicError(
                 f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
             )
-        from trainer.data.dataset import collect_image_paths
+        from trainer.data.dataset import collect_images
         from trainer.prediction.predictor import Predictor
 
         predictor = Predictor.from_file(model_path)
-        paths = collect_image_paths(args.paths)
+        paths, skipped = collect_images(args.paths)
+        for s in skipped:
+            print(printable(f"{s.path}\tskipped\t{s.reason}"), file=sys.stderr)
         if not paths:
             raise FaceComicError("No images found in " + ", ".join(args.paths) + ".")
         predictions = []
@@ -248,9 +250,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
             for p in batch:
                 if p.ok:
-                    stdout.line(f"{p.source}\t{p.label}\t{p.confidence:.4f}")
+                    stdout.line(printable(f"{p.source}\t{p.label}\t{p.confidence:.4f}"))
                 else:
-                    print(f"{p.source}\terror\t{p.error}", file=sys.stderr)
+                    print(printable(f"{p.source}\terror\t{p.error}"), file=sys.stderr)
             predictions.extend(batch)
         if args.csv:
             atomic_write_text(args.csv, predictions_csv(predictions))
@@ -260,16 +262,16 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             summary += f", {failed:,} unreadable"
         if args.csv:
             summary += f"; CSV written to {args.csv}"
-        print(summary, file=sys.stderr)
+        print(printable(summary), file=sys.stderr)
         return EXIT_PARTIAL if failed else EXIT_OK
     except KeyboardInterrupt:
         print("facecomic-predict: cancelled; no CSV was written.", file=sys.stderr)
         return EXIT_CANCELLED
     except FaceComicError as err:
-        print(f"facecomic-predict: error: {err}", file=sys.stderr)
+        print(printable(f"facecomic-predict: error: {err}"), file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:
-        print(f"facecomic-predict: error: {describe_os_error(err)}", file=sys.stderr)
+        print(printable(f"facecomic-predict: error: {describe_os_error(err)}"), file=sys.stderr)
         return EXIT_USAGE
 
 

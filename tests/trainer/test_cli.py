@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from trainer.cli import predict_main, train_main
 from trainer.data.synthetic import make_dataset
 from trainer.model.model_file import load_model
+from trainer.prediction.predictor import Predictor
 
 FAST = ["--lr", "0.05", "--epochs", "1", "2"]
 
@@ -26,7 +28,13 @@ def test_train_writes_model_and_json(dataset: Path, tmp_path: Path, capsys):
     assert set(data) >= {"classes", "counts", "skipped", "split", "grid", "best", "holdout", "seconds"}
     assert data["classes"] == ["comics", "faces"]
     assert [(g["lr"], g["epochs"]) for g in data["grid"]] == [(0.05, 1), (0.05, 2)]
-    assert 0 <= data["holdout"]["accuracy"] <= 1
+    holdout = data["holdout"]
+    matrix = holdout["confusion_matrix"]
+    assert sum(map(sum, matrix)) == sum(data["split"]["counts"]["holdout"].values()) == 12
+    assert holdout["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+    assert f"Holdout: accuracy {holdout['accuracy']:.4f}, loss {holdout['loss']:.4f} (12 images)" in stdout
+    best = max(data["grid"], key=lambda g: (g["val_accuracy"], -g["val_loss"]))
+    assert data["best"] == {"lr": best["lr"], "epochs": best["epochs"]}
     assert load_model(out).metadata["best"] == data["best"]
 
 
@@ -127,3 +135,26 @@ def test_console_scripts_are_installed():
     for script in ("facecomic-train", "facecomic-predict"):
         proc = subprocess.run([bin_dir / script, "--version"], capture_output=True, text=True, check=False)
         assert proc.returncode == 0 and "0." in proc.stdout, proc.stderr
+
+
+def test_predict_survives_a_file_name_that_is_not_utf8(trained, tmp_path: Path, capsys):
+    _, model, root = trained
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("0.png", "1.png"):
+        shutil.copy(root / "faces" / name, folder / name)
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.png")  # Latin-1 bytes: legal on Linux
+    shutil.copy(root / "comics" / "0.png", odd)
+    with open(os.path.join(os.fsencode(folder), b"bad\xff.png"), "wb") as handle:
+        handle.write(b"not an image")
+    out = tmp_path / "p.csv"
+    assert predict_main(["--model", str(model), "--csv", str(out), str(folder)]) == 1  # one unreadable
+    captured = capsys.readouterr()
+    expected = {p.source: p.label for p in Predictor.from_file(model).predict([root / "comics" / "0.png"])}
+    assert f"{folder}/caf\\xe9.png\t{expected[str(root / 'comics' / '0.png')]}\t" in captured.out
+    assert f"{folder}/bad\\xff.png\terror\tnot a readable image" in captured.err
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [Path(r["path"]).name for r in rows] == ["0.png", "1.png", "bad\\xff.png", "caf\\xe9.png"]
+    assert rows[3]["label"] == expected[str(root / "comics" / "0.png")]
+    assert [bool(r["label"]) for r in rows] == [True, True, False, True]
+    assert [bool(r["error"]) for r in rows] == [False, False, True, False]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from trainer.cli import predict_main
 from trainer.common import atomic
 from trainer.common.errors import ModelFileError
 from trainer.model.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
@@ -145,3 +146,125 @@ def test_damaged_metadata_is_refused_at_load(trained, tmp_path: Path):
         path = _safetensors_with(tmp_path, metadata, tensors)
         with pytest.raises(ModelFileError, match=expected):
             load_model(path)
+
+
+def _crafted(trained, tmp_path: Path, *, meta_change=None, tensor_change=None) -> Path:
+    """The trained model's file with its metadata and/or tensors changed."""
+    _, good, _ = trained
+    loaded = load_model(good)
+    meta = json.loads(json.dumps(loaded.metadata))
+    tensors = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    if meta_change:
+        meta_change(meta)
+    if tensor_change:
+        tensor_change(tensors)
+    return _safetensors_with(tmp_path, meta, tensors)
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(meta):
+        for key in keys[:-1]:
+            meta = meta[key]
+        meta[keys[-1]] = value
+
+    return change
+
+
+def _nan(tensors):
+    tensors["layers.2.weight"][3, 5] = float("nan")
+
+
+def _inf(tensors):
+    tensors["layers.4.bias"][0] = float("-inf")
+
+
+def _float64(tensors):
+    tensors["layers.0.bias"] = tensors["layers.0.bias"].double()
+
+
+def _extra(tensors):
+    tensors["layers.6.weight"] = torch.zeros(2, 2)
+
+
+def _drop_preprocess_key(meta):
+    del meta["preprocess"]["resample"]
+
+
+@pytest.mark.parametrize(
+    ("meta_change", "tensor_change", "reason"),
+    [
+        (
+            _set("architecture", "hidden_sizes", [1_000_000_000]),
+            None,
+            "its architecture's hidden size is 1000000000, not a whole number from 1 to 65,536",
+        ),
+        (
+            _set("architecture", "hidden_sizes", [65_536, 65_536]),
+            None,
+            "its architecture has 4,408,475,650 weights, far more than any FaceComic model",
+        ),
+        (
+            _set("architecture", "hidden_sizes", [128] * 5),
+            None,
+            "its architecture's hidden_sizes must be a list of at most 4 sizes",
+        ),
+        (_set("architecture", "hidden_sizes", [128, True]), None, "its architecture's hidden size is True"),
+        (_set("architecture", "num_classes", 1), None, "its architecture's num_classes is 1"),
+        (_set("architecture", "dropout", 0.5), None, "its architecture has an unknown field 'dropout'"),
+        (
+            _set("architecture", "input_size", 3 * 32 * 32),
+            None,
+            "its architecture takes 3,072 inputs, but its preprocessing gives 1,728 values per image",
+        ),
+        (
+            _set("architecture", "hidden_sizes", [64, 128]),
+            None,
+            "the weights do not match the architecture it declares ('layers.0.weight' has shape "
+            "[128, 1728], not [64, 1728])",
+        ),
+        (
+            None,
+            _extra,
+            "the weights do not match the architecture it declares (unexpected tensor 'layers.6.weight')",
+        ),
+        (
+            None,
+            _float64,
+            "the weights do not match the architecture it declares ('layers.0.bias' is stored as F64, not F32)",
+        ),
+        (None, _nan, "the weights in 'layers.2.weight' include NaN or infinite values"),
+        (None, _inf, "the weights in 'layers.4.bias' include NaN or infinite values"),
+        (
+            _set("preprocess", "grayscale", True),
+            None,
+            "its preprocessing settings are invalid (unknown setting 'grayscale')",
+        ),
+        (_drop_preprocess_key, None, "its preprocessing settings are invalid (missing setting 'resample')"),
+        (
+            _set("preprocess", "mean", [0.5, float("nan"), 0.5]),
+            None,
+            "its preprocessing settings are invalid (mean must be three finite numbers",
+        ),
+        (_set("class_names", ["faces", "faces"]), None, "its class names repeat (faces, faces)"),
+        (_set("class_names", ["faces", " "]), None, "its class names must be non-empty text"),
+    ],
+)
+def test_crafted_model_files_give_one_sentence(
+    trained, tmp_path: Path, capsys, meta_change, tensor_change, reason
+):
+    path = _crafted(trained, tmp_path, meta_change=meta_change, tensor_change=tensor_change)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a valid FaceComic model: {reason}"), message
+    assert message.endswith(".") and "\n" not in message
+    assert predict_main(["--model", str(path), str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"facecomic-predict: error: {message}\n"
+
+
+def test_an_untouched_crafted_copy_still_loads(trained, tmp_path: Path):
+    """The crafting above changes only what each case says: the unchanged copy is valid."""
+    path = _crafted(trained, tmp_path)
+    assert load_model(path).class_names == ("comics", "faces")

@@ -5,6 +5,7 @@ and the preprocessing settings travel inside every model file, so no constant is
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +35,28 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         # Model files carry these values, so a damaged file must fail here, not on every image.
-        if not isinstance(self.size, int) or not 1 <= self.size <= 4096:
+        if not _is_int(self.size) or not 1 <= self.size <= 4096:
             raise ValueError(f"size must be a whole number from 1 to 4096, not {self.size!r}")
-        for name in ("mean", "std", "alpha_background"):
+        for name in ("mean", "std"):
             value = getattr(self, name)
             if (
                 not isinstance(value, tuple)
                 or len(value) != 3
-                or not all(isinstance(v, int | float) for v in value)
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not all(math.isfinite(v) for v in value)
             ):
-                raise ValueError(f"{name} must be three numbers, not {value!r}")
+                raise ValueError(f"{name} must be three finite numbers, not {value!r}")
         if not all(s > 0 for s in self.std):
             raise ValueError("std must be positive")
+        background = self.alpha_background
+        if (
+            not isinstance(background, tuple)
+            or len(background) != 3
+            or not all(_is_int(v) and 0 <= v <= 255 for v in background)
+        ):
+            raise ValueError(
+                f"alpha_background must be three whole numbers from 0 to 255, not {background!r}"
+            )
         if self.resample not in RESAMPLING_METHODS:
             raise ValueError(
                 f"resample must be one of {', '.join(RESAMPLING_METHODS)}, not {self.resample!r}"
@@ -62,7 +73,8 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        return _from_dict(cls, data)
+        """Exactly the known keys: a model whose preprocessing we cannot repeat must not load."""
+        return _from_dict(cls, data, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +180,21 @@ def default_cache_dir() -> Path:
     return Path(base) / "facecomic"
 
 
-def _from_dict(cls: type, data: dict[str, Any]):
-    """Build a dataclass from JSON, turning lists back into tuples and ignoring unknown keys."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _from_dict(cls: type, data: dict[str, Any], *, strict: bool = False):
+    """Build a dataclass from JSON, turning lists back into tuples. Unknown keys are ignored, or
+    with ``strict`` refused, as are missing ones."""
+    if strict:
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}")
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"missing setting {missing[0]!r}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.common.errors import DatasetError
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+from trainer.data.walk import (  # noqa: F401  (re-exported: the rest of the app imports them from here)
+    IMAGE_EXTENSIONS,
+    SkippedFile,
+    collect_images,
+    is_hidden,
+    is_image_name,
+    is_inside,
+    list_images,
+    natural_key,
+    walk_images,
+)
 
 # Folder names a user will recognise, shown instead of the raw folder name.
 DISPLAY_NAMES = {"faces": "Real face", "face": "Real face", "comics": "Comic", "comic": "Comic"}
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedFile:
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,59 +51,8 @@ def display_name(class_name: str) -> str:
     return DISPLAY_NAMES.get(class_name.lower(), class_name.replace("_", " ").capitalize())
 
 
-def natural_key(text: str) -> tuple:
-    """Sort key that puts ``2.jpg`` before ``10.jpg``."""
-    return tuple(
-        (0, int(part), part) if part.isdigit() else (1, part.lower(), part)
-        for part in re.split(r"(\d+)", text)
-        if part
-    )
-
-
-def is_hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX" or name.lower() == "thumbs.db"
-
-
-def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
-    """Every entry under ``folder``: ``(path, None)`` for an image, else ``(path, why skipped)``."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        for d in dirnames:
-            if is_hidden(d):
-                yield Path(dirpath, d), "hidden folder"
-        dirnames[:] = sorted((d for d in dirnames if not is_hidden(d)), key=natural_key)
-        for name in filenames:
-            if is_hidden(name):
-                yield Path(dirpath, name), "hidden file"
-            elif not is_image_name(name):
-                yield (
-                    Path(dirpath, name),
-                    f"not an image file ({os.path.splitext(name)[1] or 'no extension'})",
-                )
-            else:
-                yield Path(dirpath, name), None
-
-
-def list_images(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
-    """All image files under ``folder``, recursively, in natural order, plus what was skipped."""
-    images: list[Path] = []
-    skipped: list[SkippedFile] = []
-    for path, reason in _walk(folder):
-        if reason is None:
-            images.append(path)
-        else:
-            skipped.append(SkippedFile(str(path), reason))
-    prefix = len(os.fspath(folder).rstrip(os.sep)) + 1
-    images.sort(key=lambda p: natural_key(os.fspath(p)[prefix:]))
-    skipped.sort(key=lambda s: natural_key(s.path))
-    return images, skipped
-
-
 def _has_images(folder: Path) -> bool:
-    return any(reason is None for _, reason in _walk(folder))
+    return any(reason is None for _, reason in walk_images(folder))
 
 
 def _visible_subdirs(folder: Path) -> list[Path]:
@@ -110,7 +60,15 @@ def _visible_subdirs(folder: Path) -> list[Path]:
         entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
     except PermissionError as err:
         raise DatasetError(f"Cannot read the folder {folder}: permission denied.") from err
-    return [p for p in entries if p.is_dir() and not is_hidden(p.name)]
+    # A link out of the folder (or to it, or to a sibling already listed) is never a class: the
+    # data set stays inside the chosen folder and each real folder counts once.
+    real_folder = os.path.realpath(folder)
+    found: dict[str, Path] = {}
+    for p in sorted(entries, key=Path.is_symlink):  # a real folder wins over a link to it
+        real = os.path.realpath(p)
+        if p.is_dir() and not is_hidden(p.name) and real != real_folder and is_inside(real, real_folder):
+            found.setdefault(real, p)
+    return sorted(found.values(), key=lambda p: natural_key(p.name))
 
 
 def _has_direct_images(folder: Path) -> bool:
@@ -170,12 +128,5 @@ def scan_dataset(root: str | os.PathLike[str]) -> DatasetScan:
 
 
 def collect_image_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given plus images found recursively in folders, for prediction."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(list_images(path)[0])
-        else:
-            found.append(path)
-    return found
+    """Files as given plus images found recursively in folders, each file once, for prediction."""
+    return collect_images(paths)[0]

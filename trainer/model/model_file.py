@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from trainer.common.configs import (
 )
 from trainer.common.errors import ModelFileError
 from trainer.data.dataset import display_name
-from trainer.model.mlp import build_model
+from trainer.model.mlp import build_model, mlp_tensor_shapes
 from trainer.training.results import GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
@@ -128,8 +130,37 @@ def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> 
     return target
 
 
+# Per architecture kind: the metadata -> the tensors it implies (name -> shape), or ValueError
+# with the reason. Checked against the file's header before anything is allocated; a new kind of
+# model adds its function here (and its builder to ``build_model``).
+TensorSpec = Callable[[dict[str, Any]], dict[str, tuple[int, ...]]]
+
+
+def _mlp_tensors(metadata: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    architecture = metadata["architecture"]
+    shapes = mlp_tensor_shapes(architecture)
+    pixels = PreprocessConfig.from_dict(metadata["preprocess"]).input_size
+    if architecture["input_size"] != pixels:
+        raise ValueError(
+            f"its architecture takes {architecture['input_size']:,} inputs, but its preprocessing "
+            f"gives {pixels:,} values per image"
+        )
+    return shapes
+
+
+TENSOR_SPECS: dict[str, TensorSpec] = {"mlp": _mlp_tensors}
+TENSOR_DTYPE = "F32"  # every weight is float32
+MAX_PARAMETERS = 64 * 2**20  # 256 MiB of float32, far above any model here
+MAX_HEADER_BYTES = 16 * 2**20
+
+
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load and validate; any problem becomes one ``ModelFileError`` sentence naming the file."""
+    """Load and validate; any problem becomes one ``ModelFileError`` sentence naming the file.
+
+    Everything that can be checked from the header and metadata (architecture bounds, tensor
+    names, shapes and dtypes) is checked before the weights are read or a module is built, so a
+    crafted file cannot make us allocate terabytes.
+    """
     target = Path(path)
 
     def bad(reason: str) -> ModelFileError:
@@ -139,18 +170,26 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         size = target.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise bad(f"the file is {size / 2**20:.0f} MiB, far larger than any FaceComic model")
-        data = target.read_bytes()
+        with target.open("rb") as handle:
+            prefix = handle.read(8)
+            header_len = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+            header_bytes = handle.read(min(header_len, MAX_HEADER_BYTES))
+            metadata, header = _read_metadata(prefix, header_len, header_bytes, size, bad)
+            _check_tensor_specs(metadata, header, bad)
+            data = prefix + header_bytes + handle.read()
     except FileNotFoundError:
         raise ModelFileError(f"The model file {target} does not exist.") from None
     except IsADirectoryError:
         raise ModelFileError(f"{target} is a folder, not a model file.") from None
     except OSError as err:
         raise ModelFileError(f"Cannot read the model file {target}: {err.strerror or err}.") from None
-    metadata = _read_metadata(data, bad)
     try:
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
-        raise bad(f"its tensors cannot be read ({err})") from None
+        raise bad(f"its tensors cannot be read ({_first_line(err)})") from None
+    for name, tensor in tensors.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise bad(f"the weights in {name!r} include NaN or infinite values")
     try:
         model = build_model(metadata["architecture"])
     except (KeyError, ValueError, TypeError, AttributeError) as err:
@@ -169,15 +208,19 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     return loaded
 
 
-def _read_metadata(data: bytes, bad) -> dict[str, Any]:
+def _read_metadata(
+    prefix: bytes, header_len: int, header_bytes: bytes, size: int, bad
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The FaceComic metadata and the safetensors header, both checked; nothing else read yet."""
     # The safetensors layout: u64 little-endian header length, then a JSON header.
-    if len(data) < 8:
+    if len(prefix) < 8:
         raise bad("it is too short to be a safetensors file")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len <= 1 or header_len > len(data) - 8:
+    if header_len <= 1 or header_len > size - 8:
         raise bad("it is not a safetensors file")
+    if header_len > MAX_HEADER_BYTES:
+        raise bad(f"its header is {header_len / 2**20:.0f} MiB, far larger than any FaceComic model's")
     try:
-        header = json.loads(data[8 : 8 + header_len])
+        header = json.loads(header_bytes)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise bad("it is not a safetensors file (unreadable header)") from None
     raw = header.get("__metadata__", {}).get(METADATA_KEY) if isinstance(header, dict) else None
@@ -202,11 +245,43 @@ def _read_metadata(data: bytes, bad) -> dict[str, Any]:
     except (TypeError, ValueError) as err:
         raise bad(f"its preprocessing settings are invalid ({err})") from None
     names = metadata["class_names"]
-    if not all(isinstance(n, str) and n for n in names) or len(names) != metadata["architecture"].get(
-        "num_classes"
-    ):
+    if not all(isinstance(n, str) and n.strip() for n in names):
+        raise bad("its class names must be non-empty text")
+    if len(set(names)) != len(names):
+        raise bad(f"its class names repeat ({', '.join(names)})")
+    return metadata, {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -> None:
+    """The stored tensors must be exactly the ones the declared architecture implies."""
+    kind = metadata["architecture"].get("name")
+    spec = TENSOR_SPECS.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        known = ", ".join(TENSOR_SPECS)
+        raise bad(
+            f"its architecture is not one this app can build (unknown architecture {kind!r}; known: {known})"
+        )
+    try:
+        expected = spec(metadata)
+    except (TypeError, ValueError) as err:
+        raise bad(str(err)) from None
+    if len(metadata["class_names"]) != metadata["architecture"].get("num_classes"):
         raise bad("its class names do not match its number of outputs")
-    return metadata
+    parameters = sum(math.prod(shape) for shape in expected.values())
+    if parameters > MAX_PARAMETERS:
+        raise bad(f"its architecture has {parameters:,} weights, far more than any FaceComic model")
+    mismatch = "the weights do not match the architecture it declares"
+    for name in header:
+        if name not in expected:
+            raise bad(f"{mismatch} (unexpected tensor {name!r})")
+    for name, shape in expected.items():
+        entry = header.get(name)
+        if not isinstance(entry, dict):
+            raise bad(f"{mismatch} (the tensor {name!r} is missing)")
+        if entry.get("dtype") != TENSOR_DTYPE:
+            raise bad(f"{mismatch} ({name!r} is stored as {entry.get('dtype')}, not {TENSOR_DTYPE})")
+        if entry.get("shape") != list(shape):
+            raise bad(f"{mismatch} ({name!r} has shape {entry.get('shape')}, not {list(shape)})")
 
 
 def _first_line(err: BaseException) -> str:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 CSV_COLUMNS = ("path", "label", "confidence", "error")
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` safe to encode as UTF-8: bytes of a file name that are not UTF-8 (legal on Linux,
+    decoded by Python as lone surrogates) are shown as ``\\xe9``, so ``caf\\xe9.jpg`` is written
+    instead of a ``UnicodeEncodeError`` that would lose every other row."""
+    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def predictions_csv(predictions) -> str:
@@ -15,5 +23,5 @@ def predictions_csv(predictions) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
         confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
-        writer.writerow([p.source, p.label or "", confidence, p.error or ""])
+        writer.writerow([printable(p.source), printable(p.label or ""), confidence, printable(p.error or "")])
     return buffer.getvalue()
