@@ -127,7 +127,7 @@ def test_saved_files_get_normal_permissions(trained, tmp_path: Path):
 def test_damaged_metadata_is_refused_at_load(trained, tmp_path: Path):
     _, good, _ = trained
     meta = load_model(good).metadata
-    tensors = dict(load_model(good).model.state_dict())
+    tensors = load_model(good).tensors()
     cases = [
         ({**meta, "architecture": "mlp"}, "lacks a valid 'architecture'"),
         (
@@ -153,7 +153,7 @@ def _crafted(trained, tmp_path: Path, *, meta_change=None, tensor_change=None) -
     _, good, _ = trained
     loaded = load_model(good)
     meta = json.loads(json.dumps(loaded.metadata))
-    tensors = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    tensors = {k: v.clone() for k, v in loaded.tensors().items()}
     if meta_change:
         meta_change(meta)
     if tensor_change:

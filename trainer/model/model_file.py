@@ -31,20 +31,49 @@ from trainer.common.configs import (
 )
 from trainer.common.errors import ModelFileError
 from trainer.data.dataset import display_name
+from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.model.mlp import build_model, mlp_tensor_shapes
+from trainer.model.novelty import METHOD as NOVELTY_METHOD
+from trainer.model.novelty import NoveltyDetector
 from trainer.training.results import GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
-FORMAT_VERSION = 1
+# 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 1 still loads.
+FORMAT_VERSION = 2
+FEATURE_KINDS = ("pixels", "pretrained")
+NOVELTY_PREFIX = "novelty."
+MAX_NOVELTY_REFERENCES = 4096
 METADATA_KEY = "facecomic"
 MAX_MODEL_BYTES = 512 * 1024 * 1024  # far above any MLP here; refuses to read arbitrary huge files
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: nn.Module
+    model: nn.Module  # the head: the paper's MLP, on pixels or on backbone embeddings
     metadata: dict[str, Any]
     path: Path | None
+    novelty: NoveltyDetector | None = None  # None in format-1 files
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor the file holds: the head's weights, plus the novelty detector's."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        if self.novelty is not None:
+            state.update({k: torch.from_numpy(v) for k, v in self.novelty.tensors().items()})
+        return state
+
+    @property
+    def features(self) -> dict[str, Any]:
+        """``{"kind": "pixels"}`` or ``{"kind": "pretrained", "backbone": ..., ...}``."""
+        return self.metadata.get("features") or {"kind": "pixels"}
+
+    @property
+    def feature_kind(self) -> str:
+        return self.features["kind"]
+
+    @property
+    def temperature(self) -> float:
+        """Divides the logits before softmax; 1.0 for files written before calibration existed."""
+        return float((self.metadata.get("calibration") or {}).get("temperature", 1.0))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -104,6 +133,9 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "training_seconds": round(result.seconds, 3),
         "device": result.device,
+        "features": result.features,
+        "calibration": {"temperature": result.temperature, "method": "temperature scaling on validation NLL"},
+        **({"novelty": result.novelty.metadata()} if result.novelty is not None else {}),
     }
 
 
@@ -112,16 +144,18 @@ def model_from_result(result: RunResult) -> LoadedModel:
     model = build_model(result.architecture)
     model.load_state_dict(result.state_dict)
     model.eval()
-    return LoadedModel(model, result_metadata(result), None)
+    return LoadedModel(model, result_metadata(result), None, result.novelty)
 
 
 def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> Path:
     """Write atomically: temp file, fsync, rename. A crash leaves the old file or none."""
     if isinstance(model, RunResult):
-        state = model.state_dict
+        state = dict(model.state_dict)
+        if model.novelty is not None:
+            state.update({k: torch.from_numpy(v) for k, v in model.novelty.tensors().items()})
         metadata = result_metadata(model)
     else:
-        state = {k: v.detach().cpu() for k, v in model.model.state_dict().items()}
+        state = model.tensors()
         metadata = model.metadata
     tensors = {k: v.contiguous() for k, v in state.items()}
     payload = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
@@ -139,17 +173,38 @@ TensorSpec = Callable[[dict[str, Any]], dict[str, tuple[int, ...]]]
 def _mlp_tensors(metadata: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     architecture = metadata["architecture"]
     shapes = mlp_tensor_shapes(architecture)
-    pixels = PreprocessConfig.from_dict(metadata["preprocess"]).input_size
-    if architecture["input_size"] != pixels:
+    if _feature_kind(metadata) == "pretrained":
+        from trainer.model.backbone import EMBEDDING_SIZE
+
+        given, what = EMBEDDING_SIZE, "its backbone gives"
+    else:
+        given, what = PreprocessConfig.from_dict(metadata["preprocess"]).input_size, "its preprocessing gives"
+    if architecture["input_size"] != given:
         raise ValueError(
-            f"its architecture takes {architecture['input_size']:,} inputs, but its preprocessing "
-            f"gives {pixels:,} values per image"
+            f"its architecture takes {architecture['input_size']:,} inputs, but {what} "
+            f"{given:,} values per image"
         )
+    novelty = metadata.get("novelty")
+    if novelty is not None:
+        references = novelty.get("references") if isinstance(novelty, dict) else None
+        if not isinstance(references, int) or isinstance(references, bool):
+            raise ValueError("its novelty settings lack the number of references")
+        if not 1 <= references <= MAX_NOVELTY_REFERENCES:
+            raise ValueError(
+                f"its novelty detector keeps {references:,} references, not 1 to {MAX_NOVELTY_REFERENCES:,}"
+            )
+        shapes[NOVELTY_PREFIX + "center"] = (given,)
+        shapes[NOVELTY_PREFIX + "references"] = (references, given)
     return shapes
 
 
+def _feature_kind(metadata: dict[str, Any]) -> str:
+    return (metadata.get("features") or {"kind": "pixels"})["kind"]
+
+
 TENSOR_SPECS: dict[str, TensorSpec] = {"mlp": _mlp_tensors}
-TENSOR_DTYPE = "F32"  # every weight is float32
+TENSOR_DTYPE = "F32"  # every weight is float32 ...
+TENSOR_DTYPES = {NOVELTY_PREFIX + "references": "F16"}  # ... except these
 MAX_PARAMETERS = 64 * 2**20  # 256 MiB of float32, far above any model here
 MAX_HEADER_BYTES = 16 * 2**20
 
@@ -190,6 +245,13 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     for name, tensor in tensors.items():
         if not bool(torch.isfinite(tensor).all()):
             raise bad(f"the weights in {name!r} include NaN or infinite values")
+    novelty_tensors = {k: tensors.pop(k).numpy() for k in list(tensors) if k.startswith(NOVELTY_PREFIX)}
+    novelty = None
+    if "novelty" in metadata:
+        try:
+            novelty = NoveltyDetector.from_parts(metadata["novelty"], novelty_tensors)
+        except (KeyError, ValueError, TypeError) as err:
+            raise bad(f"its novelty detector is damaged ({_first_line(err)})") from None
     try:
         model = build_model(metadata["architecture"])
     except (KeyError, ValueError, TypeError, AttributeError) as err:
@@ -199,7 +261,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
         raise bad(f"the weights do not match the architecture it declares ({_first_line(err)})") from None
     model.eval()
-    loaded = LoadedModel(model, metadata, target)
+    loaded = LoadedModel(model, metadata, target, novelty)
     try:
         # Read every part the app shows now, so a damaged file fails here and not later in a widget.
         loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results  # noqa: B018
@@ -244,12 +306,36 @@ def _read_metadata(
         PreprocessConfig.from_dict(metadata["preprocess"])
     except (TypeError, ValueError) as err:
         raise bad(f"its preprocessing settings are invalid ({err})") from None
+    _check_features(metadata, bad)
     names = metadata["class_names"]
     if not all(isinstance(n, str) and n.strip() for n in names):
         raise bad("its class names must be non-empty text")
     if len(set(names)) != len(names):
         raise bad(f"its class names repeat ({', '.join(names)})")
     return metadata, {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def _check_features(metadata: dict[str, Any], bad) -> None:
+    """Feature kind, backbone, temperature and novelty settings: known values only."""
+    features = metadata.get("features", {"kind": "pixels"})
+    if not isinstance(features, dict) or features.get("kind") not in FEATURE_KINDS:
+        raise bad(f"its feature kind is not one of {', '.join(FEATURE_KINDS)}")
+    if features["kind"] == "pretrained":
+        from trainer.model.backbone import BACKBONE_NAME
+
+        if features.get("backbone") != BACKBONE_NAME:
+            raise bad(f"it needs the backbone {features.get('backbone')!r}; this app has {BACKBONE_NAME}")
+    calibration = metadata.get("calibration", {})
+    temperature = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
+    if (
+        not isinstance(temperature, int | float)
+        or isinstance(temperature, bool)
+        or not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+    ):
+        raise bad(f"its calibration temperature is not a number from {MIN_TEMPERATURE} to {MAX_TEMPERATURE}")
+    novelty = metadata.get("novelty")
+    if novelty is not None and (not isinstance(novelty, dict) or novelty.get("method") != NOVELTY_METHOD):
+        raise bad(f"its novelty detector is not one this app knows ({NOVELTY_METHOD})")
 
 
 def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -> None:
@@ -267,7 +353,9 @@ def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -
         raise bad(str(err)) from None
     if len(metadata["class_names"]) != metadata["architecture"].get("num_classes"):
         raise bad("its class names do not match its number of outputs")
-    parameters = sum(math.prod(shape) for shape in expected.values())
+    parameters = sum(
+        math.prod(shape) for name, shape in expected.items() if not name.startswith(NOVELTY_PREFIX)
+    )
     if parameters > MAX_PARAMETERS:
         raise bad(f"its architecture has {parameters:,} weights, far more than any FaceComic model")
     mismatch = "the weights do not match the architecture it declares"
@@ -278,8 +366,9 @@ def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -
         entry = header.get(name)
         if not isinstance(entry, dict):
             raise bad(f"{mismatch} (the tensor {name!r} is missing)")
-        if entry.get("dtype") != TENSOR_DTYPE:
-            raise bad(f"{mismatch} ({name!r} is stored as {entry.get('dtype')}, not {TENSOR_DTYPE})")
+        dtype = TENSOR_DTYPES.get(name, TENSOR_DTYPE)
+        if entry.get("dtype") != dtype:
+            raise bad(f"{mismatch} ({name!r} is stored as {entry.get('dtype')}, not {dtype})")
         if entry.get("shape") != list(shape):
             raise bad(f"{mismatch} ({name!r} has shape {entry.get('shape')}, not {list(shape)})")
 
