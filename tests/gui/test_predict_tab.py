@@ -8,8 +8,9 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QGuiApplication
 
-from facecomic_gui import dialogs
-from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
+from facecomic_gui.common import dialogs
+from facecomic_gui.predict.session import ERROR_KEY
+from facecomic_gui.predict.table import CONFIDENCE, LABEL
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.data.synthetic import comic_like, make_dataset
 
@@ -51,7 +52,7 @@ def test_drag_enter_accepts_files_only(window, tmp_path: Path):
 
 
 def test_paste_an_image_from_the_clipboard(qtbot, window):
-    from facecomic_gui.thumbnails import pil_to_qimage
+    from facecomic_gui.common.thumbnails import pil_to_qimage
 
     QGuiApplication.clipboard().setImage(pil_to_qimage(comic_like(np.random.default_rng(3), 64)))
     tab = window.predict_tab
@@ -112,7 +113,7 @@ def test_many_images_stay_lazy_about_thumbnails(qtbot, window, tmp_path: Path):
         tab.add_inputs([folder])
     assert tab.table_model.rowCount() == 300
     assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
-    requested = len(window.thumbnails._requested)
+    requested = window.thumbnails.requested
     assert 0 < requested < 100  # only the rows in view asked for a thumbnail
 
 
@@ -158,4 +159,4 @@ def test_switching_model_keeps_images_not_yet_shown(qtbot, window, tmp_path: Pat
         window.set_model(other)  # ...when the model changes
     assert tab.table_model.rowCount() == 6
     assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
-    assert tab.model is other
+    assert tab.session.model is other
