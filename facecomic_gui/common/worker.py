@@ -121,6 +121,11 @@ class GeneratorWorker(QObject):
     def name(self) -> str:
         return self._thread.objectName()
 
+    @property
+    def qthread(self) -> QThread:
+        """The thread it runs in (read-only use: tests check it is released)."""
+        return self._thread
+
     def join(self, timeout_ms: int = JOIN_TIMEOUT_MS) -> bool:
         """Wait for the thread to end (without delivering its pending signals); True when it has."""
         return self._thread.wait(timeout_ms) if self._thread.isRunning() else True
