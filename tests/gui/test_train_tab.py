@@ -219,3 +219,50 @@ def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     widget.show_metrics(balanced, ("comics", "faces"))
     assert widget.hint.isHidden()
     assert widget.accuracy.text() == "75.0%"
+
+
+def test_a_long_run_of_over_five_thousand_batches_finishes(qtbot, window, tmp_path: Path):
+    """Thousands of cross-thread signals: PySide6 6.12.0 aborted Python 3.11 on such runs."""
+    from trainer.common import events as ev
+
+    data = make_dataset(tmp_path / "long", 10)
+    tab, session = window.train_tab, window.train_session
+    epochs = 220
+    tab.set_form(TrainForm(TrainConfig(batch_size=1), GridSpec((0.05,), (epochs,))))
+    open_dataset(qtbot, tab, data)
+    splits = []
+    session.run_event.connect(lambda e: splits.append(e) if isinstance(e, ev.SplitMade) else None)
+    with qtbot.waitSignal(tab.run_finished, timeout=60_000) as blocker:
+        tab.start_training()
+    outcome = blocker.args[0]
+    train, val = (sum(counts) for counts in splits[0].counts[:2])
+    expected = epochs * train + epochs * (train + val)  # batch size 1: grid, then train+val
+    assert session.batches_seen == expected >= 5_000
+    assert tab.grid_table.cell_text(0.05, epochs) != "…"
+    assert tab.holdout.accuracy.text() == f"{outcome.result.holdout.accuracy:.1%}"
+    assert tab.loss_plot.point_count("lr 0.05") == epochs * train
+
+
+def test_two_windows_on_one_decode_cache_train_alike(qtbot, settings, tmp_path: Path, monkeypatch):
+    from facecomic_gui.main_window import MainWindow
+
+    monkeypatch.setenv("FACECOMIC_CACHE_DIR", str(tmp_path / "shared-cache"))
+    data = make_dataset(tmp_path / "same", 20)
+    windows = []
+    for i in range(2):
+        win = MainWindow(settings, tmp_path / f"runs{i}", restore=False)
+        qtbot.addWidget(win)
+        win.train_tab.set_form(FAST)
+        open_dataset(qtbot, win.train_tab, data)
+        windows.append(win)
+    outcomes = []
+    for win in windows:
+        win.train_session.run_finished.connect(outcomes.append)
+    for win in windows:  # both decode and train at once, on one cache folder
+        win.train_tab.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=120_000)
+    first, second = (o.result for o in outcomes)
+    assert first.grid_results == second.grid_results and first.holdout == second.holdout
+    assert any((tmp_path / "shared-cache").rglob("*"))
+    for win in windows:
+        win.close()
