@@ -70,8 +70,9 @@ def responsiveness(
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from facecomic_gui.app import create_app
+    from facecomic_gui.common.settings import AppSettings
     from facecomic_gui.main_window import MainWindow
-    from facecomic_gui.settings import AppSettings, TrainForm
+    from facecomic_gui.train.form import TrainForm
 
     app = create_app([])
     tmp = Path(tempfile.mkdtemp(prefix="facecomic-guibench-"))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import multiprocessing
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import __version__
 from trainer.common.configs import GridSpec, TrainConfig
-from trainer.common.flags import add_config_flags, given_config_values
+from trainer.common.flags import add_config_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,39 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def create_app(argv: Sequence[str]):
-    from PySide6.QtCore import QCoreApplication
-    from PySide6.QtWidgets import QApplication, QStyleFactory
-
-    from facecomic_gui.settings import APPLICATION, ORGANIZATION
-
-    install_message_filter()  # first: Qt warns about a non-UTF-8 locale while it starts
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
-    QCoreApplication.setOrganizationName(ORGANIZATION)
-    QCoreApplication.setApplicationName(APPLICATION)
-    QCoreApplication.setApplicationVersion(__version__)
-    app.setStyle(QStyleFactory.create("Fusion"))  # the same look on every platform, and offscreen
-    # Workers run Python too. A paint re-takes the GIL after every Qt call, and each time may wait
-    # a full switch interval for a busy worker: 5 ms by default, which adds up to visible stalls.
-    # 0.1 ms keeps the window smooth (measured by `make bench`) at no cost when the GUI is idle.
-    sys.setswitchinterval(0.0001)
-    return app
-
-
-# Harmless warnings of Qt's offscreen platform that would only alarm a user.
-_QT_NOISE = ("propagateSizeHints", "QFont::setPointSize: Point size <= 0", "Detected locale")
-
-
-def install_message_filter() -> None:
-    from PySide6.QtCore import qInstallMessageHandler
-
-    def handler(_mode, _context, message: str) -> None:
-        if not any(noise in message for noise in _QT_NOISE):
-            print(message, file=sys.stderr)
-
-    qInstallMessageHandler(handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()  # harmless unfrozen; needed if any library spawns processes frozen
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -101,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"facecomic: error: {problem}", file=sys.stderr)
         return 1
-    create_app([])
+    from facecomic_gui.launch import apply_start_arguments, create_app
     from facecomic_gui.main_window import MainWindow
+
+    create_app([])
 
     window = MainWindow()
     apply_start_arguments(window, args)
@@ -143,62 +110,6 @@ def display_problem() -> str | None:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display found (DISPLAY is not set); run it on a desktop, under xvfb-run, or with --screenshot OUT.png."
     return None
-
-
-def apply_start_arguments(window, args: argparse.Namespace) -> None:
-    """Open what the command line asks for: a model, a dataset (maybe training it), images."""
-    from facecomic_gui.settings import TrainForm
-
-    if args.model is not None:
-        window.load_model(args.model, quiet=True)  # a bad file shows on the Predict tab
-    config_overrides = given_config_values(TrainConfig, args)
-    grid_overrides = given_config_values(GridSpec, args)
-    if config_overrides or grid_overrides:
-        form = window.train_tab.form() or TrainForm()
-        window.train_tab.set_form(
-            TrainForm(
-                dataclasses.replace(form.config, **config_overrides),
-                dataclasses.replace(form.grid, **grid_overrides),
-            )
-        )
-    if args.dataset is not None:
-        if args.train:
-            train_after_next_scan(window.train_tab)
-        window.train_tab.set_dataset(str(args.dataset))
-    tab = args.tab or ("train" if args.dataset is not None else "predict")
-    window.tabs.setCurrentWidget(window.train_tab if tab == "train" else window.predict_tab)
-    if args.images:
-        window.predict_tab.add_inputs(list(args.images))  # waits for the model if it is loading
-
-
-def train_after_next_scan(tab) -> None:
-    """Start training when the scan now starting succeeds; a failed scan disarms it, so a folder
-    picked later does not start training by itself."""
-
-    def disarm() -> None:
-        tab.scan_finished.disconnect(on_finished)
-        tab.scan_failed.disconnect(on_failed)
-
-    def on_finished(_scan) -> None:
-        disarm()
-        tab.start_training()
-
-    def on_failed(_message) -> None:
-        disarm()
-
-    tab.scan_finished.connect(on_finished)
-    tab.scan_failed.connect(on_failed)
-
-
-def isolated_settings():
-    """Settings in a throw-away INI file, so screenshots and self-tests never touch the user's."""
-    from PySide6.QtCore import QSettings
-
-    from facecomic_gui.settings import AppSettings
-
-    handle, name = tempfile.mkstemp(prefix="facecomic-", suffix=".ini")
-    os.close(handle)
-    return AppSettings(QSettings(name, QSettings.Format.IniFormat)), Path(name)
 
 
 if __name__ == "__main__":  # pragma: no cover

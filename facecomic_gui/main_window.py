@@ -11,17 +11,21 @@ from PySide6.QtCore import Signal, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
-from facecomic_gui import jobs
-from facecomic_gui.dialogs import ask_open_model, save_model_dialog, show_error
-from facecomic_gui.predict_tab import PredictTabWidget
-from facecomic_gui.settings import AppSettings
-from facecomic_gui.thumbnails import ThumbnailCache
-from facecomic_gui.train_tab import TrainTabWidget, describe_error
-from facecomic_gui.worker import GeneratorWorker, cancel_and_join_all
+from facecomic_gui.common.dialogs import ask_open_model, save_model_dialog, show_error
+from facecomic_gui.common.errors import describe_error
+from facecomic_gui.common.model_jobs import load_model_job
+from facecomic_gui.common.settings import AppSettings, default_runs_dir
+from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.common.worker import LatestJobs, cancel_and_join_all
+from facecomic_gui.predict.session import PredictionSession
+from facecomic_gui.predict.tab import PredictTabWidget
+from facecomic_gui.train.session import TrainingSession
+from facecomic_gui.train.tab import TrainTabWidget
 from trainer import __version__
 from trainer.common.assets import assets_dir, default_model_path
 
 if TYPE_CHECKING:
+    from facecomic_gui.train.jobs import TrainingOutcome
     from trainer.model.model_file import LoadedModel
 
 DEFAULT_SIZE = (1280, 860)
@@ -42,12 +46,15 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.current_model: LoadedModel | None = None
-        self._model_worker: GeneratorWorker | None = None
+        self._loading: tuple[Path, bool, bool] | None = None  # the model load in progress
         self.setWindowTitle("FaceComic")
         self.setWindowIcon(app_icon())
+        self.jobs = LatestJobs(self)
         self.thumbnails = ThumbnailCache(64, self)
-        self.train_tab = TrainTabWidget(self.thumbnails, runs_dir or jobs.default_runs_dir())
-        self.predict_tab = PredictTabWidget(self.thumbnails)
+        self.train_session = TrainingSession(self.jobs, runs_dir or default_runs_dir())
+        self.prediction_session = PredictionSession(self.jobs)
+        self.train_tab = TrainTabWidget(self.train_session, self.thumbnails)
+        self.predict_tab = PredictTabWidget(self.prediction_session, self.thumbnails)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_tab, "Train")
@@ -58,8 +65,8 @@ class MainWindow(QMainWindow):
         self.train_tab.run_finished.connect(self._on_run_finished)
         self.train_tab.scan_finished.connect(self._on_scan_finished)
         self.predict_tab.open_model_requested.connect(self._on_open_model)
-        self.predict_tab.table_model.dataChanged.connect(self._on_predictions_changed)
-        self.predict_tab.table_model.modelReset.connect(self._on_predictions_changed)
+        self.prediction_session.predictions_changed.connect(self._on_predictions_changed)
+        self.prediction_session.rows_reset.connect(self._on_predictions_changed)
         self.resize(*DEFAULT_SIZE)
         self.statusBar().showMessage("Ready", 3000)
         self._restore(restore)
@@ -114,7 +121,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         self.save_model_action.setEnabled(self.current_model is not None)
-        self.export_action.setEnabled(bool(self.predict_tab.table_model.predictions()))
+        self.export_action.setEnabled(bool(self.prediction_session.predictions()))
 
     # -- models ----------------------------------------------------------------------------------
 
@@ -124,29 +131,27 @@ class MainWindow(QMainWindow):
         A failure is a message box, or with ``quiet`` (at start-up) a banner on the Predict tab; a
         ``remembered`` model that fails falls back to the bundled default.
         """
-        if self._model_worker is not None:
-            self._model_worker.cancel()  # superseded: its result is ignored below, no need to wait
-        worker = GeneratorWorker(jobs.load_model_job, str(path))
-        worker.returned.connect(lambda model, w=worker: self._on_model_loaded(w, model))
-        worker.errored.connect(lambda err, w=worker: self._on_model_errored(w, err, path, quiet, remembered))
-        self._model_worker = worker
-        self.predict_tab.model_loading = True
+        self._loading = (path, quiet, remembered)  # a superseded load reports nothing
+        self.prediction_session.set_model_loading()
         self.statusBar().showMessage(f"Loading {path.name}…")
-        worker.start()
+        self.jobs.start(
+            "model",
+            load_model_job,
+            str(path),
+            on_returned=self._on_model_loaded,
+            on_errored=self._on_model_errored,
+        )
 
-    def _on_model_loaded(self, worker: GeneratorWorker, model: LoadedModel) -> None:
-        if worker is self._model_worker:  # a superseded load is ignored
-            self.set_model(model)
+    def _on_model_loaded(self, model: LoadedModel) -> None:
+        self.set_model(model)
 
-    def _on_model_errored(
-        self, worker: GeneratorWorker, err: BaseException, path: Path, quiet: bool, remembered: bool
-    ) -> None:
-        if worker is self._model_worker:
-            self._on_model_failed(err, path, quiet, remembered)
+    def _on_model_errored(self, err: BaseException) -> None:
+        if self._loading is not None:
+            self._on_model_failed(err, *self._loading)
 
     def set_model(self, model: LoadedModel) -> None:
         self.current_model = model
-        self.predict_tab.set_model(model)
+        self.prediction_session.set_model(model)
         if model.path is not None:
             self.settings.last_model = str(model.path)
         self.statusBar().showMessage(f"Model: {model.name}", 5000)
@@ -159,10 +164,9 @@ class MainWindow(QMainWindow):
         if remembered and path != default_model_path() and default_model_path().is_file():
             self.load_model(default_model_path(), quiet=True)  # the remembered model is gone
             return
-        self.predict_tab.model_loading = False
-        if quiet:
-            self.predict_tab.show_model_error(message)
-        else:
+        # Quiet (at start-up): a banner on the Predict tab; else a message box, and the model in use stays.
+        self.prediction_session.set_model_error(message if quiet else None)
+        if not quiet:
             show_error(self, "Could not open the model", message)
         self.model_failed.emit(message)
 
@@ -186,14 +190,14 @@ class MainWindow(QMainWindow):
         self.set_model(model)
         self.tabs.setCurrentWidget(self.predict_tab)
 
-    def _on_run_finished(self, outcome: jobs.TrainingOutcome) -> None:
+    def _on_run_finished(self, outcome: TrainingOutcome) -> None:
         self.statusBar().showMessage(
             f"Training finished: holdout accuracy {outcome.result.holdout.accuracy:.1%}", 10000
         )
 
     def _on_scan_finished(self, _scan) -> None:
-        if self.train_tab.dataset_path:
-            self.settings.last_dataset = self.train_tab.dataset_path
+        if self.train_session.dataset_path:
+            self.settings.last_dataset = self.train_session.dataset_path
 
     def _on_open_dataset(self) -> None:
         self.tabs.setCurrentWidget(self.train_tab)
@@ -229,11 +233,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Cancel and join every worker, then remember the window and form."""
         self.settings.geometry = self.saveGeometry()
-        form = self.train_tab.form()
+        form = self.train_session.form
         if form is not None:
             self.settings.train_form = form
         self.settings.sync()
-        self.predict_tab.shutdown()
+        self.prediction_session.shutdown()
+        self.train_session.shutdown()
         self.thumbnails.shutdown()
         cancel_and_join_all()  # training, scans (superseded ones too), model loads
         event.accept()

@@ -12,14 +12,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
+from PySide6.QtCore import QEventLoop, QTimer
 
 TIMEOUT_S = 600
 
 
-def wait_until(done: Callable[[], bool], signals: list[SignalInstance], timeout_s: float = TIMEOUT_S) -> bool:
-    """Spin the event loop until ``done()`` holds, re-checking whenever one of ``signals`` fires."""
+def wait_until(done: Callable[[], bool], signals: list[Any], timeout_s: float = TIMEOUT_S) -> bool:
+    """Spin the event loop until ``done()`` holds, re-checking whenever one of ``signals`` (Qt
+    signals or session emitters: anything with connect/disconnect) fires."""
     if done():
         return True
     loop = QEventLoop()
@@ -39,8 +41,8 @@ def wait_until(done: Callable[[], bool], signals: list[SignalInstance], timeout_
 
 def take_screenshot(args: argparse.Namespace) -> int:
     """Exit 0 when the requested state was reached; 1 when it failed (the PNG then shows why)."""
-    from facecomic_gui import dialogs
-    from facecomic_gui.app import apply_start_arguments, create_app, isolated_settings
+    from facecomic_gui.common import dialogs
+    from facecomic_gui.launch import apply_start_arguments, create_app, isolated_settings
     from facecomic_gui.main_window import MainWindow
 
     dialogs.interactive = False  # nobody could close a modal dialog here
@@ -49,7 +51,8 @@ def take_screenshot(args: argparse.Namespace) -> int:
     runs = Path(tempfile.mkdtemp(prefix="facecomic-screenshot-runs-"))
     window = MainWindow(settings, runs, restore=False)
     failures: list[str] = []
-    for signal in (window.model_failed, window.train_tab.scan_failed, window.train_tab.run_failed):
+    train, predict = window.train_session, window.prediction_session
+    for signal in (window.model_failed, train.scan_failed, train.run_failed):
         signal.connect(failures.append)
     try:
         window.show()
@@ -69,19 +72,33 @@ def take_screenshot(args: argparse.Namespace) -> int:
         if window.current_model is None and (args.images or args.train):
             return _fail(failures[0].rstrip("."))
         apply_start_arguments(window, args)
-        predict, train = window.predict_tab, window.train_tab
+        train_wanted = args.dataset is not None and args.train
+        if train.form is None:
+            reasons = " ".join(train.validation.errors.values()).rstrip(".")
+            failures.append(f"invalid training settings: {reasons}")
+            train_wanted = False  # the form shows why; Start stays off
         if args.images and not wait_until(
-            lambda: not predict.busy and bool(predict.table_model.rows), [predict.predictions_finished]
+            lambda: not predict.busy and bool(predict.rows), [predict.predictions_finished]
         ):
             return _fail("predictions did not finish in time")
         if args.dataset is not None and not wait_until(
-            lambda: train.state == "idle" and (failures or train.outcome is not None or not args.train),
-            [train.state_changed, train.scan_failed],
+            lambda: (
+                train.state == "idle"
+                and (bool(failures) or train.outcome is not None or not train_wanted)
+                and (train.scan is not None or train.scan_error is not None)
+            ),
+            [
+                train.state_changed,
+                train.scan_failed,
+                train.run_finished,
+                train.run_failed,
+                train.run_cancelled,
+            ],
         ):
             return _fail("the dataset scan or training did not finish in time")
         wait_until(lambda: window.thumbnails.pending == 0, [window.thumbnails.ready], timeout_s=30)
-        train.loss_plot.flush()
-        train.accuracy_plot.flush()
+        window.train_tab.loss_plot.flush()
+        window.train_tab.accuracy_plot.flush()
         app.processEvents()
         size = _save_png(window, args.screenshot)
         print(f"Screenshot saved to {args.screenshot} ({size[0]}x{size[1]})")
@@ -94,9 +111,19 @@ def take_screenshot(args: argparse.Namespace) -> int:
         return _fail(f"could not write {args.screenshot}: {err.strerror or err}")
     finally:
         window.close()
+        dispose(window)
         settings_file.unlink(missing_ok=True)
         shutil.rmtree(runs, ignore_errors=True)
         dialogs.interactive = True
+
+
+def dispose(widget) -> None:
+    """Delete a closed window now, in Qt's order, rather than whenever Python's garbage collector
+    reaches its cycle (sessions and views refer to each other), which may crash Qt."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _save_png(window, path: Path) -> tuple[int, int]:

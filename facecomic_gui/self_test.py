@@ -28,7 +28,7 @@ class StepFailed(Exception):
 
 def run_self_test() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from facecomic_gui import dialogs
+    from facecomic_gui.common import dialogs
 
     dialogs.interactive = False  # a failure is reported in the JSON, never in a dialog
     started = time.perf_counter()
@@ -112,9 +112,9 @@ def _predict_generated(summary: dict, _tmp: Path) -> None:
 def _train_short_grid(summary: dict, tmp: Path) -> None:
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from facecomic_gui import jobs
-    from facecomic_gui.app import create_app
-    from facecomic_gui.worker import GeneratorWorker
+    from facecomic_gui.common.worker import GeneratorWorker
+    from facecomic_gui.launch import create_app
+    from facecomic_gui.train import jobs
     from trainer.common.configs import GridSpec, TrainConfig
     from trainer.data.synthetic import make_dataset
 
@@ -158,9 +158,9 @@ def _reload_saved_model(summary: dict, _tmp: Path) -> None:
 
 
 def _open_window(summary: dict, tmp: Path) -> None:
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer
 
-    from facecomic_gui.app import isolated_settings
+    from facecomic_gui.launch import isolated_settings
     from facecomic_gui.main_window import MainWindow
 
     settings, settings_file = isolated_settings()
@@ -177,5 +177,7 @@ def _open_window(summary: dict, tmp: Path) -> None:
             raise StepFailed("the window did not load the bundled model")
         summary["window"] = {"title": window.windowTitle(), "size": [window.width(), window.height()]}
         window.close()
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     finally:
         settings_file.unlink(missing_ok=True)

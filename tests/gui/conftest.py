@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from facecomic_gui.settings import AppSettings
+from facecomic_gui.common.settings import AppSettings
 from trainer.data.synthetic import make_dataset
 
 

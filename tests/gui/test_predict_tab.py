@@ -8,8 +8,9 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QGuiApplication
 
-from facecomic_gui import dialogs
-from facecomic_gui.prediction_table import CONFIDENCE, ERROR_KEY, LABEL
+from facecomic_gui.common import dialogs
+from facecomic_gui.predict.session import ERROR_KEY
+from facecomic_gui.predict.table import CONFIDENCE, LABEL
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.data.synthetic import comic_like, make_dataset
 
@@ -29,7 +30,7 @@ def test_dropping_files_and_folders_gives_labelled_rows(qtbot, window, tmp_path:
         drop(tab, [data / "faces", data / "comics" / "0.png", bad])
     assert tab.table_model.rowCount() == 6  # 4 from the folder, 1 file, 1 broken
     got = labels(tab)
-    assert set(got[:5]) <= {"Real face", "Comic"}
+    assert len(got) == 6 and all(label in {"Real face", "Comic"} for label in got[:5])
     assert got[5] == "Unreadable"
     error_row = tab.table_model.rows[5]
     assert error_row.prediction.error == "not a readable image (unknown format or corrupt header)"
@@ -51,7 +52,7 @@ def test_drag_enter_accepts_files_only(window, tmp_path: Path):
 
 
 def test_paste_an_image_from_the_clipboard(qtbot, window):
-    from facecomic_gui.thumbnails import pil_to_qimage
+    from facecomic_gui.common.thumbnails import pil_to_qimage
 
     QGuiApplication.clipboard().setImage(pil_to_qimage(comic_like(np.random.default_rng(3), 64)))
     tab = window.predict_tab
@@ -77,8 +78,12 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
     tab.filter_combo.setCurrentIndex(tab.filter_combo.findData(ERROR_KEY))
     assert tab.proxy.rowCount() == 1
     tab.filter_combo.setCurrentIndex(tab.filter_combo.findData("faces"))
-    shown = {tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())}
-    assert shown <= {"Real face"}
+    shown = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())]
+    assert len(shown) == tab.session.counts().get("faces", 0)
+    assert shown == ["Real face"] * len(shown)
+    tab.filter_combo.setCurrentIndex(tab.filter_combo.findData("comics"))
+    assert tab.proxy.rowCount() == tab.session.counts().get("comics", 0)
+    assert tab.proxy.rowCount() + len(shown) == 10  # every readable image is in one class
     tab.filter_combo.setCurrentIndex(0)
     assert tab.proxy.rowCount() == 11
 
@@ -112,22 +117,40 @@ def test_many_images_stay_lazy_about_thumbnails(qtbot, window, tmp_path: Path):
         tab.add_inputs([folder])
     assert tab.table_model.rowCount() == 300
     assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
-    requested = len(window.thumbnails._requested)
+    requested = window.thumbnails.requested
     assert 0 < requested < 100  # only the rows in view asked for a thumbnail
 
 
-def test_switching_model_predicts_rows_again(qtbot, window, tmp_path: Path):
-    from trainer.model.model_file import load_model
+def trained_model(qtbot, window, tmp_path: Path):
+    """A genuinely different model: trained here, through the Train tab."""
+    from facecomic_gui.train.form import TrainForm
+    from trainer.common.configs import GridSpec, TrainConfig
 
+    tab = window.train_tab
+    tab.set_form(TrainForm(TrainConfig(batch_size=8, seed=3), GridSpec((0.05,), (2,))))
+    with qtbot.waitSignal(tab.scan_finished, timeout=30_000):
+        tab.set_dataset(str(make_dataset(tmp_path / "train", 12)))
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000) as blocker:
+        tab.start_training()
+    return blocker.args[0].model
+
+
+def test_switching_model_predicts_rows_again(qtbot, window, tmp_path: Path):
     data = make_dataset(tmp_path / "d", 2)
     tab = window.predict_tab
     with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
         tab.add_inputs([data])
-    other = load_model(window.current_model.path)
+    before = [r.prediction.probabilities for r in tab.session.rows]
+    banner = tab.model_label.text()
+    other = trained_model(qtbot, window, tmp_path)
+    assert other.path != window.current_model.path
     with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
-        window.set_model(other)
-    assert tab.table_model.rowCount() == 4
-    assert all(r.prediction is not None for r in tab.table_model.rows)
+        window.train_tab.use_button.click()
+    assert window.current_model is other and tab.session.model is other
+    assert tab.model_label.text() != banner and other.name in tab.model_label.text()
+    assert len(tab.session.rows) == 4
+    after = [r.prediction.probabilities for r in tab.session.rows]
+    assert all(p is not None for p in after) and after != before
 
 
 def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monkeypatch):
@@ -148,14 +171,12 @@ def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monke
 
 
 def test_switching_model_keeps_images_not_yet_shown(qtbot, window, tmp_path: Path):
-    from trainer.model.model_file import load_model
-
     data = make_dataset(tmp_path / "d", 3)
     tab = window.predict_tab
-    other = load_model(window.current_model.path)
+    other = trained_model(qtbot, window, tmp_path)
     with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
         tab.add_inputs([data])  # its job has not reported a single image yet...
         window.set_model(other)  # ...when the model changes
     assert tab.table_model.rowCount() == 6
     assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
-    assert tab.model is other
+    assert tab.session.model is other

@@ -4,9 +4,9 @@ import gc
 import shutil
 from pathlib import Path
 
-from facecomic_gui import dialogs
-from facecomic_gui.settings import TrainForm
-from facecomic_gui.worker import running_workers
+from facecomic_gui.common import dialogs
+from facecomic_gui.common.worker import running_threads, running_workers
+from facecomic_gui.train.form import TrainForm
 from tests.gui.drag_and_drop import drop
 from trainer.common.configs import GridSpec, TrainConfig
 from trainer.data.synthetic import make_dataset
@@ -29,14 +29,16 @@ def test_full_training_flow(qtbot, window, tiny_dataset: Path, tmp_path: Path):
     assert not tab.save_button.isVisibleTo(tab)
     with qtbot.waitSignal(tab.run_finished, timeout=120_000) as blocker:
         tab.start_button.click()
-        assert tab.state == "running"
+        assert window.train_session.state == "running"
         assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
     outcome = blocker.args[0]
-    assert tab.state == "idle"  # announced only once idle
+    session = window.train_session
+    assert session.state == "idle"  # announced only once idle
     for lr in FAST.grid.learning_rates:
         for epochs in FAST.grid.epochs:
             assert "/" in tab.grid_table.cell_text(lr, epochs)
-    assert tab.grid_table.best() == (outcome.result.best.lr, outcome.result.best.epochs)
+    assert session.best == outcome.result.best  # the session's pick_best agrees with the run's
+    assert tab.grid_table.highlighted() == (outcome.result.best.lr, outcome.result.best.epochs)
     assert tab.holdout.accuracy.text() == f"{outcome.result.holdout.accuracy:.1%}"
     assert tab.holdout.confusion.rowCount() == 2
     assert tab.loss_plot.series_names == [
@@ -75,12 +77,13 @@ def test_cancel_stops_quickly_and_writes_nothing(qtbot, window, tiny_dataset: Pa
     qtbot.waitUntil(lambda: tab.loss_plot.point_count("lr 0.01") > 0, timeout=60_000)
     with qtbot.waitSignal(tab.run_cancelled, timeout=3_000):
         tab.cancel_button.click()
-        assert tab.state == "cancelling" and tab.cancel_button.text() == "Cancelling…"
+        assert window.train_session.state == "cancelling"
+        assert tab.cancel_button.text() == "Cancelling…"
         assert not tab.start_button.isEnabled()
-    assert tab.state == "idle"
+    assert window.train_session.state == "idle"
     assert tab.start_button.isEnabled()
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-    assert tab.outcome is None
+    assert window.train_session.outcome is None
 
 
 def test_closing_during_training_cancels_and_joins(
@@ -95,8 +98,9 @@ def test_closing_during_training_cancels_and_joins(
     open_dataset(qtbot, tab, tiny_dataset)
     tab.start_training()
     qtbot.waitUntil(lambda: tab.loss_plot.point_count("lr 0.01") > 0, timeout=60_000)
+    assert running_threads() > 0
     win.close()
-    assert not tab._train_worker._thread.isRunning()
+    assert running_threads() == 0  # joined at close
     gc.collect()
     qtbot.waitUntil(lambda: running_workers() == 0, timeout=5_000)
     assert "QThread: Destroyed" not in capfd.readouterr().err
@@ -110,7 +114,7 @@ def test_bad_dataset_folder_is_one_sentence(qtbot, window, tmp_path: Path):
         tab.set_dataset(str(only_one))
     assert "only one class folder" in blocker.args[0]
     assert not tab.dataset_error.isHidden()
-    assert tab.state == "idle" and not tab.start_button.isEnabled()
+    assert window.train_session.state == "idle" and not tab.start_button.isEnabled()
     with qtbot.waitSignal(tab.scan_failed, timeout=30_000) as blocker:
         tab.set_dataset(str(tmp_path / "missing"))
     assert "does not exist" in blocker.args[0]
@@ -120,14 +124,14 @@ def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset: Path):
     tab = window.train_tab
     with qtbot.waitSignal(tab.scan_finished, timeout=30_000):
         drop(tab, [tiny_dataset])
-    assert tab.dataset_path == str(tiny_dataset)
+    assert window.train_session.dataset_path == str(tiny_dataset)
 
 
 def test_choose_folder_dialog(qtbot, window, tiny_dataset: Path, monkeypatch):
     monkeypatch.setattr(dialogs.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tiny_dataset))
     with qtbot.waitSignal(window.train_tab.scan_finished, timeout=30_000):
         window.open_dataset_action.trigger()
-    assert window.train_tab.dataset_path == str(tiny_dataset)
+    assert window.train_session.dataset_path == str(tiny_dataset)
 
 
 def test_imbalance_warning_and_skipped_files(qtbot, window, tmp_path: Path):
@@ -152,23 +156,31 @@ def test_invalid_settings_disable_start(qtbot, window, tiny_dataset: Path):
     assert tab.start_button.isEnabled()
     tab.settings.learning_rates.setText("0.01, fast")
     assert not tab.start_button.isEnabled()
-    assert "Learning rates must be positive numbers" in tab.settings.error.text()
+    assert "Learning rates must be numbers" in tab.settings.error.text()
+    assert "Learning rates must be numbers" in tab.settings.field_error("learning_rates")
     tab.settings.learning_rates.setText("0.01")
     tab.settings.epochs.setText("0")
     assert not tab.start_button.isEnabled()
+    assert "from 1 to 1,000,000" in tab.settings.field_error("epochs")
+    assert tab.settings.field_error("learning_rates") is None
     tab.settings.epochs.setText("3")
     assert tab.start_button.isEnabled()
+    tab.settings.seed.setText("4294967296")  # one past the largest seed: marked, not clamped
+    assert not tab.start_button.isEnabled()
+    assert "0 to 4294967295" in tab.settings.field_error("seed")
+    assert tab.settings.seed.text() == "4294967296"
+    tab.settings.seed.setText("4294967295")
+    assert tab.start_button.isEnabled()
+    assert window.train_session.form.config.seed == 4294967295
 
 
 def test_train_after_a_failed_scan_is_disarmed(qtbot, window, tiny_dataset: Path, tmp_path: Path):
-    from facecomic_gui.app import train_after_next_scan
-
     tab = window.train_tab
-    train_after_next_scan(tab)
+    window.train_session.train_after_next_scan()
     with qtbot.waitSignal(tab.scan_failed, timeout=30_000):
         tab.set_dataset(str(tmp_path / "missing"))
     open_dataset(qtbot, tab, tiny_dataset)
-    assert tab.state == "idle"  # the later folder did not start training by itself
+    assert window.train_session.state == "idle"  # the later folder did not start training by itself
 
 
 def test_a_failed_automatic_save_keeps_the_run(qtbot, settings, tiny_dataset: Path, tmp_path: Path):
@@ -195,7 +207,7 @@ def test_a_failed_automatic_save_keeps_the_run(qtbot, settings, tiny_dataset: Pa
 def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     import numpy as np
 
-    from facecomic_gui.train_widgets import HoldoutWidget
+    from facecomic_gui.train.widgets import HoldoutWidget
     from trainer.training.results import HoldoutMetrics
 
     widget = HoldoutWidget()
@@ -207,3 +219,50 @@ def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     widget.show_metrics(balanced, ("comics", "faces"))
     assert widget.hint.isHidden()
     assert widget.accuracy.text() == "75.0%"
+
+
+def test_a_long_run_of_over_five_thousand_batches_finishes(qtbot, window, tmp_path: Path):
+    """Thousands of cross-thread signals: PySide6 6.12.0 aborted Python 3.11 on such runs."""
+    from trainer.common import events as ev
+
+    data = make_dataset(tmp_path / "long", 10)
+    tab, session = window.train_tab, window.train_session
+    epochs = 220
+    tab.set_form(TrainForm(TrainConfig(batch_size=1), GridSpec((0.05,), (epochs,))))
+    open_dataset(qtbot, tab, data)
+    splits = []
+    session.run_event.connect(lambda e: splits.append(e) if isinstance(e, ev.SplitMade) else None)
+    with qtbot.waitSignal(tab.run_finished, timeout=60_000) as blocker:
+        tab.start_training()
+    outcome = blocker.args[0]
+    train, val = (sum(counts) for counts in splits[0].counts[:2])
+    expected = epochs * train + epochs * (train + val)  # batch size 1: grid, then train+val
+    assert session.batches_seen == expected >= 5_000
+    assert tab.grid_table.cell_text(0.05, epochs) != "…"
+    assert tab.holdout.accuracy.text() == f"{outcome.result.holdout.accuracy:.1%}"
+    assert tab.loss_plot.point_count("lr 0.05") == epochs * train
+
+
+def test_two_windows_on_one_decode_cache_train_alike(qtbot, settings, tmp_path: Path, monkeypatch):
+    from facecomic_gui.main_window import MainWindow
+
+    monkeypatch.setenv("FACECOMIC_CACHE_DIR", str(tmp_path / "shared-cache"))
+    data = make_dataset(tmp_path / "same", 20)
+    windows = []
+    for i in range(2):
+        win = MainWindow(settings, tmp_path / f"runs{i}", restore=False)
+        qtbot.addWidget(win)
+        win.train_tab.set_form(FAST)
+        open_dataset(qtbot, win.train_tab, data)
+        windows.append(win)
+    outcomes = []
+    for win in windows:
+        win.train_session.run_finished.connect(outcomes.append)
+    for win in windows:  # both decode and train at once, on one cache folder
+        win.train_tab.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=120_000)
+    first, second = (o.result for o in outcomes)
+    assert first.grid_results == second.grid_results and first.holdout == second.holdout
+    assert any((tmp_path / "shared-cache").rglob("*"))
+    for win in windows:
+        win.close()

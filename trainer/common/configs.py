@@ -16,6 +16,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_NAMES = ("train", "val", "holdout")
 RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 MAX_SEED = 2**32 - 1
+# Upper limits that keep a typo from asking for the impossible; the CLI and the app both enforce
+# them, because both build these dataclasses (field metadata ``min``/``max`` lets a form show them).
+MAX_BATCH_SIZE = 2**20
+MAX_EPOCHS = 1_000_000
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -83,20 +87,26 @@ class GridSpec:
 
     learning_rates: tuple[float, ...] = field(
         default=(0.01, 0.001),
-        metadata=_flag("learning rates to try", "--lr", nargs="+", type=float, metavar="LR"),
+        metadata=_flag("learning rates to try", "--lr", nargs="+", type=float, metavar="LR", min=0.0),
     )
     epochs: tuple[int, ...] = field(
         default=(1, 3, 5),
-        metadata=_flag("epoch counts to try", "--epochs", nargs="+", type=int, metavar="N"),
+        metadata=_flag(
+            "epoch counts to try", "--epochs", nargs="+", type=int, metavar="N", min=1, max=MAX_EPOCHS
+        ),
     )
 
     def __post_init__(self) -> None:
         if not self.learning_rates or not self.epochs:
             raise ValueError("The grid needs at least one learning rate and one epoch count.")
-        if any(not lr > 0 for lr in self.learning_rates):
-            raise ValueError("Learning rates must be positive.")
-        if any(e < 1 for e in self.epochs):
-            raise ValueError("Epoch counts must be at least 1.")
+        if any(isinstance(lr, bool) or not isinstance(lr, int | float) for lr in self.learning_rates):
+            raise ValueError("Learning rates must be numbers.")
+        if any(not (lr > 0 and math.isfinite(lr)) for lr in self.learning_rates):
+            raise ValueError("Learning rates must be positive, finite numbers.")
+        if any(isinstance(e, bool) or not isinstance(e, int) for e in self.epochs):
+            raise ValueError("Epoch counts must be whole numbers.")
+        if any(not 1 <= e <= MAX_EPOCHS for e in self.epochs):
+            raise ValueError(f"Epoch counts must be from 1 to {MAX_EPOCHS:,}.")
         # Normalise: unique, in the order given, so the table has stable rows and columns.
         object.__setattr__(self, "learning_rates", tuple(dict.fromkeys(map(float, self.learning_rates))))
         object.__setattr__(self, "epochs", tuple(sorted(set(map(int, self.epochs)))))
@@ -121,8 +131,13 @@ class TrainConfig:
             choices=("random", "paper"),
         ),
     )
-    batch_size: int = field(default=64, metadata=_flag("mini-batch size", "--batch-size", type=int))
-    seed: int = field(default=0, metadata=_flag("seed for split, init and shuffling", "--seed", type=int))
+    batch_size: int = field(
+        default=64, metadata=_flag("mini-batch size", "--batch-size", type=int, min=1, max=MAX_BATCH_SIZE)
+    )
+    seed: int = field(
+        default=0,
+        metadata=_flag("seed for split, init and shuffling", "--seed", type=int, min=0, max=MAX_SEED),
+    )
     split_fractions: tuple[float, float, float] = (0.5, 0.2, 0.3)
     device: str = field(
         default="auto",
@@ -132,9 +147,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.split not in ("random", "paper"):
             raise ValueError(f"Unknown split {self.split!r}; use 'random' or 'paper'.")
-        if self.batch_size < 1:
-            raise ValueError("The batch size must be at least 1.")
-        if not 0 <= self.seed <= MAX_SEED:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise ValueError("The batch size must be a whole number.")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"The batch size must be from 1 to {MAX_BATCH_SIZE:,}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9:
             raise ValueError("The split fractions must be three numbers that sum to 1.")
@@ -209,6 +226,13 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
 
 def grid_from_dict(data: dict[str, Any]) -> GridSpec:
     return _from_dict(GridSpec, data)
+
+
+def field_limits(cls: type, name: str) -> tuple[float | None, float | None]:
+    """The ``min`` and ``max`` a field (or each item of a tuple field) allows, for forms to show;
+    ``__post_init__`` enforces them."""
+    md = next(f for f in dataclasses.fields(cls) if f.name == name).metadata
+    return md.get("min"), md.get("max")
 
 
 def cli_fields(cls: type) -> list[dataclasses.Field]:

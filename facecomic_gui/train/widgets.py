@@ -1,4 +1,5 @@
-"""The Train tab's parts: dataset summary, settings form, grid table and holdout panel."""
+"""The Train tab's parts: dataset summary, settings form, grid table and holdout panel. They
+render what the session holds; none decides a domain rule."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QSizePolicy,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -28,58 +28,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facecomic_gui.settings import TrainForm
-from facecomic_gui.thumbnails import ThumbnailCache, scaled
-from trainer.common.configs import GridSpec, TrainConfig
+from facecomic_gui.common.thumbnails import ThumbnailCache, scaled
+from facecomic_gui.common.widgets import bold as _bold
+from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidden
+from facecomic_gui.common.widgets import message_label as _message
+from facecomic_gui.train.form import FIELDS, FormText, Validation, hint, label
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
+    from trainer.common.configs import GridSpec
     from trainer.data.dataset import DatasetScan, SkippedFile
-    from trainer.training.results import HoldoutMetrics
+    from trainer.training.results import GridResult, HoldoutMetrics
 
 THUMBS_PER_CLASS = 6
 THUMB_SIZE = 44
+THUMB_OWNER = "train"
 IMBALANCE_RATIO = 1.5
 BEST_BRUSH = QBrush(QColor("#d8f0d8"))
-
-
-def _bold(label: QLabel, point_delta: int = 0) -> QLabel:
-    font = label.font()
-    font.setBold(True)
-    if point_delta:
-        font.setPointSize(font.pointSize() + point_delta)
-    label.setFont(font)
-    return label
-
-
-def _message(text: str, colour: str, background: str) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setStyleSheet(
-        f"QLabel {{ color: {colour}; background: {background}; border-radius: 4px; padding: 6px; }}"
-    )
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
-
-
-def fit_table_height(table: QTableWidget) -> None:
-    """Make a small table exactly as tall as its rows, so no empty band shows under them."""
-    height = table.horizontalHeader().height() + 2 * table.frameWidth()
-    height += sum(table.rowHeight(r) for r in range(table.rowCount()))
-    table.setFixedHeight(height)
-
-
-def keep_space_when_hidden(widget: QWidget) -> None:
-    """Showing or hiding it later must not re-lay out its neighbours (the plots repaint then)."""
-    policy = widget.sizePolicy()
-    policy.setRetainSizeWhenHidden(True)
-    widget.setSizePolicy(policy)
-
-
-def error_banner() -> QLabel:
-    label = _message("", "#8a1f11", "#fde2dd")
-    label.hide()
-    return label
 
 
 class DatasetSummaryWidget(QWidget):
@@ -89,7 +54,6 @@ class DatasetSummaryWidget(QWidget):
         super().__init__(parent)
         self._thumbnails = thumbnails
         self._thumb_labels: dict[str, QLabel] = {}
-        self._skipped: list[SkippedFile] = []
         thumbnails.ready.connect(self._on_thumbnail_ready)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -149,7 +113,7 @@ class DatasetSummaryWidget(QWidget):
                 label.setToolTip(path.name)
                 key = str(path)
                 self._thumb_labels[key] = label
-                pixmap = self._thumbnails.pixmap(key, path)
+                pixmap = self._thumbnails.pixmap(key, path, owner=THUMB_OWNER)
                 if pixmap is not None:
                     label.setPixmap(scaled(pixmap, THUMB_SIZE - 2))
                 strip.addWidget(label)
@@ -175,7 +139,6 @@ class DatasetSummaryWidget(QWidget):
             self.imbalance.hide()
 
     def set_skipped(self, skipped: Sequence[SkippedFile]) -> None:
-        self._skipped = list(skipped)
         self.skipped_list.clear()
         if not skipped:
             self.skipped_toggle.hide()
@@ -185,11 +148,6 @@ class DatasetSummaryWidget(QWidget):
             self.skipped_list.item(self.skipped_list.count() - 1).setToolTip(item.path)
         self.skipped_toggle.setText(f"{len(skipped):,} file{'s' if len(skipped) != 1 else ''} skipped")
         self.skipped_toggle.show()
-
-    def add_skipped(self, skipped: Sequence[SkippedFile]) -> None:
-        """Unreadable images found while decoding join the ones the scan skipped."""
-        known = {s.path for s in self._skipped}
-        self.set_skipped(self._skipped + [s for s in skipped if s.path not in known])
 
     def _on_skipped_toggled(self, shown: bool) -> None:
         self.skipped_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
@@ -203,9 +161,11 @@ class DatasetSummaryWidget(QWidget):
 
 
 class TrainSettingsWidget(QWidget):
-    """Split, grid and batch settings; ``form()`` is None while a field is invalid."""
+    """Split, grid and batch settings as text. ``edited`` carries (field, text) to the session;
+    ``show`` renders the session's text and its validation (each invalid field marked with the
+    reason, which the session got from the trainer's dataclasses)."""
 
-    changed = Signal()
+    edited = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -218,79 +178,61 @@ class TrainSettingsWidget(QWidget):
         self.split.setToolTip("Both keep a face and its comic (same file name) in the same split.")
         self.learning_rates = QLineEdit()
         self.learning_rates.setPlaceholderText("e.g. 0.01, 0.001")
-        self.learning_rates.setToolTip("Learning rates to try, separated by commas or spaces.")
         self.epochs = QLineEdit()
         self.epochs.setPlaceholderText("e.g. 1, 3, 5")
-        self.epochs.setToolTip("Epoch counts to try; they share one run per learning rate.")
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 65536)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        layout.addRow("Split", self.split)
-        layout.addRow("Learning rates", self.learning_rates)
-        layout.addRow("Epochs", self.epochs)
-        layout.addRow("Batch size", self.batch_size)
-        layout.addRow("Seed", self.seed)
+        # Text fields, not spin boxes: a QSpinBox is 32-bit and would clamp a valid seed.
+        self.batch_size = QLineEdit()
+        self.seed = QLineEdit()
+        self._hints = {
+            "split": self.split.toolTip(),
+            "learning_rates": "Learning rates to try, separated by commas or spaces (each above 0).",
+            "epochs": f"Epoch counts to try ({hint('epochs')}); they share one run per learning rate.",
+            "batch_size": f"Images per mini-batch: {hint('batch_size')}.",
+            "seed": f"Seed for the split, the initial weights and the shuffling: {hint('seed')}.",
+        }
+        for name in FIELDS:
+            layout.addRow(label(name), self._field(name))
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
         self.error.hide()
         layout.addRow(self.error)
-        for signal in (
-            self.split.currentIndexChanged,
-            self.learning_rates.textChanged,
-            self.epochs.textChanged,
-            self.batch_size.valueChanged,
-            self.seed.valueChanged,
-        ):
-            signal.connect(self._on_field_changed)
+        self.split.currentIndexChanged.connect(self._on_split_changed)
+        for name in FIELDS[1:]:
+            self._field(name).textChanged.connect(self._on_text_edited)
 
-    def set_form(self, form: TrainForm) -> None:
-        self.split.setCurrentIndex(max(0, self.split.findData(form.config.split)))
-        self.learning_rates.setText(", ".join(str(v) for v in form.grid.learning_rates))
-        self.epochs.setText(", ".join(str(v) for v in form.grid.epochs))
-        self.batch_size.setValue(form.config.batch_size)
-        self.seed.setValue(form.config.seed)
+    def _field(self, name: str) -> QWidget:
+        return getattr(self, name)
 
-    def form(self) -> TrainForm | None:
-        error = None
-        learning_rates: tuple[float, ...] = ()
-        epochs: tuple[int, ...] = ()
-        try:
-            learning_rates = tuple(float(v) for v in _tokens(self.learning_rates.text()))
-            if not learning_rates or any(not v > 0 for v in learning_rates):
-                raise ValueError
-        except ValueError:
-            error = "Learning rates must be positive numbers, such as 0.01, 0.001."
-        if error is None:
-            try:
-                epochs = tuple(int(v) for v in _tokens(self.epochs.text()))
-                if not epochs or any(v < 1 for v in epochs):
-                    raise ValueError
-            except ValueError:
-                error = "Epochs must be whole numbers of at least 1, such as 1, 3, 5."
-        self.error.setText(error or "")
-        self.error.setVisible(error is not None)
-        _mark_invalid(self.learning_rates, error is not None and not learning_rates)
-        _mark_invalid(self.epochs, error is not None and bool(learning_rates))
-        if error:
-            return None
-        config = TrainConfig(
-            split=self.split.currentData(), batch_size=self.batch_size.value(), seed=self.seed.value()
-        )
-        return TrainForm(config, GridSpec(learning_rates, epochs))
+    def show_form(self, text: FormText, validation: Validation) -> None:
+        self.split.blockSignals(True)
+        self.split.setCurrentIndex(max(0, self.split.findData(text.split)))
+        self.split.blockSignals(False)
+        for name in FIELDS[1:]:
+            edit = self._field(name)
+            if edit.text() != getattr(text, name):
+                edit.setText(getattr(text, name))  # echoes back as an unchanged edit: a no-op
+        for name in FIELDS:
+            reason = validation.errors.get(name)
+            widget = self._field(name)
+            widget.setStyleSheet("border: 1px solid #b00020;" if reason else "")
+            widget.setToolTip(reason or self._hints[name])
+        messages = [validation.errors[n] for n in FIELDS if n in validation.errors]
+        self.error.setText("\n".join(messages))
+        self.error.setVisible(bool(messages))
 
-    def _on_field_changed(self) -> None:
-        self.form()
-        self.changed.emit()
+    def field_error(self, name: str) -> str | None:
+        """The reason shown on ``name``, or None when it is valid."""
+        widget = self._field(name)
+        return widget.toolTip() if widget.styleSheet() else None
 
+    def _on_split_changed(self) -> None:
+        self.edited.emit("split", self.split.currentData())
 
-def _tokens(text: str) -> list[str]:
-    return text.replace(",", " ").split()
-
-
-def _mark_invalid(widget: QWidget, invalid: bool) -> None:
-    widget.setStyleSheet("border: 1px solid #b00020;" if invalid else "")
+    def _on_text_edited(self, text: str) -> None:
+        sender = self.sender()
+        name = next(n for n in FIELDS[1:] if self._field(n) is sender)
+        self.edited.emit(name, text)
 
 
 class GridTableWidget(QTableWidget):
@@ -306,69 +248,52 @@ class GridTableWidget(QTableWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._learning_rates: list[float] = []
         self._epochs: list[int] = []
-        self._scores: dict[tuple[float, int], tuple[float, float]] = {}
 
-    def set_grid(self, learning_rates: Sequence[float], epochs: Sequence[int]) -> None:
-        """Empty cells for this grid. The same shape again only resets the cells: no re-layout,
-        so starting a run does not make the plots above repaint from scratch."""
-        same_shape = (list(learning_rates), list(epochs)) == (self._learning_rates, self._epochs)
-        self._scores.clear()
-        if same_shape:
-            for item in (self.item(r, c) for r in range(self.rowCount()) for c in range(self.columnCount())):
-                self._reset_item(item)
-            return
-        self._learning_rates, self._epochs = list(learning_rates), list(epochs)
-        self.clear()
-        self.setRowCount(len(learning_rates))
-        self.setColumnCount(len(epochs))
-        self.setHorizontalHeaderLabels([f"{e} epoch{'s' if e != 1 else ''}" for e in epochs])
-        self.setVerticalHeaderLabels([f"lr {lr:g}" for lr in learning_rates])
-        for r in range(len(learning_rates)):
-            for c in range(len(epochs)):
-                item = QTableWidgetItem()
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self._reset_item(item)
-                self.setItem(r, c, item)
-        self.resizeRowsToContents()
-        fit_table_height(self)
-
-    @staticmethod
-    def _reset_item(item: QTableWidgetItem) -> None:
-        item.setText("…")
-        item.setForeground(QBrush(QColor("#999999")))
-        item.setBackground(QBrush())
-        font = item.font()
-        font.setBold(False)
-        item.setFont(font)
-        item.setToolTip("")
-
-    def set_score(self, lr: float, epochs: int, accuracy: float, loss: float) -> None:
-        self._scores[(lr, epochs)] = (accuracy, loss)
-        item = self.item(self._learning_rates.index(lr), self._epochs.index(epochs))
-        item.setText(f"{accuracy:.3f} / {loss:.3f}")
-        item.setForeground(QBrush(QColor("#000000")))
-        self._highlight_best()
-
-    def best(self) -> tuple[float, int] | None:
-        if not self._scores:
-            return None
-        return min(self._scores, key=lambda k: (-self._scores[k][0], self._scores[k][1]))
+    def show_grid(self, grid: GridSpec, results: Sequence[GridResult], best: GridResult | None) -> None:
+        """The grid's cells, filled where a result is in, the best (chosen by the session)
+        highlighted. The same shape again only updates the cells: no re-layout, so starting a run
+        does not make the plots above repaint from scratch."""
+        learning_rates, epochs = list(grid.learning_rates), list(grid.epochs)
+        if (learning_rates, epochs) != (self._learning_rates, self._epochs):
+            self._learning_rates, self._epochs = learning_rates, epochs
+            self.clear()
+            self.setRowCount(len(learning_rates))
+            self.setColumnCount(len(epochs))
+            self.setHorizontalHeaderLabels([f"{e} epoch{'s' if e != 1 else ''}" for e in epochs])
+            self.setVerticalHeaderLabels([f"lr {lr:g}" for lr in learning_rates])
+            for r in range(len(learning_rates)):
+                for c in range(len(epochs)):
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    self.setItem(r, c, item)
+            self.resizeRowsToContents()
+            fit_table_height(self)
+        scored = {(r.lr, r.epochs): r for r in results}
+        for r, lr in enumerate(learning_rates):
+            for c, e in enumerate(epochs):
+                result = scored.get((lr, e))
+                item = self.item(r, c)
+                is_best = best is not None and (best.lr, best.epochs) == (lr, e)
+                item.setText("…" if result is None else f"{result.val_accuracy:.3f} / {result.val_loss:.3f}")
+                item.setForeground(QBrush(QColor("#999999" if result is None else "#000000")))
+                item.setBackground(BEST_BRUSH if is_best else QBrush())
+                font = item.font()
+                font.setBold(is_best)
+                item.setFont(font)
+                item.setToolTip(
+                    "Best so far: highest validation accuracy, ties to the lower loss" if is_best else ""
+                )
 
     def cell_text(self, lr: float, epochs: int) -> str:
         return self.item(self._learning_rates.index(lr), self._epochs.index(epochs)).text()
 
-    def _highlight_best(self) -> None:
-        best = self.best()
-        for lr, epochs in self._scores:
-            item = self.item(self._learning_rates.index(lr), self._epochs.index(epochs))
-            is_best = (lr, epochs) == best
-            item.setBackground(BEST_BRUSH if is_best else QBrush())
-            font = item.font()
-            font.setBold(is_best)
-            item.setFont(font)
-            item.setToolTip(
-                "Best so far: highest validation accuracy, ties to the lower loss" if is_best else ""
-            )
+    def highlighted(self) -> tuple[float, int] | None:
+        """The cell shown as best, read from the table (for tests and screenshots)."""
+        for r, lr in enumerate(self._learning_rates):
+            for c, e in enumerate(self._epochs):
+                if self.item(r, c).font().bold():
+                    return lr, e
+        return None
 
 
 class HoldoutWidget(QWidget):
@@ -413,11 +338,11 @@ class HoldoutWidget(QWidget):
         self.hint.hide()
 
     def show_metrics(
-        self, metrics: HoldoutMetrics, class_names: Sequence[str], best: tuple[float, int] | None = None
+        self, metrics: HoldoutMetrics, class_names: Sequence[str], best: GridResult | None = None
     ) -> None:
         names = [display_name(c) for c in class_names]
         self.accuracy.setText(f"{metrics.accuracy:.1%}")
-        chosen = f"; trained with lr {best[0]:g} for {best[1]} epochs on train+val" if best else ""
+        chosen = f"; trained with lr {best.lr:g} for {best.epochs} epochs on train+val" if best else ""
         self.caption.setText(f"holdout accuracy, loss {metrics.loss:.3f}, {metrics.size:,} images{chosen}")
         self.confusion.setRowCount(len(names))
         self.confusion.setColumnCount(len(names))

@@ -1,10 +1,9 @@
-"""Predict tab: drop, add or paste images; each gets a label and a confidence from the model."""
+"""Predict tab: drop, add or paste images; each gets a label and a confidence from the model.
+A view of a ``PredictionSession``: it renders the session and forwards intents to it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, Signal
@@ -23,52 +22,45 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facecomic_gui import jobs
-from facecomic_gui.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
-from facecomic_gui.prediction_table import (
+from facecomic_gui.common.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
+from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
+from facecomic_gui.common.widgets import error_banner
+from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, PredictionSession
+from facecomic_gui.predict.table import (
     CONFIDENCE,
     DETAILS,
-    ERROR_KEY,
     FILE,
     LABEL,
-    PENDING_KEY,
     THUMB,
     ConfidenceDelegate,
     PredictionFilterProxy,
     PredictionTableModel,
 )
-from facecomic_gui.thumbnails import ThumbnailCache, qimage_to_pil
-from facecomic_gui.train_widgets import error_banner
-from facecomic_gui.worker import GeneratorWorker
-
-if TYPE_CHECKING:
-    from trainer.model.model_file import LoadedModel
 
 ROW_HEIGHT = 56
 
 
-@dataclass
-class _Job:
-    inputs: list[Path | Image.Image]
-    first_row: int | None  # None: new rows; else re-predict existing rows from here
-
-
 class PredictTabWidget(QWidget):
     predictions_finished = Signal()
+    prediction_failed = Signal(str)
     open_model_requested = Signal()
 
-    def __init__(self, thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, session: PredictionSession, thumbnails: ThumbnailCache, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.model: LoadedModel | None = None
-        self.model_loading = False
-        self._waiting: list[Path | Image.Image] = []  # dropped while the model was still loading
+        self.session = session
         self._thumbnails = thumbnails
-        self._queue: list[_Job] = []
-        self._worker: GeneratorWorker | None = None
-        self._job: _Job | None = None
         self.last_dir = str(Path.home())
         self._build()
+        session.model_changed.connect(self._on_model_changed)
+        session.predictions_finished.connect(self._on_predictions_finished)
+        session.failed.connect(self._on_failed)
+        session.needs_model.connect(self._on_needs_model)
+        session.rows_added.connect(self._on_rows_added)
+        session.rows_reset.connect(self._on_rows_reset)
+        self._on_model_changed()
         self._update_summary()
 
     def _build(self) -> None:
@@ -104,8 +96,8 @@ class PredictTabWidget(QWidget):
         toolbar.addWidget(self.clear_button)
         toolbar.addWidget(self.export_button)
 
-        self.table_model = PredictionTableModel(self._thumbnails, self)
-        self.proxy = PredictionFilterProxy(self)
+        self.table_model = PredictionTableModel(self.session, self._thumbnails, self)
+        self.proxy = PredictionFilterProxy(self.session, self)
         self.proxy.setSourceModel(self.table_model)
         self.view = QTableView()
         self.view.setModel(self.proxy)
@@ -154,65 +146,57 @@ class PredictTabWidget(QWidget):
         self.table_model.rowsInserted.connect(self._on_rows_changed)
         self.table_model.dataChanged.connect(self._on_data_changed)
         self.table_model.modelReset.connect(self._on_rows_changed)
-        self._refresh_filter_options()
 
     def _thumb_size(self):
         from PySide6.QtCore import QSize
 
         return QSize(ROW_HEIGHT - 6, ROW_HEIGHT - 6)
 
-    # -- model -------------------------------------------------------------------------------------
+    # -- the session's events -------------------------------------------------------------------
 
-    def set_model(self, model: LoadedModel) -> None:
-        """Use ``model`` from now on; rows already here are predicted again with it."""
-        self.model = model
-        self.model_loading = False
-        self.model_error.hide()
-        holdout = model.holdout
-        accuracy = f" · holdout accuracy <b>{holdout.accuracy:.1%}</b>" if holdout else ""
-        self.model_label.setText(
-            f"Model: <b>{model.name}</b> · classes: {', '.join(model.display_names)}{accuracy}"
-        )
-        self.model_label.setToolTip(str(model.path) if model.path else "")
-        self.table_model.set_class_names(model.class_names)
-        self._refresh_filter_options()
-        # Rows already here are predicted again; inputs not yet turned into rows (queued, or in
-        # the job being cancelled) are kept and follow, in the order they came.
-        not_yet_rows = [job for job in self._pending_jobs() if job.first_row is None]
-        self._cancel_jobs()
-        if self.table_model.rows:
-            self.table_model.reset_predictions()
-            self._enqueue(_Job([r.source for r in self.table_model.rows], 0))
-        for job in not_yet_rows:
-            self._enqueue(_Job(job.inputs, None))
-        if self._waiting:
-            waiting, self._waiting = self._waiting, []
-            self.add_inputs(waiting)
-
-    def show_model_error(self, message: str) -> None:
-        self.model_loading = False
-        if self._waiting:
-            self._waiting.clear()
-        if self.model is None:
+    def _on_model_changed(self) -> None:
+        session = self.session
+        model = session.model
+        if model is not None:
+            holdout = model.holdout
+            accuracy = f" · holdout accuracy <b>{holdout.accuracy:.1%}</b>" if holdout else ""
+            self.model_label.setText(
+                f"Model: <b>{model.name}</b> · classes: {', '.join(model.display_names)}{accuracy}"
+            )
+            self.model_label.setToolTip(str(model.path) if model.path else "")
+        elif session.model_loading:
+            self.model_label.setText("Loading the model…")
+        else:
             self.model_label.setText("No model loaded. Open one, or train one on the Train tab.")
-        self.model_error.setText(message)
-        self.model_error.show()
+        self.model_error.setText(session.model_error or "")
+        self.model_error.setVisible(session.model_error is not None and not session.model_loading)
+        self._refresh_filter_options()
+        self._update_summary()
+
+    def _on_predictions_finished(self) -> None:
+        self._update_summary()
+        self.predictions_finished.emit()
+
+    def _on_failed(self, message: str) -> None:
+        show_error(self, "Prediction failed", message)
+        self.prediction_failed.emit(message)
+
+    def _on_needs_model(self) -> None:
+        show_error(
+            self, "No model", "Open a model first (File > Open model…), or train one on the Train tab."
+        )
+
+    def _on_rows_added(self, _first: int, _count: int) -> None:
+        self.stack.setCurrentWidget(self.view)
+
+    def _on_rows_reset(self) -> None:
+        self.stack.setCurrentWidget(self.drop_hint)
 
     # -- input ---------------------------------------------------------------------------------------
 
     def add_inputs(self, inputs: list[Path | Image.Image]) -> None:
         """Predict files, folders (recursively) and in-memory images."""
-        if not inputs:
-            return
-        if self.model is None:
-            if self.model_loading:
-                self._waiting.extend(inputs)
-                return
-            show_error(
-                self, "No model", "Open a model first (File > Open model…), or train one on the Train tab."
-            )
-            return
-        self._enqueue(_Job(list(inputs), None))
+        self.session.add_inputs(list(inputs))
 
     def _on_add_clicked(self) -> None:
         paths = ask_images(self, self.last_dir)
@@ -233,69 +217,6 @@ class PredictTabWidget(QWidget):
             event.acceptProposedAction()
             self.add_inputs(inputs)
 
-    # -- jobs ------------------------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None or bool(self._queue)
-
-    def _enqueue(self, job: _Job) -> None:
-        self._queue.append(job)
-        if self._worker is None:
-            self._start_next()
-
-    def _start_next(self) -> None:
-        if not self._queue or self.model is None:
-            self._queue.clear()
-            self._update_summary()
-            self.predictions_finished.emit()
-            return
-        self._job = self._queue.pop(0)
-        worker = GeneratorWorker(jobs.predict_job, self.model, self._job.inputs)
-        # Signals of a cancelled worker may still be queued; each slot checks it is the current one.
-        worker.yielded.connect(lambda event, w=worker: self._on_job_event(w, event))
-        worker.errored.connect(lambda err, w=worker: self._on_job_errored(w, err))
-        worker.finished.connect(lambda w=worker: self._on_job_finished(w))
-        self._worker = worker
-        worker.start()
-
-    def _on_job_event(self, worker: GeneratorWorker, event: jobs.ImagesFound | jobs.BatchPredicted) -> None:
-        job = self._job
-        if worker is not self._worker or job is None:
-            return
-        if isinstance(event, jobs.ImagesFound):
-            if job.first_row is None:
-                job.first_row = self.table_model.add_sources(list(event.sources))
-                self.stack.setCurrentWidget(self.view)
-        else:
-            self.table_model.set_predictions(job.first_row + event.start, list(event.predictions))
-        self._update_summary()
-
-    def _on_job_errored(self, worker: GeneratorWorker, err: BaseException) -> None:
-        from facecomic_gui.train_tab import describe_error
-
-        if worker is not self._worker:
-            return
-        show_error(self, "Prediction failed", describe_error(err))
-
-    def _on_job_finished(self, worker: GeneratorWorker) -> None:
-        if worker is not self._worker:
-            return
-        worker.join()
-        self._worker = None
-        self._job = None
-        self._start_next()
-
-    def _pending_jobs(self) -> list[_Job]:
-        return ([self._job] if self._job is not None else []) + self._queue
-
-    def _cancel_jobs(self) -> None:
-        self._queue.clear()
-        if self._worker is not None:
-            self._worker.cancel_and_join()
-            self._worker = None
-            self._job = None
-
     # -- view ------------------------------------------------------------------------------------------
 
     def _on_clear_clicked(self) -> None:
@@ -308,45 +229,43 @@ class PredictTabWidget(QWidget):
         self._update_summary()
 
     def clear(self) -> None:
-        self._cancel_jobs()
-        self.table_model.clear()
-        self._thumbnails.clear()
-        self.stack.setCurrentWidget(self.drop_hint)
-        self._update_summary()
+        self.session.clear()
 
     def _refresh_filter_options(self) -> None:
         current = self.filter_combo.currentData()
         self.filter_combo.blockSignals(True)
         self.filter_combo.clear()
         self.filter_combo.addItem("All images", None)
-        if self.model is not None:
-            for name, shown in zip(self.model.class_names, self.model.display_names, strict=True):
+        model = self.session.model
+        if model is not None:
+            for name, shown in zip(model.class_names, model.display_names, strict=True):
                 self.filter_combo.addItem(shown, name)
         self.filter_combo.addItem("Unreadable", ERROR_KEY)
         index = self.filter_combo.findData(current)
         self.filter_combo.setCurrentIndex(max(0, index))
         self.filter_combo.blockSignals(False)
-        self.proxy.set_label_filter(self.filter_combo.currentData())
+        self.session.set_filter(self.filter_combo.currentData())
 
     def _on_filter_changed(self) -> None:
-        self.proxy.set_label_filter(self.filter_combo.currentData())
+        self.session.set_filter(self.filter_combo.currentData())
 
     def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
         if not roles or Qt.ItemDataRole.DisplayRole in roles:
             self._update_summary()
 
     def _update_summary(self) -> None:
-        counts = self.table_model.counts()
-        total = len(self.table_model.rows)
+        counts = self.session.counts()
+        total = len(self.session.rows)
         has_rows = total > 0
         self.clear_button.setEnabled(has_rows)
-        self.export_button.setEnabled(bool(self.table_model.predictions()))
+        self.export_button.setEnabled(bool(self.session.predictions()))
         if not has_rows:
             self.summary_label.setText("")
             return
         parts = [f"{total:,} image{'s' if total != 1 else ''}"]
-        if self.model is not None:
-            for name, shown in zip(self.model.class_names, self.model.display_names, strict=True):
+        model = self.session.model
+        if model is not None:
+            for name, shown in zip(model.class_names, model.display_names, strict=True):
                 parts.append(f"{counts.get(name, 0):,} {shown}")
         if counts.get(ERROR_KEY):
             parts.append(f"{counts[ERROR_KEY]:,} unreadable")
@@ -361,7 +280,7 @@ class PredictTabWidget(QWidget):
         from trainer.common.atomic import atomic_write_text
         from trainer.prediction.export import predictions_csv
 
-        predictions = self.table_model.predictions()
+        predictions = self.session.predictions()
         if not predictions:
             return None
         target = ask_save_path(
@@ -375,9 +294,6 @@ class PredictTabWidget(QWidget):
             show_error(self, "Could not export", f"Could not write {target}: {err.strerror or err}.")
             return None
         return target
-
-    def shutdown(self) -> None:
-        self._cancel_jobs()
 
 
 def inputs_from_mime(mime: QMimeData) -> list[Path | Image.Image]:

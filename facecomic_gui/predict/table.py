@@ -1,12 +1,9 @@
-"""The Predict tab's table: one row per image, sortable and filterable by label."""
+"""The Predict tab's table: a Qt view of the session's rows, sortable and filterable by label."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PIL import Image
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -18,17 +15,15 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from facecomic_gui.thumbnails import ThumbnailCache
+from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.predict.session import PredictionSession
 from trainer.data.dataset import display_name
-
-if TYPE_CHECKING:
-    from trainer.prediction.predictor import Prediction
 
 THUMB, FILE, LABEL, CONFIDENCE, DETAILS = range(5)
 HEADERS = ("", "File", "Prediction", "Confidence", "Details")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 1
-ERROR_KEY, PENDING_KEY = "__error__", "__pending__"
+THUMB_OWNER = "predict"
 CLASS_COLOURS = {"faces": QColor("#2b7bba"), "comics": QColor("#e8710a")}
 FALLBACK_COLOURS = (QColor("#2b7bba"), QColor("#e8710a"))
 ERROR_COLOUR = QColor("#b00020")
@@ -44,38 +39,31 @@ def percent(p: float) -> str:
     return f"{p:.1%}"
 
 
-@dataclass
-class PredictionRow:
-    key: str  # thumbnail cache key; a path, or "pasted:N" for clipboard images
-    name: str
-    source: Path | Image.Image
-    prediction: Prediction | None = None
-
-
-def source_name(source: Path | Image.Image, counter: int) -> tuple[str, str]:
-    if isinstance(source, Image.Image):
-        return f"pasted:{counter}", f"Pasted image {counter}"
-    return str(source), source.name
-
-
 class PredictionTableModel(QAbstractTableModel):
-    def __init__(self, thumbnails: ThumbnailCache, parent=None) -> None:
+    """Renders ``session.rows``; the session's events become Qt's row notifications."""
+
+    def __init__(self, session: PredictionSession, thumbnails: ThumbnailCache, parent=None) -> None:
         super().__init__(parent)
-        self.rows: list[PredictionRow] = []
+        self.session = session
         self._thumbnails = thumbnails
         self._row_of_key: dict[str, list[int]] = {}
-        self._class_names: tuple[str, ...] = ()
-        self._pasted = 0
         thumbnails.ready.connect(self._on_thumbnail_ready)
+        session.rows_about_to_be_added.connect(self._on_rows_about_to_be_added)
+        session.rows_added.connect(self._on_rows_added)
+        session.predictions_changed.connect(self._on_predictions_changed)
+        session.rows_about_to_reset.connect(self._on_about_to_reset)
+        session.rows_reset.connect(self._on_reset)
 
-    def set_class_names(self, names: tuple[str, ...]) -> None:
-        self._class_names = names
+    @property
+    def rows(self):
+        return self.session.rows
 
     def colour_of(self, class_name: str | None) -> QColor:
         if class_name in CLASS_COLOURS:
             return CLASS_COLOURS[class_name]
-        if class_name in self._class_names:
-            return FALLBACK_COLOURS[self._class_names.index(class_name) % 2]
+        names = self.session.model.class_names if self.session.model is not None else ()
+        if class_name in names:
+            return FALLBACK_COLOURS[names.index(class_name) % 2]
         return QColor("#777777")
 
     # -- Qt model API --------------------------------------------------------------------------
@@ -119,7 +107,9 @@ class PredictionTableModel(QAbstractTableModel):
                     f"{display_name(name)} {percent(prob)}" for name, prob in p.probabilities.items()
                 )
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
-            return self._thumbnails.pixmap(row.key, row.source)  # loads lazily: only rows in view ask
+            return self._thumbnails.pixmap(
+                row.key, row.source, owner=THUMB_OWNER
+            )  # loads lazily: only rows in view ask
         elif role == Qt.ItemDataRole.ToolTipRole and column in (FILE, THUMB):
             return row.key if not row.key.startswith("pasted:") else row.name
         elif role == Qt.ItemDataRole.ToolTipRole and column == DETAILS and p is not None and not p.ok:
@@ -136,59 +126,30 @@ class PredictionTableModel(QAbstractTableModel):
                 return self.data(index, Qt.ItemDataRole.DisplayRole)
             return row.name.lower()
         elif role == FILTER_ROLE:
-            if p is None:
-                return PENDING_KEY
-            return p.label if p.ok else ERROR_KEY
+            return row.filter_key
         return None
 
-    # -- editing ---------------------------------------------------------------------------------
+    # -- the session's events -------------------------------------------------------------------
 
-    def add_sources(self, sources: list[Path | Image.Image]) -> int:
-        """Append pending rows; returns the first new row."""
-        first = len(self.rows)
-        if not sources:
-            return first
-        self.beginInsertRows(QModelIndex(), first, first + len(sources) - 1)
-        for source in sources:
-            if isinstance(source, Image.Image):
-                self._pasted += 1
-            key, name = source_name(source, self._pasted)
-            self._row_of_key.setdefault(key, []).append(len(self.rows))
-            self.rows.append(PredictionRow(key, name, source))
+    def _on_rows_about_to_be_added(self, first: int, count: int) -> None:
+        self.beginInsertRows(QModelIndex(), first, first + count - 1)
+
+    def _on_rows_added(self, first: int, count: int) -> None:
+        for row in range(first, first + count):
+            self._row_of_key.setdefault(self.rows[row].key, []).append(row)
         self.endInsertRows()
-        return first
 
-    def set_predictions(self, first: int, predictions: list[Prediction]) -> None:
-        if not predictions:
-            return
-        for offset, prediction in enumerate(predictions):
-            self.rows[first + offset].prediction = prediction
-        self.dataChanged.emit(
-            self.index(first, 0), self.index(first + len(predictions) - 1, len(HEADERS) - 1)
-        )
+    def _on_predictions_changed(self, first: int, count: int) -> None:
+        if count:
+            self.dataChanged.emit(self.index(first, 0), self.index(first + count - 1, len(HEADERS) - 1))
 
-    def reset_predictions(self) -> None:
-        for row in self.rows:
-            row.prediction = None
-        if self.rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(HEADERS) - 1))
-
-    def clear(self) -> None:
+    def _on_about_to_reset(self) -> None:
         self.beginResetModel()
-        self.rows.clear()
+
+    def _on_reset(self) -> None:
         self._row_of_key.clear()
+        self._thumbnails.release(THUMB_OWNER)  # the Train tab's thumbnails stay
         self.endResetModel()
-
-    def predictions(self) -> list[Prediction]:
-        return [r.prediction for r in self.rows if r.prediction is not None]
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rows:
-            p = row.prediction
-            key = PENDING_KEY if p is None else (p.label if p.ok else ERROR_KEY)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
 
     def _on_thumbnail_ready(self, key: str) -> None:
         for row in self._row_of_key.get(key, ()):
@@ -197,23 +158,20 @@ class PredictionTableModel(QAbstractTableModel):
 
 
 class PredictionFilterProxy(QSortFilterProxyModel):
-    """Sorts by the model's sort role and keeps rows whose label matches ``label_filter``."""
+    """Sorts by the model's sort role and shows the rows the session's label filter keeps."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, session: PredictionSession, parent=None) -> None:
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)
-        self._label: str | None = None
+        self._session = session
+        session.filter_changed.connect(self._on_filter_changed)
 
-    def set_label_filter(self, label: str | None) -> None:
+    def _on_filter_changed(self) -> None:
         self.beginFilterChange()
-        self._label = label
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if self._label is None:
-            return True
-        index = self.sourceModel().index(source_row, LABEL, source_parent)
-        return self.sourceModel().data(index, FILTER_ROLE) == self._label
+        return self._session.shown(self._session.rows[source_row])
 
 
 class ConfidenceDelegate(QStyledItemDelegate):

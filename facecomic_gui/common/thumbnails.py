@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import queue
 from collections.abc import Generator
 from pathlib import Path
@@ -11,7 +10,7 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from facecomic_gui.worker import GeneratorWorker
+from facecomic_gui.common.worker import GeneratorWorker
 from trainer.common.cancel import CancelToken
 
 _STOP = object()  # queued on cancel: the LIFO queue hands it out first
@@ -49,7 +48,10 @@ def make_thumbnail(source: Path | Image.Image, size: int) -> QImage | None:
 
 
 class ThumbnailCache(QObject):
-    """Loads thumbnails lazily on one worker, most recent request first, and caches the pixmaps."""
+    """Loads thumbnails lazily on one worker, most recent request first, and caches the pixmaps.
+
+    Each request names its owner (a tab); ``release(owner)`` forgets what only that owner asked
+    for, so clearing the Predict tab never drops the Train tab's pending thumbnails."""
 
     ready = Signal(str)
 
@@ -57,31 +59,42 @@ class ThumbnailCache(QObject):
         super().__init__(parent)
         self.size = size
         self._pixmaps: dict[str, QPixmap | None] = {}
-        self._requested: set[str] = set()
+        self._owners: dict[str, set[str]] = {}  # key -> owners that asked for it
         # Last in, first out: the rows the user just scrolled to or dropped load first.
         self._queue: queue.LifoQueue[tuple[str, Path | Image.Image]] = queue.LifoQueue()
         self._worker: GeneratorWorker | None = None
 
-    def pixmap(self, key: str, source: Path | Image.Image | None = None) -> QPixmap | None:
+    def pixmap(
+        self, key: str, source: Path | Image.Image | None = None, *, owner: str = ""
+    ) -> QPixmap | None:
         """The cached pixmap, or None while it loads (``ready`` fires when it has)."""
-        if key in self._pixmaps:
-            return self._pixmaps[key]
-        if key not in self._requested:
-            self._requested.add(key)
+        owners = self._owners.get(key)
+        if owners is None:
+            self._owners[key] = {owner}
             self._queue.put((key, source if source is not None else Path(key)))
             self._ensure_worker()
-        return None
+            return None
+        owners.add(owner)
+        return self._pixmaps.get(key)
+
+    @property
+    def requested(self) -> int:
+        """Thumbnails asked for and not released, loaded or not."""
+        return len(self._owners)
 
     @property
     def pending(self) -> int:
-        return len(self._requested) - len(self._pixmaps)
+        """Thumbnails asked for and not loaded yet."""
+        return len(self._owners) - len(self._pixmaps)
 
-    def clear(self) -> None:
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._pixmaps.clear()
-        self._requested.clear()
+    def release(self, owner: str) -> None:
+        """Forget the thumbnails only ``owner`` asked for; queued ones are skipped unloaded."""
+        for key in [k for k, owners in self._owners.items() if owner in owners]:
+            owners = self._owners[key]
+            owners.discard(owner)
+            if not owners:
+                del self._owners[key]
+                self._pixmaps.pop(key, None)
 
     def shutdown(self) -> None:
         if self._worker is not None:
@@ -90,13 +103,13 @@ class ThumbnailCache(QObject):
 
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.is_running():
-            self._worker = GeneratorWorker(self._serve, self._queue, self.size)
+            self._worker = GeneratorWorker(self._serve, self._queue, self.size, self._owners)
             self._worker.yielded.connect(self._on_loaded)
             self._worker.start()
 
     @staticmethod
     def _serve(
-        requests: queue.LifoQueue, size: int, *, cancel: CancelToken
+        requests: queue.LifoQueue, size: int, wanted: dict, *, cancel: CancelToken
     ) -> Generator[tuple[str, QImage | None], None, None]:
         cancel.on_cancel(lambda: requests.put(_STOP))  # wakes the blocked get() below
         while True:
@@ -104,12 +117,13 @@ class ThumbnailCache(QObject):
             if request is _STOP:
                 return
             key, source = request
-            yield key, make_thumbnail(source, size)
+            if key in wanted:  # a read under the GIL; a key released meanwhile is skipped
+                yield key, make_thumbnail(source, size)
 
     def _on_loaded(self, item: tuple[str, QImage | None]) -> None:
         key, image = item
-        if key not in self._requested:
-            return  # cleared meanwhile
+        if key not in self._owners:
+            return  # released meanwhile
         self._pixmaps[key] = None if image is None else QPixmap.fromImage(image)
         self.ready.emit(key)
 

@@ -3,22 +3,25 @@ and the training form. Tests pass their own INI-backed QSettings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
+from facecomic_gui.train.form import TrainForm
 from trainer.common.configs import GridSpec, TrainConfig
 
 ORGANIZATION = "FaceComic"
 APPLICATION = "FaceComic"
 
 
-@dataclass(frozen=True, slots=True)
-class TrainForm:
-    """The Train tab's settings: the trainer's own settings dataclasses, nothing re-declared."""
-
-    config: TrainConfig = TrainConfig()
-    grid: GridSpec = GridSpec()
+def default_runs_dir() -> Path:
+    """Where finished runs are saved automatically (``FACECOMIC_DATA_DIR`` overrides)."""
+    override = os.environ.get("FACECOMIC_DATA_DIR")
+    if override:
+        return Path(override) / "runs"
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".local" / "share" / "FaceComic") / "runs"
 
 
 def _path_setting(key: str) -> property:

@@ -1,0 +1,25 @@
+"""Loading a model file, a job for a worker: torch is imported there, never at GUI start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from trainer.common.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from trainer.model.model_file import LoadedModel
+
+
+def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, LoadedModel]:
+    from trainer.model.model_file import load_model
+
+    cancel.raise_if_cancelled()
+    model = load_model(path)
+    # Import the training and prediction code now, while the user looks around, rather than
+    # beside the first run's busiest moment.
+    import trainer.prediction.predictor
+    import trainer.training.experiment  # noqa: F401
+
+    return model
+    yield  # a generator, so it runs like every other job

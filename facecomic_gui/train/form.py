@@ -1,0 +1,113 @@
+"""The Train tab's settings form as text, validated by building the trainer's own dataclasses:
+the limits and their reasons live in ``trainer.common.configs`` and nowhere else. Qt-free."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trainer.common.configs import GridSpec, TrainConfig, field_limits
+
+FIELDS = ("split", "learning_rates", "epochs", "batch_size", "seed")
+_OWNER = {"split": TrainConfig, "batch_size": TrainConfig, "seed": TrainConfig,
+          "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TrainForm:
+    """The Train tab's settings: the trainer's own settings dataclasses, nothing re-declared."""
+
+    config: TrainConfig = TrainConfig()
+    grid: GridSpec = GridSpec()
+
+
+@dataclass(frozen=True, slots=True)
+class FormText:
+    """What the fields hold, exactly as typed."""
+
+    split: str = "random"
+    learning_rates: str = ""
+    epochs: str = ""
+    batch_size: str = ""
+    seed: str = ""
+
+    @classmethod
+    def from_form(cls, form: TrainForm) -> FormText:
+        return cls(
+            split=form.config.split,
+            learning_rates=", ".join(str(v) for v in form.grid.learning_rates),
+            epochs=", ".join(str(v) for v in form.grid.epochs),
+            batch_size=str(form.config.batch_size),
+            seed=str(form.config.seed),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """``form`` when every field is valid; else None and a reason per invalid field."""
+
+    form: TrainForm | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _tokens(text: str) -> list[str]:
+    return text.replace(",", " ").split()
+
+
+def _parse(kind: Callable[[str], object], text: str) -> object:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        return None
+
+
+def validate(text: FormText) -> Validation:
+    """Parse each field, then let its dataclass judge it alone (the other fields at their
+    defaults), so each reason lands on its own field; finally build the whole form."""
+    values: dict[str, object] = {"split": text.split}
+    errors: dict[str, str] = {}
+    for name, kind, what in (("learning_rates", float, "numbers"), ("epochs", int, "whole numbers")):
+        parsed = [_parse(kind, t) for t in _tokens(getattr(text, name))]
+        if any(v is None for v in parsed):
+            errors[name] = f"{label(name)} must be {what} separated by commas or spaces."
+        else:
+            values[name] = tuple(parsed)
+    for name in ("batch_size", "seed"):
+        parsed = _parse(int, getattr(text, name))
+        if parsed is None:
+            errors[name] = f"The {label(name).lower()} must be a whole number ({hint(name)})."
+        else:
+            values[name] = parsed
+    for name, value in values.items():
+        try:
+            _OWNER[name](**{name: value})
+        except ValueError as err:
+            errors[name] = str(err)
+    if errors:
+        return Validation(None, errors)
+    try:
+        config = TrainConfig(**{k: values[k] for k in ("split", "batch_size", "seed")})
+        grid = GridSpec(values["learning_rates"], values["epochs"])  # type: ignore[arg-type]
+    except ValueError as err:  # pragma: no cover - every rule above is per field
+        return Validation(None, {"split": str(err)})
+    return Validation(TrainForm(config, grid))
+
+
+def label(name: str) -> str:
+    return {"split": "Split", "learning_rates": "Learning rates", "epochs": "Epochs",
+            "batch_size": "Batch size", "seed": "Seed"}[name]  # fmt: skip
+
+
+def hint(name: str) -> str:
+    """The allowed range, read from the dataclass field, for tooltips and messages."""
+    low, high = field_limits(_OWNER[name], name)
+    if name == "learning_rates":
+        return "each above 0"
+    if low is not None and high is not None:
+        return f"{low:,} to {high:,}"
+    return ""
+
+
+def replace_text(text: FormText, **changes: str) -> FormText:
+    return dataclasses.replace(text, **changes)

@@ -1,0 +1,58 @@
+"""The Train tab's work for a worker: scanning a folder and a full run. Each is a generator
+function taking ``cancel``; trainer modules (and so torch) are imported here, in the worker
+thread, never at GUI start-up."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trainer.common.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from trainer.common.configs import GridSpec, TrainConfig
+    from trainer.data.dataset import DatasetScan
+    from trainer.model.model_file import LoadedModel
+    from trainer.training.results import RunResult
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOutcome:
+    result: RunResult
+    model: LoadedModel  # ready for predictions; the saved copy when the save worked
+    saved_to: Path | None
+    save_error: str | None = None
+
+
+def scan_job(path: str, *, cancel: CancelToken) -> Generator[None, None, DatasetScan]:
+    from trainer.data.dataset import scan_dataset
+
+    cancel.raise_if_cancelled()
+    return scan_dataset(path)
+    yield  # a generator, so it runs like every other job
+
+
+def training_job(
+    data_dir: str, config: TrainConfig, grid: GridSpec, runs_dir: Path, *, cancel: CancelToken
+) -> Generator[object, None, TrainingOutcome]:
+    """The trainer's run, then an automatic, atomic save so a finished run is never lost. A failed
+    save (full disk, read-only folder) keeps the model in memory rather than losing the run."""
+    from trainer.model.model_file import load_model, model_from_result, save_model
+    from trainer.training.experiment import run_experiment
+
+    # One core stays free for the window, so it never waits for the CPU while training.
+    threads = max(1, (os.cpu_count() or 1) - 1)
+    result = yield from run_experiment(data_dir, config=config, grid=grid, cancel=cancel, cpu_threads=threads)
+    cancel.raise_if_cancelled()
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"
+    try:
+        path = save_model(runs_dir / f"{stamp}-{name}.safetensors", result)
+    except OSError as err:
+        return TrainingOutcome(result, model_from_result(result), None, f"{err.strerror or err}")
+    return TrainingOutcome(result, load_model(path), path)

@@ -1,0 +1,211 @@
+"""The Qt-free sessions, driven directly: no window, no worker thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, PredictionSession
+from facecomic_gui.train.form import FormText, TrainForm, validate
+from facecomic_gui.train.session import TrainingSession
+from tests.gui.fake_jobs import ManualJobs
+from trainer.common import events as ev
+from trainer.common.configs import MAX_BATCH_SIZE, MAX_SEED, GridSpec, TrainConfig
+from trainer.common.flags import config_from_args
+from trainer.data.synthetic import make_dataset
+from trainer.training.results import GridResult, pick_best
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sessions_import_without_qt():
+    code = (
+        "import sys; import facecomic_gui.train.session, facecomic_gui.predict.session, "
+        "facecomic_gui.train.form; "
+        "qt = sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6', 'pyqtgraph'))); "
+        "print(qt); sys.exit(1 if qt else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "valid"),
+    [
+        ("seed", str(MAX_SEED), True),
+        ("seed", str(MAX_SEED + 1), False),
+        ("seed", "-1", False),
+        ("batch_size", "100000", True),
+        ("batch_size", str(MAX_BATCH_SIZE), True),
+        ("batch_size", str(MAX_BATCH_SIZE + 1), False),
+        ("batch_size", "0", False),
+        ("learning_rates", "0.01 inf", False),
+        ("learning_rates", "nan", False),
+        ("learning_rates", "0", False),
+        ("epochs", "1000001", False),
+        ("epochs", "2.5", False),
+    ],
+)
+def test_form_and_cli_share_the_limits(field: str, text: str, valid: bool):
+    """The window's form and facecomic-train accept and refuse exactly the same values."""
+    from trainer.cli import build_train_parser
+
+    form = validate(_text_with(field, text))
+    flag = {"seed": "--seed", "batch_size": "--batch-size", "learning_rates": "--lr", "epochs": "--epochs"}[
+        field
+    ]
+    cli_ok = True
+    try:
+        args = build_train_parser().parse_args(["data", flag, *text.split()])
+        config_from_args(TrainConfig, args)
+        config_from_args(GridSpec, args)
+    except (ValueError, SystemExit):
+        cli_ok = False
+    assert (form.form is not None) == valid == cli_ok
+    if not valid:
+        assert form.errors[field]  # a reason on that field, from the dataclass
+        assert set(form.errors) == {field}
+
+
+def _text_with(field: str, text: str):
+    import dataclasses
+
+    return dataclasses.replace(FormText.from_form(TrainForm()), **{field: text})
+
+
+def test_training_session_scans_validates_and_runs(tmp_path: Path):
+    jobs = ManualJobs()
+    session = TrainingSession(jobs, tmp_path / "runs")
+    states = []
+    session.state_changed.connect(states.append)
+    assert not session.can_start  # no dataset yet
+    data = make_dataset(tmp_path / "d", 3)
+    session.set_dataset(str(data))
+    assert session.state == "scanning" and not session.can_start
+    jobs.run("scan")
+    assert session.state == "idle" and session.scan.counts == (3, 3)
+    assert session.can_start
+
+    session.set_form_text(seed=str(MAX_SEED + 1))
+    assert not session.can_start and "seed" in session.validation.errors
+    session.set_form_text(seed=str(MAX_SEED), learning_rates="0.1, 0.01", epochs="2 1")
+    assert session.can_start and session.form.config.seed == MAX_SEED
+    assert session.grid.epochs == (1, 2)  # the table previews the normalised grid
+
+    results = [GridResult(0.1, 1, 0.5, 0.7), GridResult(0.1, 2, 0.75, 0.6), GridResult(0.01, 1, 0.75, 0.5)]
+
+    def scripted(*_args, cancel):
+        yield ev.BatchFinished("grid", 0.1, 1, 1, 1, 0.7, step=1, total_steps=3)
+        for r in results:
+            yield ev.ConfigFinished(r.lr, r.epochs, r.val_accuracy, r.val_loss, index=1, total=3)
+        return "outcome"
+
+    finished = []
+    session.run_finished.connect(lambda outcome: finished.append((session.state, outcome)))
+    assert session.start()
+    assert session.state == "running" and not session.can_start
+    session.set_dataset(str(data))  # ignored during a run
+    assert jobs.is_running("train") and not jobs.is_running("scan")
+    jobs.run("train", scripted)
+    assert finished == [("idle", "outcome")]  # announced once idle
+    assert session.batches_seen == 1
+    assert session.grid_results == results
+    assert session.best == pick_best(results) == results[2]  # tie on accuracy: lower loss
+    assert states == ["scanning", "idle", "running", "idle"]
+
+
+def test_training_session_cancel_and_failure(tmp_path: Path):
+    jobs = ManualJobs()
+    session = TrainingSession(jobs, tmp_path / "runs")
+    session.set_dataset(str(make_dataset(tmp_path / "d", 2)))
+    jobs.run("scan")
+    ended = []
+    session.run_cancelled.connect(lambda: ended.append("cancelled"))
+    session.run_failed.connect(ended.append)
+    session.start()
+    session.cancel()
+    assert session.state == "cancelling" and not session.can_cancel
+
+    def forever(*_args, cancel):
+        while True:
+            yield None
+
+    jobs.run("train", forever)
+    assert ended == ["cancelled"] and session.state == "idle" and session.outcome is None
+
+    def broken(*_args, cancel):
+        raise OSError(28, "No space left on device")
+        yield
+
+    session.start()
+    jobs.run("train", broken)
+    assert ended[-1] == "No space left on device." and session.run_error == ended[-1]
+
+
+def test_training_session_scan_failure_disarms_train_after_scan(tmp_path: Path):
+    jobs = ManualJobs()
+    session = TrainingSession(jobs, tmp_path / "runs")
+    failed = []
+    session.scan_failed.connect(failed.append)
+    session.train_after_next_scan()
+    session.set_dataset(str(tmp_path / "missing"))
+    jobs.run("scan")
+    assert failed and "does not exist" in failed[0] and session.scan_error == failed[0]
+    session.set_dataset(str(make_dataset(tmp_path / "d", 2)))
+    jobs.run("scan")
+    assert session.state == "idle" and not jobs.is_running("train")
+
+
+class _Model:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.class_names = ("comics", "faces")
+
+
+class _Prediction:
+    def __init__(self, label: str | None) -> None:
+        self.label, self.ok = label, label is not None
+
+
+def test_prediction_session_rows_counts_filter_and_model_switch(tmp_path: Path):
+    from facecomic_gui.predict import jobs as predict_jobs
+
+    jobs = ManualJobs()
+    session = PredictionSession(jobs)
+    asked = []
+    session.needs_model.connect(lambda: asked.append(True))
+    session.add_inputs([tmp_path / "a.png"])
+    assert asked == [True] and not session.rows
+
+    session.set_model_loading()
+    session.add_inputs([tmp_path / "a.png", tmp_path / "b.png"])  # kept until the model is in
+    assert not jobs.is_running("predict")
+    first = _Model("first")
+    session.set_model(first)
+    assert jobs.args("predict") == (first, [tmp_path / "a.png", tmp_path / "b.png"])
+
+    def predict(model, inputs, *, cancel):
+        yield predict_jobs.ImagesFound(tuple(inputs))
+        yield predict_jobs.BatchPredicted(0, (_Prediction("faces"), _Prediction(None)))
+
+    done = []
+    session.predictions_finished.connect(lambda: done.append(True))
+    jobs.run("predict", predict)
+    assert [r.name for r in session.rows] == ["a.png", "b.png"] and done == [True]
+    assert session.counts() == {"faces": 1, ERROR_KEY: 1}
+    session.set_filter("faces")
+    assert [session.shown(r) for r in session.rows] == [True, False]
+
+    second = _Model("second")
+    session.add_inputs([tmp_path / "c.png"])  # queued; not yet rows when the model changes
+    session.set_model(second)
+    assert session.counts() == {PENDING_KEY: 2}
+    assert jobs.args("predict") == (second, [tmp_path / "a.png", tmp_path / "b.png"])
+    jobs.run("predict", predict)
+    assert jobs.args("predict") == (second, [tmp_path / "c.png"])  # the kept input follows
+
+    session.clear()
+    assert not session.rows and not session.busy and not jobs.is_running("predict")
