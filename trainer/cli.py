@@ -209,7 +209,9 @@ def build_predict_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)"
     )
     parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
-    parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="also write path,label,confidence,error")
+    parser.add_argument(
+        "--csv", type=Path, metavar="OUT.csv", help="also write path,label,confidence,flag,error"
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
     )
@@ -250,7 +252,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
             for p in batch:
                 if p.ok:
-                    stdout.line(printable(f"{p.source}\t{p.label}\t{p.confidence:.4f}"))
+                    stdout.line(printable(f"{p.source}\t{p.label}\t{p.confidence:.4f}\t{p.flag}"))
                 else:
                     print(printable(f"{p.source}\terror\t{p.error}"), file=sys.stderr)
             predictions.extend(batch)
@@ -258,6 +260,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             atomic_write_text(args.csv, predictions_csv(predictions))
         failed = sum(not p.ok for p in predictions)
         summary = f"{len(predictions) - failed:,} predicted"
+        unsure = sum(p.unsure for p in predictions)
+        if unsure:
+            summary += f" ({unsure:,} unsure)"
         if failed:
             summary += f", {failed:,} unreadable"
         if args.csv:

@@ -95,7 +95,7 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
     monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
     assert tab.export_csv() == out
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 11 and list(rows[0]) == ["path", "label", "confidence", "error"]
+    assert len(rows) == 11 and list(rows[0]) == ["path", "label", "confidence", "flag", "error"]
     assert sum(1 for r in rows if r["error"]) == 1
 
     tab.clear_button.click()

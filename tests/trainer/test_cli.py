@@ -109,7 +109,7 @@ def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):
     assert "broken.jpg\terror\tthe file is empty" in captured.err
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 49
-    assert list(rows[0]) == ["path", "label", "confidence", "error"]
+    assert list(rows[0]) == ["path", "label", "confidence", "flag", "error"]
     assert sum(1 for r in rows if r["error"]) == 1
 
 

@@ -16,6 +16,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_NAMES = ("train", "val", "holdout")
 RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 MAX_SEED = 2**32 - 1
+FEATURE_KINDS = ("pretrained", "pixels")
 # Upper limits that keep a typo from asking for the impossible; the CLI and the app both enforce
 # them, because both build these dataclasses (field metadata ``min``/``max`` lets a form show them).
 MAX_BATCH_SIZE = 2**20
@@ -123,6 +124,15 @@ class GridSpec:
 class TrainConfig:
     """Everything else that decides the result of a run."""
 
+    features: str = field(
+        default="pretrained",
+        metadata=_flag(
+            "pretrained: frozen EfficientNet-Lite0 ImageNet embeddings (generalises to other sources); "
+            "pixels: the paper's 24x24 pixels",
+            "--features",
+            choices=FEATURE_KINDS,
+        ),
+    )
     split: str = field(
         default="random",
         metadata=_flag(
@@ -145,6 +155,10 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.features not in FEATURE_KINDS:
+            raise ValueError(
+                f"Unknown features {self.features!r}; use {' or '.join(map(repr, FEATURE_KINDS))}."
+            )
         if self.split not in ("random", "paper"):
             raise ValueError(f"Unknown split {self.split!r}; use 'random' or 'paper'.")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):

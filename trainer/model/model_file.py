@@ -40,7 +40,8 @@ from trainer.training.results import GridResult, HoldoutMetrics, RunResult
 FORMAT_NAME = "facecomic-model"
 # 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 1 still loads.
 FORMAT_VERSION = 2
-FEATURE_KINDS = ("pixels", "pretrained")
+from trainer.common.configs import FEATURE_KINDS  # noqa: E402
+
 NOVELTY_PREFIX = "novelty."
 MAX_NOVELTY_REFERENCES = 4096
 METADATA_KEY = "facecomic"

@@ -6,7 +6,7 @@ import csv
 import io
 import os
 
-CSV_COLUMNS = ("path", "label", "confidence", "error")
+CSV_COLUMNS = ("path", "label", "confidence", "flag", "error")
 
 
 def printable(text: str | os.PathLike[str]) -> str:
@@ -23,5 +23,7 @@ def predictions_csv(predictions) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
         confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
-        writer.writerow([printable(p.source), printable(p.label or ""), confidence, printable(p.error or "")])
+        writer.writerow(
+            [printable(p.source), printable(p.label or ""), confidence, p.flag, printable(p.error or "")]
+        )
     return buffer.getvalue()

@@ -17,7 +17,10 @@ from trainer.common.errors import ImageDecodeError
 from trainer.common.events import drain
 from trainer.data.decoding import decode_files
 from trainer.data.preprocess import ImageSource, decode_image, source_label, to_model_input
+from trainer.model.calibration import LOW_CONFIDENCE, softmax
 from trainer.model.model_file import LoadedModel, load_model
+from trainer.model.novelty import LOW_CONFIDENCE as LOW_CONFIDENCE_FLAG
+from trainer.model.novelty import UNLIKE_TRAINING
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -27,9 +30,14 @@ class Prediction:
     source: str
     label: str | None = None  # class (folder) name
     display_label: str | None = None  # "Real face" / "Comic"
-    confidence: float | None = None
-    probabilities: dict[str, float] | None = None
+    confidence: float | None = None  # calibrated probability of ``label``
+    probabilities: dict[str, float] | None = None  # calibrated, per class
+    flag: str = ""  # empty when the model is sure; else "unlike training images" or "low confidence"
     error: str | None = None
+
+    @property
+    def unsure(self) -> bool:
+        return bool(self.flag)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +95,9 @@ class Predictor:
             for j, reason in decoded.errors.items():
                 errors[path_index[j]] = reason
         good = [i for i in range(len(items)) if pixels[i] is not None]
-        probabilities = self.probabilities(np.stack([pixels[i] for i in good])) if good else None
+        probabilities, unlike = (
+            self.probabilities_and_novelty(np.stack([pixels[i] for i in good])) if good else (None, None)
+        )
         names = self.loaded.class_names
         shown = self.loaded.display_names
         results: list[Prediction] = []
@@ -97,21 +107,44 @@ class Predictor:
             if i in errors:
                 results.append(Prediction(label, error=errors[i]))
                 continue
-            probs = probabilities[row_of[i]]
+            row = row_of[i]
+            probs = probabilities[row]
             best = int(np.argmax(probs))
+            confidence = float(probs[best])
+            flag = (
+                UNLIKE_TRAINING if unlike[row] else LOW_CONFIDENCE_FLAG if confidence < LOW_CONFIDENCE else ""
+            )
             results.append(
                 Prediction(
                     label,
                     label=names[best],
                     display_label=shown[best],
-                    confidence=float(probs[best]),
+                    confidence=confidence,
                     probabilities={n: float(p) for n, p in zip(names, probs, strict=True)},
+                    flag=flag,
                 )
             )
         return results
 
+    def head_inputs(self, pixels: np.ndarray) -> np.ndarray:
+        """What the head sees for ``(N, size, size, 3)`` uint8 pixels: backbone embeddings for a
+        pretrained model, normalised flattened pixels for the paper's."""
+        if self.loaded.feature_kind == "pretrained":
+            from trainer.data.features import embed_pixels
+
+            return embed_pixels(pixels, self.config, device="cpu")
+        return to_model_input(pixels, self.config).numpy()
+
     @torch.inference_mode()
+    def probabilities_and_novelty(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated class probabilities, and whether each image is unlike the training images."""
+        inputs = self.head_inputs(pixels)
+        logits = self._model(torch.from_numpy(inputs)).numpy()
+        probabilities = softmax(logits, self.loaded.temperature)
+        novelty = self.loaded.novelty
+        unlike = novelty.is_unlike(inputs) if novelty is not None else np.zeros(len(inputs), bool)
+        return probabilities, unlike
+
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """Softmax over the logits for ``(N, size, size, 3)`` uint8 pixels."""
-        logits = self._model(to_model_input(pixels, self.config))
-        return torch.softmax(logits, dim=1).numpy()
+        """Calibrated softmax for ``(N, size, size, 3)`` uint8 pixels."""
+        return self.probabilities_and_novelty(pixels)[0]
