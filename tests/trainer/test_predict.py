@@ -54,9 +54,8 @@ def test_training_and_prediction_share_preprocessing(trained):
     files = [p for f in scan_dataset(root).files for p in f][:6]
     _, decoded = collect(decode_files(files, result.preprocess, DecodeOptions(use_cache=False)))
     with torch.inference_mode():
-        training_view = torch.softmax(
-            predictor.loaded.model(to_model_input(decoded.pixels, result.preprocess)), 1
-        )
+        logits = predictor.loaded.model(to_model_input(decoded.pixels, result.preprocess))
+        training_view = torch.softmax(logits / predictor.loaded.temperature, 1)  # calibrated
     predicted = predictor.predict(files)
     assert np.allclose([list(p.probabilities.values()) for p in predicted], training_view.numpy(), atol=1e-6)
 
