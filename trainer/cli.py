@@ -67,22 +67,22 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             from trainer.model.model_file import save_model
 
             save_model(args.out, result)
-            print(f"Model saved to {args.out}")
+            say(f"Model saved to {args.out}")
         else:
-            print("Model not saved (pass --out MODEL.safetensors to keep it).")
+            say("Model not saved (pass --out MODEL.safetensors to keep it).")
         if args.json:
             atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
-            print(f"Results written to {args.json}")
+            say(f"Results written to {args.json}")
         return EXIT_OK
     except (Cancelled, KeyboardInterrupt):
         # Every write is atomic, so an interrupted save leaves the old file or none.
-        print("facecomic-train: cancelled; nothing half-written was left behind.", file=sys.stderr)
+        say("facecomic-train: cancelled; nothing half-written was left behind.", sys.stderr)
         return EXIT_CANCELLED
     except FaceComicError as err:
-        print(f"facecomic-train: error: {err}", file=sys.stderr)
+        say(f"facecomic-train: error: {err}", sys.stderr)
         return EXIT_USAGE
     except OSError as err:
-        print(f"facecomic-train: error: {describe_os_error(err)}", file=sys.stderr)
+        say(f"facecomic-train: error: {describe_os_error(err)}", sys.stderr)
         return EXIT_USAGE
 
 
@@ -97,6 +97,27 @@ def check_writable(target: Path | None) -> None:
         raise FaceComicError(f"Cannot write {target}: the folder {parent} does not exist.")
     if not os.access(parent, os.W_OK):
         raise FaceComicError(f"Cannot write {target}: the folder {parent} is not writable.")
+
+
+def for_stream(text: str | os.PathLike[str], stream: TextIO) -> str:
+    """``text`` that ``stream`` can always encode: file-name bytes that are not UTF-8 become
+    ``\\xff`` (:func:`printable`), and characters the stream's encoding lacks (an ASCII pipe) become
+    ``\\u2026``-style escapes, instead of a ``UnicodeEncodeError`` that would end the run."""
+    text = printable(text)
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        pass
+    return text
+
+
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print one line to ``stream`` (stdout by default) that it can encode."""
+    stream = sys.stdout if stream is None else stream
+    print(for_stream(text, stream), file=stream, flush=True)
 
 
 def describe_os_error(err: OSError) -> str:
@@ -169,7 +190,7 @@ class ConsoleReporter:
         if not text or (verbose and self.quiet):
             return
         self._clear()
-        print(text, file=self.out, flush=True)
+        say(text, self.out)
 
     def _progress(self, progress) -> None:
         from trainer.common.progress import format_duration
@@ -180,14 +201,16 @@ class ConsoleReporter:
         eta = format_duration(progress.eta_seconds)
         if self.tty:
             filled = int(progress.fraction * 24)
-            line = f"[{'#' * filled}{'.' * (24 - filled)}] {percent:3d}%  {progress.text}  ETA {eta}"
+            line = for_stream(
+                f"[{'#' * filled}{'.' * (24 - filled)}] {percent:3d}%  {progress.text}  ETA {eta}", self.err
+            )
             pad = max(0, self._last_line_len - len(line))
             self.err.write("\r" + line + " " * pad)
             self.err.flush()
             self._last_line_len = len(line)
         elif percent // 25 != self._last_percent // 25 and percent > 0:
             # Without a terminal, a few milestone lines rather than thousands of redraws.
-            print(f"{percent:3d}%  {progress.text}  ETA {eta}", file=self.err, flush=True)
+            say(f"{percent:3d}%  {progress.text}  ETA {eta}", self.err)
         self._last_percent = percent
 
     def _clear(self) -> None:
@@ -252,7 +275,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
             for p in batch:
                 if p.ok:
-                    stdout.line(printable(f"{p.source}\t{p.label}\t{p.confidence:.4f}\t{p.flag}"))
+                    stdout.line(
+                        for_stream(f"{p.source}	{p.label}	{p.confidence:.4f}	{p.flag}", sys.stdout)
+                    )
                 else:
                     print(printable(f"{p.source}\terror\t{p.error}"), file=sys.stderr)
             predictions.extend(batch)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from trainer import __version__
 from trainer.cli import predict_main, train_main
 from trainer.data.synthetic import make_dataset
 from trainer.model.model_file import load_model
@@ -36,6 +38,13 @@ def test_train_writes_model_and_json(dataset: Path, tmp_path: Path, capsys):
     best = max(data["grid"], key=lambda g: (g["val_accuracy"], -g["val_loss"]))
     assert data["best"] == {"lr": best["lr"], "epochs": best["epochs"]}
     assert load_model(out).metadata["best"] == data["best"]
+    # The printed tables carry the JSON's numbers.
+    assert data["counts"] == {"comics": 20, "faces": 20}
+    assert "  comics: 20 images\n  faces: 20 images\n" in stdout
+    row = next(line for line in stdout.splitlines() if line.startswith("lr 0.05  "))
+    cells = [f"{g['val_accuracy']:.3f} / {g['val_loss']:.3f}" for g in data["grid"]]
+    assert row.replace("*", "").split()[2:] == " ".join(cells).split()
+    assert f"Best (*): lr 0.05, {data['best']['epochs']} epoch" in stdout
 
 
 def test_flags_map_to_config_fields(dataset: Path, tmp_path: Path):
@@ -134,7 +143,8 @@ def test_console_scripts_are_installed():
     bin_dir = Path(sys.executable).parent
     for script in ("facecomic-train", "facecomic-predict"):
         proc = subprocess.run([bin_dir / script, "--version"], capture_output=True, text=True, check=False)
-        assert proc.returncode == 0 and "0." in proc.stdout, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == f"{script} {__version__}\n"
 
 
 def test_predict_survives_a_file_name_that_is_not_utf8(trained, tmp_path: Path, capsys):
@@ -158,3 +168,35 @@ def test_predict_survives_a_file_name_that_is_not_utf8(trained, tmp_path: Path, 
     assert rows[3]["label"] == expected[str(root / "comics" / "0.png")]
     assert [bool(r["label"]) for r in rows] == [True, True, False, True]
     assert [bool(r["error"]) for r in rows] == [False, False, True, False]
+
+
+def test_train_prints_a_file_name_that_is_not_utf8_on_an_ascii_pipe(tmp_path: Path, monkeypatch):
+    """A strict ASCII stdout (PYTHONIOENCODING=ascii:strict, a C-locale pipe) gets escapes, not a crash."""
+    root = make_dataset(tmp_path / "data", 6)
+    with open(os.path.join(os.fsencode(root / "faces"), b"bad\xff.png"), "wb") as handle:
+        handle.write(b"not an image")
+    (root / "comics" / "caf\u00e9.txt").write_text("not an image either")  # UTF-8, but not ASCII
+    out, err = io.BytesIO(), io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out, encoding="ascii", errors="strict"))
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(err, encoding="ascii", errors="strict"))
+    code = train_main([str(root), "--lr", "0.05", "--epochs", "1", "--json", str(tmp_path / "r.json")])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    printed = out.getvalue().decode("ascii")
+    assert code == 0, err.getvalue()
+    assert f"    {root}/comics/caf\\xe9.txt: not an image file (.txt)\n" in printed
+    assert f"  unreadable, skipped 1 file:\n    {root}/faces/bad\\xff.png: not a readable image" in printed
+    assert "  comics: 6 images\n  faces: 7 images\n" in printed  # bad\\xff.png is found, then unreadable
+    assert f"Results written to {tmp_path / 'r.json'}" in printed
+
+
+def test_train_on_an_ascii_pipe_in_a_real_process(tmp_path: Path):
+    root = make_dataset(tmp_path / "data", 6)
+    with open(os.path.join(os.fsencode(root / "faces"), b"bad\xff.png"), "wb") as handle:
+        handle.write(b"not an image")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii:strict", "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer.cli", str(root), *FAST], capture_output=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
+    assert f"{root}/faces/bad\\xff.png: not a readable image".encode() in proc.stdout

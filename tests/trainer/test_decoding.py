@@ -58,9 +58,15 @@ def test_changed_file_is_decoded_again(dataset: Path, tmp_path: Path):
 
 
 def test_cache_is_keyed_by_preprocessing(dataset: Path, tmp_path: Path):
-    a = DecodeCache(tmp_path, dataset, CFG).path
-    b = DecodeCache(tmp_path, dataset, PreprocessConfig(size=32)).path
-    assert a != b
+    run(dataset, tmp_path / "c")
+    small = PreprocessConfig(size=32)
+    options = DecodeOptions(cache_dir=tmp_path / "c")
+    _, other = collect(decode_files(paths_of(dataset), small, options, root=dataset))
+    assert other.from_cache == 0  # 24-px pixels are not reused for 32 px
+    assert other.pixels.shape == (40, 32, 32, 3)
+    assert np.array_equal(other.pixels[5], decode_image(paths_of(dataset)[5], small))
+    _, again = run(dataset, tmp_path / "c")
+    assert again.from_cache == 40 and again.pixels.shape == (40, 24, 24, 3)  # both kept
 
 
 def test_no_cache_option_writes_nothing(dataset: Path, tmp_path: Path):
@@ -108,6 +114,8 @@ def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
     _, result = run(root, tmp_path / "c")
     assert result.from_cache == len(cached)
     assert len(result.pixels) == 400
+    fresh = np.stack([decode_image(p, CFG) for p in paths_of(root)])
+    assert np.array_equal(result.pixels, fresh)  # what came from the cache is what decoding gives
 
 
 def test_access_problems_are_not_cached(dataset: Path, tmp_path: Path):

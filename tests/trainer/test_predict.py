@@ -27,10 +27,17 @@ def test_predicts_paths_and_images_with_an_error_per_item(trained, tmp_path: Pat
     assert results[2].error == "not a readable image (unknown format or corrupt header)"
     assert results[3].error == "the file does not exist"
     for r in results[:2]:
-        assert r.label in ("comics", "faces")
-        assert r.display_label in ("Comic", "Real face")
+        assert list(r.probabilities) == ["comics", "faces"]
+        assert r.label == max(r.probabilities, key=r.probabilities.get)
+        assert r.display_label == {"comics": "Comic", "faces": "Real face"}[r.label]
         assert sum(r.probabilities.values()) == pytest.approx(1.0)
-        assert r.confidence == max(r.probabilities.values())
+        assert r.confidence == r.probabilities[r.label] > 0.5
+    alone = predictor.predict([root / "faces" / "0.png"]) + predictor.predict(
+        [comic_like(np.random.default_rng(9))]
+    )
+    assert [r.label for r in results[:2]] == [p.label for p in alone]
+    assert [r.confidence for r in results[:2]] == pytest.approx([p.confidence for p in alone], abs=1e-6)
+    assert [r.label for r in results[2:]] == [None, None] and results[2].confidence is None
     assert results[0].source == str(root / "faces" / "0.png")
 
 
@@ -63,5 +70,16 @@ def test_training_and_prediction_share_preprocessing(trained):
 def test_pil_image_in_other_modes(trained):
     _, path, _ = trained
     predictor = Predictor.from_file(path)
-    results = predictor.predict([Image.new("RGBA", (50, 50), (0, 0, 0, 0)), Image.new("L", (10, 10))])
-    assert all(r.ok for r in results)
+    results = predictor.predict(
+        [
+            Image.new("RGBA", (50, 50), (0, 0, 0, 0)),
+            Image.new("L", (10, 10), 77),
+            comic_like(np.random.default_rng(3)),
+        ]
+    )
+    same = predictor.predict(
+        [Image.new("RGB", (50, 50), (255, 255, 255)), Image.new("RGB", (10, 10), (77, 77, 77))]
+    )
+    # Transparent composites on white, grey becomes three equal channels: the same model input.
+    assert [r.probabilities for r in results[:2]] == [s.probabilities for s in same]
+    assert results[0].probabilities != results[1].probabilities != results[2].probabilities

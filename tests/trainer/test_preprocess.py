@@ -62,12 +62,14 @@ def test_draft_decoding_on_the_real_sample(shared_sample: Path):
     assert np.mean(errors) <= 2.0, np.mean(errors)
 
 
-def test_draft_really_decodes_smaller(tmp_path: Path):
-    path = tmp_path / "big.jpg"
-    Image.new("RGB", (1024, 1024), (10, 20, 30)).save(path)
-    with Image.open(path) as im:
-        im.draft("RGB", (24, 24))
-        assert im.size == (128, 128)  # 1/8 scale: the smallest that is still >= 24
+def test_jpeg_draft_is_used_for_jpegs_only(tmp_path: Path):
+    """The switch changes how big JPEGs decode (a reduced DCT, so pixels move a little) and
+    nothing else: a PNG of the same picture decodes the same either way."""
+    big = face_like(np.random.default_rng(4), 96).resize((1024, 1024), Image.Resampling.BICUBIC)
+    big.save(tmp_path / "big.jpg", quality=90)
+    big.save(tmp_path / "big.png")
+    assert 0 < _draft_error(tmp_path / "big.jpg") <= 2.0
+    assert _draft_error(tmp_path / "big.png") == 0
 
 
 def test_exif_orientation_is_applied(tmp_path: Path):

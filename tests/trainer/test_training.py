@@ -13,7 +13,10 @@ from trainer.common import events as ev
 from trainer.common.cancel import CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
 from trainer.common.errors import Cancelled
+from trainer.data.synthetic import make_dataset
 from trainer.model.mlp import paper_architecture
+from trainer.model.model_file import model_from_result
+from trainer.prediction.predictor import Predictor
 from trainer.training.experiment import (
     SHUFFLE_SEED_OFFSET,
     Tensors,
@@ -102,10 +105,39 @@ def test_result_holds_grid_best_and_holdout(dataset: Path):
     assert result.holdout.size == sum(result.split_counts[2]) == 12
     assert sum(map(sum, result.holdout.confusion_matrix)) == 12
     assert len(result.final_train_losses) == result.best.epochs
+    assert result.counts == (20, 20) and result.split_counts == ((10, 10), (4, 4), (6, 6))
     report = result.to_json()
-    assert {"classes", "counts", "skipped", "split", "grid", "best", "holdout", "seconds"} <= set(report)
-    assert set(report["holdout"]) >= {"accuracy", "loss", "confusion_matrix"}
-    assert set(report["grid"][0]) == {"lr", "epochs", "val_accuracy", "val_loss"}
+    assert report["counts"] == {"comics": 20, "faces": 20}
+    assert report["split"]["counts"] == {
+        "train": {"comics": 10, "faces": 10},
+        "val": {"comics": 4, "faces": 4},
+        "holdout": {"comics": 6, "faces": 6},
+    }
+    assert report["grid"] == [
+        {"lr": r.lr, "epochs": r.epochs, "val_accuracy": r.val_accuracy, "val_loss": r.val_loss}
+        for r in result.grid_results
+    ]
+    assert report["best"] == {"lr": result.best.lr, "epochs": result.best.epochs}
+    holdout = report["holdout"]
+    assert holdout["accuracy"] == result.holdout.accuracy and holdout["loss"] == result.holdout.loss
+    assert holdout["confusion_matrix"] == [list(row) for row in result.holdout.confusion_matrix]
+    assert report["skipped"] == []
+
+
+def test_a_trained_model_beats_chance_on_unseen_synthetic_images(tmp_path: Path):
+    """Faces vs comics is easy on the synthetic set: long enough training must get it right."""
+    root = make_dataset(tmp_path / "data", 40)
+    _, result = collect(run_experiment(root, grid=GridSpec((0.05,), (30,))))
+    assert result.holdout.size == 24
+    assert result.holdout.accuracy >= 0.9, result.holdout
+    fresh = make_dataset(tmp_path / "fresh", 50, seed=99)  # never seen, other random draws
+    predictor = Predictor(model_from_result(result))
+    faces = predictor.predict(sorted((fresh / "faces").iterdir()))
+    comics = predictor.predict(sorted((fresh / "comics").iterdir()))
+    right = sum(p.label == "faces" for p in faces) + sum(p.label == "comics" for p in comics)
+    assert right >= 85, right  # chance is 50 of 100
+    assert {p.display_label for p in faces if p.label == "faces"} == {"Real face"}
+    assert {p.display_label for p in comics if p.label == "comics"} == {"Comic"}
 
 
 def test_cancel_token_stops_within_one_batch(dataset: Path):
