@@ -133,6 +133,8 @@ def embed_pixels(
     """``(N, S, S, 3)`` uint8 pixels (decoded with ``config``) to ``(N, 1280)`` float32 embeddings."""
     from trainer.model.backbone import EMBEDDING_SIZE
 
+    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
+        pixels = pixels.copy()
     out = np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
     for start in range(0, len(pixels), batch_size):
         cancel.raise_if_cancelled()

@@ -90,7 +90,7 @@ class ConvBN(nn.Module):
         )  # fmt: skip
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
         fused.bias.copy_(bn.bias - bn.running_mean * scale)
-        self.conv, self.bn = fused, nn.Identity()
+        self.conv, self.bn = fused.requires_grad_(conv.weight.requires_grad), nn.Identity()
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -230,5 +230,5 @@ def load_backbone(device: str | torch.device = "cpu") -> EfficientNetLite0:
     key = str(torch.device(device))
     with _lock:
         if key not in _loaded:
-            _loaded[key] = load_weights().fuse().to(key)
+            _loaded[key] = load_weights().fuse().to(key).eval().requires_grad_(False)
         return _loaded[key]
