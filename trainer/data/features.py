@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 
 # Bump when extraction changes in a way that alters embeddings.
 CACHE_FORMAT = 1
-DEFAULT_BATCH_SIZE = 32  # ~0.5 s of network per batch at 224 px on 2 cores: cancel stays prompt
+# Small CPU batches measured fastest (activations stay in cache; bench/feature_bench.py) and keep
+# cancel prompt; a GPU wants big ones.
+CPU_BATCH_SIZE = 8
+CUDA_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +124,16 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def default_batch_size(device: str) -> int:
+    return CPU_BATCH_SIZE if device == "cpu" else CUDA_BATCH_SIZE
+
+
 def embed_pixels(
     pixels: np.ndarray,
     config: PreprocessConfig,
     *,
     device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     channels_last: bool = True,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> np.ndarray:
@@ -135,11 +142,13 @@ def embed_pixels(
 
     if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
         pixels = pixels.copy()
+    device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
     out = np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
     for start in range(0, len(pixels), batch_size):
         cancel.raise_if_cancelled()
         out[start : start + batch_size] = _run_network(
-            pixels[start : start + batch_size], config, resolve_device(device), channels_last
+            pixels[start : start + batch_size], config, device, channels_last
         )
     return out
 
@@ -183,7 +192,7 @@ def extract_features(
     cancel: CancelToken = NEVER_CANCELLED,
     root: Path | None = None,
     device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     channels_last: bool = True,
 ) -> Generator[FeaturesProgressed, None, FeatureSet]:
     """Embed every path once, yielding progress per batch; cached embeddings are reused.
@@ -192,6 +201,8 @@ def extract_features(
     cache, atomically, and ``Cancelled``/``GeneratorExit`` propagates.
     """
     start = time.perf_counter()
+    device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
     total = len(paths)
     results: list[np.ndarray | _Failure | None] = [None] * total
     cache = None
@@ -210,7 +221,7 @@ def extract_features(
     try:
         if todo:
             yield from _extract_todo(
-                paths, todo, results, backbone_input, options, cancel, resolve_device(device), batch_size,
+                paths, todo, results, backbone_input, options, cancel, device, batch_size,
                 channels_last, from_cache, timing,
             )  # fmt: skip
     finally:
