@@ -96,6 +96,23 @@ class RunFinished:
     result: RunResult
 
 
+@dataclass(frozen=True, slots=True)
+class FeaturesProgressed:
+    """Backbone embeddings are ready (computed or cached) for ``done`` of ``total`` files."""
+
+    done: int
+    total: int
+    from_cache: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturesFinished:
+    extracted: int  # files with an embedding, cached ones included
+    from_cache: int
+    unreadable: tuple[SkippedFile, ...]
+    seconds: float
+
+
 Event = (
     DatasetScanned
     | DecodeProgressed
@@ -107,6 +124,8 @@ Event = (
     | FinalTrainingStarted
     | HoldoutEvaluated
     | RunFinished
+    | FeaturesProgressed
+    | FeaturesFinished
 )
 
 

@@ -1,0 +1,141 @@
+"""Feature extraction: shapes, cache reuse and invalidation, cancel, unreadable files, determinism."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.trainer.helpers import collect
+from trainer.common.cancel import CancelToken
+from trainer.common.configs import DecodeOptions
+from trainer.common.errors import Cancelled
+from trainer.common.events import FeaturesProgressed, drain
+from trainer.data import features as features_module
+from trainer.data.features import FeatureCache, embed_pixels, extract_features
+from trainer.data.preprocess import decode_image
+from trainer.data.synthetic import make_dataset
+from trainer.model.backbone import EMBEDDING_SIZE, backbone_preprocess
+
+CONFIG = backbone_preprocess(32)  # small input keeps the network fast; the code path is the same
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data", n_per_class=6)
+
+
+@pytest.fixture
+def network_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = features_module._run_network
+
+    def counting(pixels, *args):
+        calls.append(len(pixels))
+        return real(pixels, *args)
+
+    monkeypatch.setattr(features_module, "_run_network", counting)
+    return calls
+
+
+def paths_of(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.png"))
+
+
+def run(root: Path, cache_dir: Path, paths=None, **kwargs):
+    options = DecodeOptions(workers=2, cache_dir=cache_dir)
+    generator = extract_features(
+        paths or paths_of(root), backbone_input=CONFIG, options=options, root=root, batch_size=4, **kwargs
+    )
+    return collect(generator)
+
+
+def test_embeds_every_file_in_order(dataset: Path, tmp_path: Path, network_calls: list[int]):
+    events, result = run(dataset, tmp_path / "cache")
+    assert result.features.shape == (12, EMBEDDING_SIZE) and result.features.dtype == np.float32
+    assert result.ok_indices.tolist() == list(range(12)) and result.errors == {}
+    assert result.from_cache == 0 and network_calls == [4, 4, 4]
+    assert all(isinstance(e, FeaturesProgressed) for e in events)
+    assert events[-1] == FeaturesProgressed(12, 12, 0)
+    single = embed_pixels(decode_image(paths_of(dataset)[5], CONFIG)[None], CONFIG)
+    np.testing.assert_allclose(single[0], result.features[5], atol=1e-4)
+
+
+def test_second_run_comes_from_the_cache(dataset: Path, tmp_path: Path, network_calls: list[int]):
+    _, first = run(dataset, tmp_path / "cache")
+    network_calls.clear()
+    _, second = run(dataset, tmp_path / "cache")
+    assert network_calls == [] and second.from_cache == 12
+    np.testing.assert_array_equal(first.features, second.features)
+
+
+def test_changed_file_is_embedded_again(dataset: Path, tmp_path: Path, network_calls: list[int]):
+    run(dataset, tmp_path / "cache")
+    network_calls.clear()
+    changed = paths_of(dataset)[0]
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    _, result = run(dataset, tmp_path / "cache")
+    assert result.from_cache == 11 and network_calls == [1]
+
+
+def test_deterministic(dataset: Path, tmp_path: Path):
+    _, first = run(dataset, tmp_path / "a")
+    _, second = run(dataset, tmp_path / "b")
+    np.testing.assert_array_equal(first.features, second.features)
+    assert np.abs(first.features[0] - first.features[-1]).max() > 1e-3  # distinct images differ
+
+
+def test_unreadable_file_is_an_error_and_remembered(dataset: Path, tmp_path: Path, network_calls):
+    bad = dataset / "faces" / "zz_bad.png"
+    bad.write_bytes(b"not an image")
+    paths = paths_of(dataset)
+    _, result = run(dataset, tmp_path / "cache", paths)
+    index = paths.index(bad)
+    assert list(result.errors) == [index] and "not a readable image" in result.errors[index]
+    assert len(result.ok_indices) == 12 and index not in result.ok_indices.tolist()
+    network_calls.clear()
+    _, again = run(dataset, tmp_path / "cache", paths)
+    assert again.from_cache == 13 and network_calls == [] and again.errors == result.errors
+
+
+def test_cancel_keeps_what_was_extracted(dataset: Path, tmp_path: Path, network_calls):
+    token = CancelToken()
+    options = DecodeOptions(workers=2, cache_dir=tmp_path / "cache")
+    generator = extract_features(
+        paths_of(dataset), backbone_input=CONFIG, options=options, root=dataset, batch_size=4, cancel=token
+    )
+    next(generator)  # from the cache: nothing
+    assert next(generator).done == 4
+    token.cancel()
+    with pytest.raises(Cancelled):
+        drain(generator)
+    assert not list((tmp_path / "cache").glob("*.part"))
+    network_calls.clear()
+    _, result = run(dataset, tmp_path / "cache")
+    assert result.from_cache >= 4 and sum(network_calls) == 12 - result.from_cache
+
+
+def test_damaged_cache_is_ignored_and_rewritten(dataset: Path, tmp_path: Path):
+    _, first = run(dataset, tmp_path / "cache")
+    cache_file = FeatureCache(tmp_path / "cache", dataset, CONFIG).path
+    cache_file.write_bytes(b"garbage")
+    _, second = run(dataset, tmp_path / "cache")
+    assert second.from_cache == 0
+    np.testing.assert_array_equal(first.features, second.features)
+    _, third = run(dataset, tmp_path / "cache")
+    assert third.from_cache == 12
+
+
+def test_cache_is_keyed_by_input_size(dataset: Path, tmp_path: Path):
+    a = FeatureCache(tmp_path, dataset, backbone_preprocess(32)).path
+    b = FeatureCache(tmp_path, dataset, backbone_preprocess(64)).path
+    assert a != b and "efficientnet-lite0-32" in a.name
+
+
+def test_no_cache_without_root(dataset: Path, tmp_path: Path):
+    options = DecodeOptions(cache_dir=tmp_path / "cache")
+    result = drain(extract_features(paths_of(dataset), backbone_input=CONFIG, options=options))
+    assert len(result.ok_indices) == 12 and not (tmp_path / "cache").exists()

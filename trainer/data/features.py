@@ -1,0 +1,293 @@
+"""Backbone embeddings for many files: cache first, then decode on a thread pool while the frozen
+EfficientNet-Lite0 runs batch after batch.
+
+Mirrors ``decoding.decode_files`` (same result shape, same cache rules), but caches (N, 1280)
+float32 embeddings instead of pixels: 5 KB per image whatever the input size, and a warm run skips
+the network too. Decoding streams through a bounded window, so memory stays flat on big folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import zipfile
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trainer.common.atomic import atomic_write
+from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.configs import DecodeOptions, PreprocessConfig
+from trainer.common.errors import ImageDecodeError
+from trainer.common.events import FeaturesProgressed
+from trainer.data.decode_cache import file_keys
+from trainer.data.preprocess import decode_image, to_model_input
+
+if TYPE_CHECKING:
+    import torch
+
+# Bump when extraction changes in a way that alters embeddings.
+CACHE_FORMAT = 1
+# Small CPU batches measured fastest (activations stay in cache; bench/feature_bench.py) and keep
+# cancel prompt; a GPU wants big ones.
+CPU_BATCH_SIZE = 8
+CUDA_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    features: np.ndarray  # (n_ok, 1280) float32, in input order of the readable files
+    ok_indices: np.ndarray  # index into the input list for each row of ``features``
+    errors: dict[int, str]  # input index -> reason
+    from_cache: int
+    seconds: float
+    decode_seconds: float = 0.0  # summed over decode threads, for benchmarks
+    network_seconds: float = 0.0  # wall time inside the backbone
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    reason: str
+    lasting: bool  # only lasting failures go into the cache
+
+
+class FeatureCache:
+    """One ``.npz`` per (dataset folder, backbone, preprocessing); entries keyed like the decode cache."""
+
+    def __init__(self, directory: Path, root: Path, config: PreprocessConfig) -> None:
+        from trainer.model.backbone import BACKBONE_NAME, WEIGHTS_SHA256
+
+        ident = json.dumps(
+            {
+                "root": str(Path(root).resolve()),
+                "backbone": BACKBONE_NAME,
+                "weights": WEIGHTS_SHA256,
+                "preprocess": config.to_dict(),
+                "format": CACHE_FORMAT,
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
+        self.path = Path(directory) / f"features-{BACKBONE_NAME}-{config.size}-{digest}.npz"
+
+    def load(self) -> dict[str, np.ndarray | _Failure]:
+        from trainer.model.backbone import EMBEDDING_SIZE
+
+        if not self.path.exists():
+            return {}
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                keys, features, errors = data["keys"], data["features"], data["errors"]
+            if (
+                features.dtype != np.float32
+                or features.shape[1:] != (EMBEDDING_SIZE,)
+                or not len(keys) == len(features) == len(errors)
+            ):
+                return {}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+            return {}  # a damaged cache is a cache miss; it is rewritten after extraction
+        return {
+            str(k): _Failure(str(e), True) if e else f for k, f, e in zip(keys, features, errors, strict=True)
+        }
+
+    def store(self, entries: dict[str, np.ndarray | _Failure]) -> None:
+        from trainer.model.backbone import EMBEDDING_SIZE
+
+        keys = list(entries)
+        features = np.zeros((len(keys), EMBEDDING_SIZE), np.float32)
+        errors = []
+        for i, key in enumerate(keys):
+            value = entries[key]
+            if isinstance(value, _Failure):
+                errors.append(value.reason)
+            else:
+                features[i] = value
+                errors.append("")
+        with atomic_write(self.path) as handle:
+            np.savez(
+                handle, keys=np.array(keys, dtype=str), features=features, errors=np.array(errors, dtype=str)
+            )
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def default_batch_size(device: str) -> int:
+    return CPU_BATCH_SIZE if device == "cpu" else CUDA_BATCH_SIZE
+
+
+def embed_pixels(
+    pixels: np.ndarray,
+    config: PreprocessConfig,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    channels_last: bool = True,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> np.ndarray:
+    """``(N, S, S, 3)`` uint8 pixels (decoded with ``config``) to ``(N, 1280)`` float32 embeddings."""
+    from trainer.model.backbone import EMBEDDING_SIZE
+
+    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
+        pixels = pixels.copy()
+    device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
+    out = np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
+    for start in range(0, len(pixels), batch_size):
+        cancel.raise_if_cancelled()
+        out[start : start + batch_size] = _run_network(
+            pixels[start : start + batch_size], config, device, channels_last
+        )
+    return out
+
+
+def _run_network(
+    pixels: np.ndarray, config: PreprocessConfig, device: str, channels_last: bool
+) -> np.ndarray:
+    import torch
+
+    from trainer.model.backbone import load_backbone
+
+    model = load_backbone(device)
+    x = _as_images(to_model_input(pixels, config), config).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return model.embed(x).float().cpu().numpy()
+
+
+def _as_images(flat: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
+    return flat.view(len(flat), 3, config.size, config.size)
+
+
+def _decode_one(path: Path, config: PreprocessConfig, cancel: CancelToken):
+    """``(pixels or _Failure, seconds)``, or None once cancelled (the file is left for next time)."""
+    if cancel.cancelled:
+        return None
+    start = time.perf_counter()
+    try:
+        value: np.ndarray | _Failure = decode_image(path, config)
+    except ImageDecodeError as err:
+        value = _Failure(err.reason, err.lasting)
+    return value, time.perf_counter() - start
+
+
+def extract_features(
+    paths: Sequence[Path],
+    *,
+    backbone_input: PreprocessConfig,
+    options: DecodeOptions = DecodeOptions(),
+    cancel: CancelToken = NEVER_CANCELLED,
+    root: Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    channels_last: bool = True,
+) -> Generator[FeaturesProgressed, None, FeatureSet]:
+    """Embed every path once, yielding progress per batch; cached embeddings are reused.
+
+    On cancel (token or ``close()``), the embeddings finished so far are still written to the
+    cache, atomically, and ``Cancelled``/``GeneratorExit`` propagates.
+    """
+    start = time.perf_counter()
+    device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
+    total = len(paths)
+    results: list[np.ndarray | _Failure | None] = [None] * total
+    cache = None
+    keys: list[str | None] = [None] * total
+    if options.use_cache and root is not None:
+        cache = FeatureCache(options.resolved_cache_dir, root, backbone_input)
+        cached = cache.load()
+        keys = file_keys(list(paths), root)
+        for i, key in enumerate(keys):
+            if key is not None and key in cached:
+                results[i] = cached[key]
+    from_cache = sum(r is not None for r in results)
+    todo = [i for i, r in enumerate(results) if r is None]
+    timing = [0.0, 0.0]  # decode, network
+    yield FeaturesProgressed(from_cache, total, from_cache)
+    try:
+        if todo:
+            yield from _extract_todo(
+                paths, todo, results, backbone_input, options, cancel, device, batch_size,
+                channels_last, from_cache, timing,
+            )  # fmt: skip
+    finally:
+        if cache is not None and todo:
+            with contextlib.suppress(OSError):  # the cache is an optimisation; never fail a run for it
+                cache.store(
+                    {
+                        k: v
+                        for k, v in zip(keys, results, strict=True)
+                        if k is not None and v is not None and not (isinstance(v, _Failure) and not v.lasting)
+                    }
+                )
+    from trainer.model.backbone import EMBEDDING_SIZE
+
+    ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
+    features = np.zeros((len(ok), EMBEDDING_SIZE), np.float32)
+    for row, i in enumerate(ok):
+        features[row] = results[i]
+    errors = {i: v.reason for i, v in enumerate(results) if isinstance(v, _Failure)}
+    return FeatureSet(
+        features, np.array(ok, dtype=np.int64), errors, from_cache, time.perf_counter() - start, *timing
+    )
+
+
+def _extract_todo(
+    paths, todo, results, config, options, cancel, device, batch_size, channels_last, from_cache, timing
+):
+    """Decode ahead on the pool (a window of two batches) while the network runs on this thread."""
+    done = from_cache
+    window: deque[tuple[int, Future]] = deque()
+    queue = iter(todo)
+    pool = ThreadPoolExecutor(max_workers=options.resolved_workers, thread_name_prefix="facecomic-features")
+
+    def refill() -> None:
+        while len(window) < 2 * batch_size:
+            i = next(queue, None)
+            if i is None:
+                return
+            window.append((i, pool.submit(_decode_one, paths[i], config, cancel)))
+
+    try:
+        refill()
+        while window:
+            rows: list[int] = []
+            pixels: list[np.ndarray] = []
+            while window and len(pixels) < batch_size:
+                i, future = window.popleft()
+                outcome = future.result()
+                cancel.raise_if_cancelled()
+                value, seconds = outcome
+                timing[0] += seconds
+                if isinstance(value, _Failure):
+                    results[i] = value
+                    done += 1
+                else:
+                    rows.append(i)
+                    pixels.append(value)
+            refill()
+            if pixels:
+                began = time.perf_counter()
+                embedded = _run_network(np.stack(pixels), config, device, channels_last)
+                timing[1] += time.perf_counter() - began
+                for i, row in zip(rows, embedded, strict=True):
+                    results[i] = row
+                done += len(rows)
+            cancel.raise_if_cancelled()
+            yield FeaturesProgressed(done, len(results), from_cache)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
