@@ -37,12 +37,19 @@ def shared_sample() -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A small model trained once per session on synthetic data, and its saved file."""
-    from trainer.common.configs import DecodeOptions, GridSpec
+    from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
     from trainer.common.events import drain
     from trainer.model.model_file import save_model
     from trainer.training.experiment import run_experiment
 
     root = make_dataset(tmp_path_factory.mktemp("trained") / "data", 24, seed=1)
-    result = drain(run_experiment(root, grid=GridSpec((0.05,), (3,)), decode=DecodeOptions(use_cache=False)))
+    result = drain(
+        run_experiment(
+            root,
+            config=TrainConfig(features="pixels"),
+            grid=GridSpec((0.05,), (3,)),
+            decode=DecodeOptions(use_cache=False),
+        )
+    )
     path = save_model(root.parent / "model.safetensors", result)
     return result, path, root

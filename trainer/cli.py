@@ -13,7 +13,7 @@ from typing import TextIO
 from trainer import __version__
 from trainer.common.assets import default_model_path
 from trainer.common.atomic import atomic_write_text
-from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
+from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args
 from trainer.prediction.export import predictions_csv, printable
@@ -56,9 +56,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         from trainer.training.experiment import run_experiment  # torch loads here, not for --help
 
         reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
-        events = run_experiment(
-            args.data_dir, preprocess=PreprocessConfig(), config=config, grid=grid, decode=decode
-        )
+        events = run_experiment(args.data_dir, config=config, grid=grid, decode=decode)
         try:
             result = reporter.consume(events)
         finally:
@@ -163,6 +161,15 @@ class ConsoleReporter:
                     self._print(
                         report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1)
                     )
+            case ev.FeaturesFinished():
+                cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
+                self._print(
+                    f"Extracted features of {event.extracted:,} images in {event.seconds:.1f}s{cached}"
+                )
+                if event.unreadable:
+                    self._print(
+                        report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1)
+                    )
             case ev.SplitMade():
                 self._print(report.format_split(event.method, event.class_names, event.counts))
             case ev.EpochFinished(phase="grid"):
@@ -183,7 +190,7 @@ class ConsoleReporter:
                 self._print(report.format_grid(result.grid, result.grid_results, result.best))
                 self._print(report.format_holdout(result.holdout, result.class_names))
                 self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
-        if isinstance(event, (ev.DecodeProgressed, ev.BatchFinished)):
+        if isinstance(event, (ev.DecodeProgressed, ev.FeaturesProgressed, ev.BatchFinished)):
             self._progress(progress)
 
     def _print(self, text: str, *, verbose: bool = False) -> None:

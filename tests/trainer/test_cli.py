@@ -17,7 +17,7 @@ from trainer.data.synthetic import make_dataset
 from trainer.model.model_file import load_model
 from trainer.prediction.predictor import Predictor
 
-FAST = ["--lr", "0.05", "--epochs", "1", "2"]
+FAST = ["--features", "pixels", "--lr", "0.05", "--epochs", "1", "2"]
 
 
 def test_train_writes_model_and_json(dataset: Path, tmp_path: Path, capsys):
@@ -51,6 +51,8 @@ def test_flags_map_to_config_fields(dataset: Path, tmp_path: Path):
     report = tmp_path / "r.json"
     args = [
         str(dataset),
+        "--features",
+        "pixels",
         "--split",
         "paper",
         "--batch-size",
@@ -65,6 +67,7 @@ def test_flags_map_to_config_fields(dataset: Path, tmp_path: Path):
     assert train_main([*args, "--json", str(report), "--out", str(tmp_path / "m.safetensors")]) == 0
     meta = load_model(tmp_path / "m.safetensors").metadata
     assert meta["train_config"]["split"] == "paper"
+    assert meta["train_config"]["features"] == "pixels" and meta["features"] == {"kind": "pixels"}
     assert meta["train_config"]["batch_size"] == 8
     assert meta["seed"] == 3
     assert meta["grid"] == {"learning_rates": [0.02], "epochs": [1]}

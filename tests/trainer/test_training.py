@@ -27,6 +27,8 @@ from trainer.training.experiment import (
 )
 from trainer.training.results import GridResult, HoldoutMetrics, pick_best
 
+# The paper's path; the pretrained one has its own tests (test_pretrained.py).
+PIXELS = TrainConfig(features="pixels")
 TINY_GRID = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 2))
 
 
@@ -72,7 +74,9 @@ def test_hand_written_sgd_equals_torch_optim_sgd():
 
 def test_same_seed_same_losses_and_other_seed_differs(dataset: Path):
     def losses(seed: int) -> list[float]:
-        events, _ = collect(run_experiment(dataset, config=TrainConfig(seed=seed), grid=TINY_GRID))
+        events, _ = collect(
+            run_experiment(dataset, config=TrainConfig(features="pixels", seed=seed), grid=TINY_GRID)
+        )
         return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
 
     first = losses(3)
@@ -81,7 +85,7 @@ def test_same_seed_same_losses_and_other_seed_differs(dataset: Path):
 
 
 def test_events_come_in_order_and_the_result_is_returned(dataset: Path):
-    events, result = collect(run_experiment(dataset, grid=TINY_GRID))
+    events, result = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID))
     kinds = [type(e).__name__ for e in events]
     assert kinds[0] == "DatasetScanned"
     assert kinds[-3:] == ["EpochFinished", "HoldoutEvaluated", "RunFinished"]
@@ -99,7 +103,7 @@ def test_events_come_in_order_and_the_result_is_returned(dataset: Path):
 
 
 def test_result_holds_grid_best_and_holdout(dataset: Path):
-    _, result = collect(run_experiment(dataset, grid=TINY_GRID))
+    _, result = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID))
     assert [(r.lr, r.epochs) for r in result.grid_results] == TINY_GRID.settings
     assert result.best == pick_best(list(result.grid_results))
     assert result.holdout.size == sum(result.split_counts[2]) == 12
@@ -127,7 +131,7 @@ def test_result_holds_grid_best_and_holdout(dataset: Path):
 def test_a_trained_model_beats_chance_on_unseen_synthetic_images(tmp_path: Path):
     """Faces vs comics is easy on the synthetic set: long enough training must get it right."""
     root = make_dataset(tmp_path / "data", 40)
-    _, result = collect(run_experiment(root, grid=GridSpec((0.05,), (30,))))
+    _, result = collect(run_experiment(root, config=PIXELS, grid=GridSpec((0.05,), (30,))))
     assert result.holdout.size == 24
     assert result.holdout.accuracy >= 0.9, result.holdout
     fresh = make_dataset(tmp_path / "fresh", 50, seed=99)  # never seen, other random draws
@@ -142,7 +146,7 @@ def test_a_trained_model_beats_chance_on_unseen_synthetic_images(tmp_path: Path)
 
 def test_cancel_token_stops_within_one_batch(dataset: Path):
     token = CancelToken()
-    gen = run_experiment(dataset, grid=TINY_GRID, cancel=token)
+    gen = run_experiment(dataset, config=PIXELS, grid=TINY_GRID, cancel=token)
     seen = 0
     for event in gen:
         if isinstance(event, ev.BatchFinished):
@@ -157,7 +161,7 @@ def test_cancel_token_stops_within_one_batch(dataset: Path):
 
 
 def test_closing_the_generator_stops_it(dataset: Path):
-    gen = run_experiment(dataset, grid=TINY_GRID)
+    gen = run_experiment(dataset, config=PIXELS, grid=TINY_GRID)
     for event in gen:
         if isinstance(event, ev.EpochFinished):
             break
@@ -169,7 +173,7 @@ def test_closing_the_generator_stops_it(dataset: Path):
 def test_unreadable_images_are_skipped_not_fatal(dataset: Path):
     (dataset / "faces" / "zero.jpg").write_bytes(b"")
     (dataset / "comics" / "text.png").write_text("hello")
-    events, result = collect(run_experiment(dataset, grid=GridSpec((0.01,), (1,))))
+    events, result = collect(run_experiment(dataset, config=PIXELS, grid=GridSpec((0.01,), (1,))))
     decoded = next(e for e in events if isinstance(e, ev.DecodeFinished))
     assert {Path(s.path).name: s.reason for s in decoded.unreadable} == {
         "text.png": "not a readable image (unknown format or corrupt header)",
@@ -214,7 +218,7 @@ def test_trainer_never_imports_qt():
 
 def test_results_do_not_depend_on_the_cpu_thread_count(dataset: Path):
     def losses(threads: int) -> list[float]:
-        events, _ = collect(run_experiment(dataset, grid=TINY_GRID, cpu_threads=threads))
+        events, _ = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID, cpu_threads=threads))
         return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
 
     assert losses(1) == losses(2)

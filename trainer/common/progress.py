@@ -13,6 +13,8 @@ from trainer.common.events import (
     DecodeFinished,
     DecodeProgressed,
     Event,
+    FeaturesFinished,
+    FeaturesProgressed,
     FinalTrainingStarted,
     HoldoutEvaluated,
     RunFinished,
@@ -52,6 +54,18 @@ class ProgressTracker:
                 cache_note = f" ({cached:,} from cache)" if cached else ""
                 self.current = Progress(
                     "decode", f"Decoding images {done:,}/{total:,}{cache_note}", _frac(done, total), eta
+                )
+            case FeaturesProgressed(done=done, total=total, from_cache=cached):
+                if self._phase != "features":
+                    self._enter("features", now, base=cached)
+                eta = self._eta(done - self._phase_base, total - done, now)
+                cache_note = f" ({cached:,} from cache)" if cached else ""
+                self.current = Progress(
+                    "features", f"Extracting features {done:,}/{total:,}{cache_note}", _frac(done, total), eta
+                )
+            case FeaturesFinished():
+                self.current = Progress(
+                    "features", f"Extracted features of {event.extracted:,} images", 1.0, 0.0
                 )
             case DecodeFinished():
                 self.current = Progress("decode", f"Decoded {event.decoded:,} images", 1.0, 0.0)

@@ -26,6 +26,7 @@ from trainer.common.events import (
     DecodeFinished,
     EpochFinished,
     Event,
+    FeaturesFinished,
     FinalTrainingStarted,
     HoldoutEvaluated,
     RunFinished,
@@ -153,6 +154,29 @@ def logits_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.cat(parts).numpy() if parts else np.zeros((0, model.layers[-1].out_features), np.float32)
 
 
+def feature_preprocess(features: str) -> PreprocessConfig:
+    """Decoding for each feature kind: the paper's 24x24 pixels, or the backbone's input."""
+    if features == "pretrained":
+        from trainer.model.backbone import RECOMMENDED_SIZE, backbone_preprocess
+
+        return backbone_preprocess(RECOMMENDED_SIZE)
+    return PreprocessConfig()
+
+
+def feature_metadata(features: str) -> dict:
+    """What a model file records about its inputs, so prediction rebuilds them exactly."""
+    if features == "pretrained":
+        from trainer.model.backbone import BACKBONE_NAME, EMBEDDING_SIZE, WEIGHTS_SHA256
+
+        return {
+            "kind": "pretrained",
+            "backbone": BACKBONE_NAME,
+            "weights_sha256": WEIGHTS_SHA256,
+            "embedding_size": EMBEDDING_SIZE,
+        }
+    return {"kind": "pixels"}
+
+
 def new_model(architecture: dict, seed: int, device: torch.device) -> nn.Module:
     return build_model(architecture, torch.Generator().manual_seed(seed)).to(device)
 
@@ -196,7 +220,7 @@ def grid_search(
 def run_experiment(
     data_dir: str | os.PathLike[str],
     *,
-    preprocess: PreprocessConfig = PreprocessConfig(),
+    preprocess: PreprocessConfig | None = None,
     config: TrainConfig = TrainConfig(),
     grid: GridSpec = GridSpec(),
     decode: DecodeOptions = DecodeOptions(),
@@ -206,8 +230,10 @@ def run_experiment(
     """The whole paper procedure on one folder. Yields events; returns (and yields) the result.
 
     ``cpu_threads`` (0: all cores) lets the desktop app keep a core free for its window.
+    ``preprocess`` defaults to what ``config.features`` needs (see ``feature_preprocess``).
     """
     start = time.perf_counter()
+    preprocess = preprocess or feature_preprocess(config.features)
     device = resolve_device(config.device)
     if device.type == "cpu":
         set_cpu_threads(cpu_threads)
@@ -220,18 +246,35 @@ def run_experiment(
     paths = [p for files in scan.files for p in files]
     labels = np.array([c for c, files in enumerate(scan.files) for _ in files], dtype=np.int64)
     keys = [scan.pair_key(c, p) for c, files in enumerate(scan.files) for p in files]
-    decoded = yield from decode_files(paths, preprocess, decode, root=scan.root, cancel=cancel)
-    unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(decoded.errors.items()))
-    yield DecodeFinished(len(decoded.ok_indices), decoded.from_cache, unreadable, decoded.seconds)
+    if config.features == "pretrained":
+        from trainer.data.features import extract_features
 
-    labels = labels[decoded.ok_indices]
-    keys = [keys[i] for i in decoded.ok_indices]
+        extracted = yield from extract_features(
+            paths,
+            backbone_input=preprocess,
+            options=decode,
+            cancel=cancel,
+            root=scan.root,
+            device=device.type,
+        )
+        ok_indices, errors = extracted.ok_indices, extracted.errors
+        unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
+        yield FeaturesFinished(len(ok_indices), extracted.from_cache, unreadable, extracted.seconds)
+        x_all = torch.from_numpy(extracted.features).to(device)
+    else:
+        decoded = yield from decode_files(paths, preprocess, decode, root=scan.root, cancel=cancel)
+        ok_indices, errors = decoded.ok_indices, decoded.errors
+        unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
+        yield DecodeFinished(len(ok_indices), decoded.from_cache, unreadable, decoded.seconds)
+        x_all = to_model_input(decoded.pixels, preprocess).to(device)
+
+    labels = labels[ok_indices]
+    keys = [keys[i] for i in ok_indices]
     split = make_split(labels, keys, scan.class_names, config.split, config.split_fractions, config.seed)
     num_classes = len(scan.class_names)
     split_counts = split.counts(labels, num_classes)
     yield SplitMade(config.split, scan.class_names, split_counts)
 
-    x_all = to_model_input(decoded.pixels, preprocess).to(device)
     y_all = torch.from_numpy(labels).to(device)
 
     def tensors(index: np.ndarray) -> Tensors:
@@ -240,7 +283,7 @@ def run_experiment(
 
     train, val, holdout = (tensors(part) for part in split.parts())
     train_val = tensors(np.concatenate([split.train, split.val]))
-    architecture = paper_architecture(preprocess.input_size, num_classes)
+    architecture = paper_architecture(x_all.shape[1], num_classes)
 
     max_epochs = max(grid.epochs)
     grid_steps = len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
@@ -285,6 +328,7 @@ def run_experiment(
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         seconds=time.perf_counter() - start,
         device=str(device),
+        features=feature_metadata(config.features),
         temperature=temperature,
         novelty=novelty,
     )
