@@ -252,3 +252,7 @@ def field_limits(cls: type, name: str) -> tuple[float | None, float | None]:
 def cli_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of ``cls`` that are exposed as command-line flags."""
     return [f for f in dataclasses.fields(cls) if f.metadata.get("flag")]
+
+
+# The paper's grid (learning rates x epoch counts), for the app's one-click "Paper recipe".
+PAPER_GRID = GridSpec((0.01, 0.001), (1, 3, 5))
