@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QPushButton,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -32,7 +33,7 @@ from facecomic_gui.common.thumbnails import ThumbnailCache, scaled
 from facecomic_gui.common.widgets import bold as _bold
 from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidden
 from facecomic_gui.common.widgets import message_label as _message
-from facecomic_gui.train.form import FIELDS, FormText, Validation, hint, label
+from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormText, Validation, hint, label
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
@@ -161,17 +162,26 @@ class DatasetSummaryWidget(QWidget):
 
 
 class TrainSettingsWidget(QWidget):
-    """Split, grid and batch settings as text. ``edited`` carries (field, text) to the session;
-    ``show`` renders the session's text and its validation (each invalid field marked with the
-    reason, which the session got from the trainer's dataclasses)."""
+    """Features, split, grid and batch settings as text. ``edited`` carries (field, text) to the
+    session, ``paper_recipe_requested`` the one-click recipe; ``show_form`` renders the session's
+    text and its validation (each invalid field marked with the reason, which the session got
+    from the trainer's dataclasses)."""
 
     edited = Signal(str, str)
+    paper_recipe_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.features = QComboBox()
+        self.features.addItem("Pretrained (EfficientNet-Lite0)", "pretrained")
+        self.features.addItem("Pixels 24x24 (paper)", "pixels")
+        self.features.setToolTip(
+            "Pretrained: frozen ImageNet features, then the paper's MLP; generalises to pictures "
+            "unlike the dataset's. Pixels: the paper's MLP on the 24x24 pixels themselves."
+        )
         self.split = QComboBox()
         self.split.addItem("Random (stratified, seeded)", "random")
         self.split.addItem("Paper (first files per class)", "paper")
@@ -184,6 +194,7 @@ class TrainSettingsWidget(QWidget):
         self.batch_size = QLineEdit()
         self.seed = QLineEdit()
         self._hints = {
+            "features": self.features.toolTip(),
             "split": self.split.toolTip(),
             "learning_rates": "Learning rates to try, separated by commas or spaces (each above 0).",
             "epochs": f"Epoch counts to try ({hint('epochs')}); they share one run per learning rate.",
@@ -192,23 +203,32 @@ class TrainSettingsWidget(QWidget):
         }
         for name in FIELDS:
             layout.addRow(label(name), self._field(name))
+        self.paper_button = QPushButton("Paper recipe")
+        self.paper_button.setToolTip(
+            "Pixels 24x24, the paper's split and its grid (lr 0.01, 0.001 x 1, 3, 5 epochs)."
+        )
+        self.paper_button.clicked.connect(self.paper_recipe_requested)
+        layout.addRow("", self.paper_button)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
         self.error.hide()
         layout.addRow(self.error)
-        self.split.currentIndexChanged.connect(self._on_split_changed)
-        for name in FIELDS[1:]:
+        for name in CHOICE_FIELDS:
+            self._field(name).currentIndexChanged.connect(self._on_choice_changed)
+        for name in TEXT_FIELDS:
             self._field(name).textChanged.connect(self._on_text_edited)
 
     def _field(self, name: str) -> QWidget:
         return getattr(self, name)
 
     def show_form(self, text: FormText, validation: Validation) -> None:
-        self.split.blockSignals(True)
-        self.split.setCurrentIndex(max(0, self.split.findData(text.split)))
-        self.split.blockSignals(False)
-        for name in FIELDS[1:]:
+        for name in CHOICE_FIELDS:
+            combo = self._field(name)
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(getattr(text, name))))
+            combo.blockSignals(False)
+        for name in TEXT_FIELDS:
             edit = self._field(name)
             if edit.text() != getattr(text, name):
                 edit.setText(getattr(text, name))  # echoes back as an unchanged edit: a no-op
@@ -226,12 +246,14 @@ class TrainSettingsWidget(QWidget):
         widget = self._field(name)
         return widget.toolTip() if widget.styleSheet() else None
 
-    def _on_split_changed(self) -> None:
-        self.edited.emit("split", self.split.currentData())
+    def _on_choice_changed(self) -> None:
+        sender = self.sender()
+        name = next(n for n in CHOICE_FIELDS if self._field(n) is sender)
+        self.edited.emit(name, sender.currentData())
 
     def _on_text_edited(self, text: str) -> None:
         sender = self.sender()
-        name = next(n for n in FIELDS[1:] if self._field(n) is sender)
+        name = next(n for n in TEXT_FIELDS if self._field(n) is sender)
         self.edited.emit(name, text)
 
 
