@@ -34,6 +34,7 @@ from facecomic_gui.common.widgets import bold as _bold
 from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidden
 from facecomic_gui.common.widgets import message_label as _message
 from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormText, Validation, hint, label
+from facecomic_gui.train.plots import ReliabilityPlotWidget
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
@@ -318,8 +319,13 @@ class GridTableWidget(QTableWidget):
         return None
 
 
+RELIABILITY_HEIGHT = 130
+
+
 class HoldoutWidget(QWidget):
-    """The final model's one evaluation on the holdout: accuracy, loss, confusion matrix."""
+    """The final model's one evaluation on the holdout: accuracy, loss, confusion matrix, and how
+    well its calibrated confidence holds (expected calibration error, reliability diagram). Every
+    part has its size from the start, so showing the results does not re-lay out the plots."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -347,16 +353,33 @@ class HoldoutWidget(QWidget):
         layout.addWidget(self.caption, 1, 0)
         layout.addWidget(self.confusion, 2, 0)
         layout.addWidget(self.per_class, 3, 0)
+        self.calibration = QLabel()
+        self.calibration.setWordWrap(True)
+        self.calibration.setFixedHeight(2 * self.calibration.fontMetrics().lineSpacing() + 4)
+        self.calibration.setToolTip(
+            "Expected calibration error: how far the stated confidence is from the share of right "
+            "answers, averaged over 15 confidence bins (0 is perfect). The diagram shows each bin's "
+            "accuracy against the diagonal of a perfectly calibrated model."
+        )
+        layout.addWidget(self.calibration, 4, 0)
+        self.reliability = ReliabilityPlotWidget()
+        self.reliability.setFixedHeight(RELIABILITY_HEIGHT)
+        keep_space_when_hidden(self.reliability)
+        self.reliability.hide()
+        layout.addWidget(self.reliability, 5, 0)
         self.hint = _message("", "#7a5200", "#fff3cd")
         self.hint.hide()
-        layout.addWidget(self.hint, 4, 0)
-        layout.setRowStretch(5, 1)
+        layout.addWidget(self.hint, 6, 0)
+        layout.setRowStretch(7, 1)
 
     def clear(self) -> None:
         self.accuracy.setText("—")
         self.caption.setText("Holdout accuracy appears when training ends.")
         self.confusion.hide()
         self.per_class.clear()
+        self.calibration.clear()
+        self.reliability.clear()
+        self.reliability.hide()
         self.hint.hide()
 
     def show_metrics(
@@ -390,6 +413,7 @@ class HoldoutWidget(QWidget):
                 for n, p, r in zip(names, metrics.precision, metrics.recall, strict=True)
             )
         )
+        self._show_calibration(metrics)
         never = [n for n, r in zip(names, metrics.recall, strict=True) if r == 0]
         if never:
             # The usual cause on a small data set: the paper's 5 epochs are a few dozen steps.
@@ -398,3 +422,13 @@ class HoldoutWidget(QWidget):
                 "few training steps: try more epochs (such as 20, 50) or a higher learning rate."
             )
         self.hint.setVisible(bool(never))
+
+    def _show_calibration(self, metrics: HoldoutMetrics) -> None:
+        parts = []
+        if metrics.ece is not None:
+            parts.append(f"calibration error {metrics.ece:.3f}")
+        if metrics.unlike_fraction is not None:
+            parts.append(f"{metrics.unlike_fraction:.1%} flagged unlike training images")
+        self.calibration.setText("  ·  ".join(parts))
+        self.reliability.show_bins(metrics.reliability)
+        self.reliability.setVisible(bool(metrics.reliability))
