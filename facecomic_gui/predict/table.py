@@ -136,8 +136,9 @@ class PredictionTableModel(QAbstractTableModel):
                 return -1.0 if p is None or not p.ok else p.confidence
             if column == LABEL:
                 return self.data(index, Qt.ItemDataRole.DisplayRole)
-            if column == DETAILS and p is not None and p.ok:
-                return f"{p.flag}\t{row.name.lower()}"  # sure rows first, then grouped by reason
+            if column == DETAILS and p is not None:
+                # Sure rows first, then flagged ones grouped by reason, then unreadable ones.
+                return f"{p.flag}\t{row.name.lower()}" if p.ok else f"~{p.error}"
             return row.name.lower()
         elif role == FILTER_ROLE:
             return row.filter_key
