@@ -180,7 +180,7 @@ class ReliabilityPlotWidget(QWidget):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
             self.plot.getAxis(axis).setTicks([[(v, f"{v:g}") for v in (0, 0.5, 1)]])
-        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)
         self.plot.addItem(
             pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine))
         )
