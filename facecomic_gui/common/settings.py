@@ -59,6 +59,7 @@ class AppSettings:
         q = self.q
         try:
             config = TrainConfig(
+                features=str(q.value("train/features", default.config.features)),
                 split=str(q.value("train/split", default.config.split)),
                 batch_size=int(q.value("train/batch_size", default.config.batch_size)),
                 seed=int(q.value("train/seed", default.config.seed)),
@@ -73,6 +74,7 @@ class AppSettings:
 
     @train_form.setter
     def train_form(self, form: TrainForm) -> None:
+        self.q.setValue("train/features", form.config.features)
         self.q.setValue("train/split", form.config.split)
         self.q.setValue("train/batch_size", form.config.batch_size)
         self.q.setValue("train/seed", form.config.seed)

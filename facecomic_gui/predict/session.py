@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Source = Path | Image.Image
 ERROR_KEY, PENDING_KEY = "__error__", "__pending__"
+UNSURE_KEY = "__unsure__"  # a filter across classes: the rows the predictor flagged
 
 
 @dataclass
@@ -35,6 +36,11 @@ class PredictionRow:
         """The class name, ERROR_KEY when unreadable, PENDING_KEY while predicting."""
         p = self.prediction
         return PENDING_KEY if p is None else (p.label if p.ok else ERROR_KEY)
+
+    @property
+    def unsure(self) -> bool:
+        """Predicted, but flagged (unlike the training images, or low confidence)."""
+        return self.prediction is not None and self.prediction.ok and self.prediction.unsure
 
 
 def source_name(source: Source, counter: int) -> tuple[str, str]:
@@ -56,7 +62,7 @@ class PredictionSession:
         self.model: LoadedModel | None = None
         self.model_loading = False
         self.model_error: str | None = None
-        self.label_filter: str | None = None  # a class name, ERROR_KEY, or None for all
+        self.label_filter: str | None = None  # a class name, ERROR_KEY, UNSURE_KEY, or None for all
         self._waiting: list[Source] = []  # dropped while the model was still loading
         self._queue: list[_Job] = []
         self._job: _Job | None = None
@@ -91,7 +97,7 @@ class PredictionSession:
         self.model = model
         self.model_loading = False
         self.model_error = None
-        if self.label_filter not in (None, ERROR_KEY, *model.class_names):
+        if self.label_filter not in (None, ERROR_KEY, UNSURE_KEY, *model.class_names):
             self.label_filter = None
             self.filter_changed.emit()
         not_yet_rows = [job for job in self._pending_jobs() if job.first_row is None]
@@ -156,12 +162,18 @@ class PredictionSession:
         return [r.prediction for r in self.rows if r.prediction is not None]
 
     def counts(self) -> dict[str, int]:
+        """Rows per class, ERROR_KEY and PENDING_KEY; UNSURE_KEY counts flagged rows, which are
+        also counted in their class."""
         counts: dict[str, int] = {}
         for row in self.rows:
             counts[row.filter_key] = counts.get(row.filter_key, 0) + 1
+            if row.unsure:
+                counts[UNSURE_KEY] = counts.get(UNSURE_KEY, 0) + 1
         return counts
 
     def shown(self, row: PredictionRow) -> bool:
+        if self.label_filter == UNSURE_KEY:
+            return row.unsure
         return self.label_filter is None or row.filter_key == self.label_filter
 
     # -- jobs --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from facecomic_gui.common.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.widgets import error_banner
-from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, PredictionSession
+from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, UNSURE_KEY, PredictionSession
 from facecomic_gui.predict.table import (
     CONFIDENCE,
     DETAILS,
@@ -160,8 +160,11 @@ class PredictTabWidget(QWidget):
         if model is not None:
             holdout = model.holdout
             accuracy = f" · holdout accuracy <b>{holdout.accuracy:.1%}</b>" if holdout else ""
+            if holdout is not None and holdout.ece is not None:
+                accuracy += f", calibration error {holdout.ece:.3f}"
             self.model_label.setText(
-                f"Model: <b>{model.name}</b> · classes: {', '.join(model.display_names)}{accuracy}"
+                f"Model: <b>{model.name}</b> · {model.feature_kind} features · "
+                f"classes: {', '.join(model.display_names)}{accuracy}"
             )
             self.model_label.setToolTip(str(model.path) if model.path else "")
         elif session.model_loading:
@@ -240,6 +243,12 @@ class PredictTabWidget(QWidget):
         if model is not None:
             for name, shown in zip(model.class_names, model.display_names, strict=True):
                 self.filter_combo.addItem(shown, name)
+        self.filter_combo.addItem("Unsure", UNSURE_KEY)
+        self.filter_combo.setItemData(
+            self.filter_combo.count() - 1,
+            "Answers the model flagged: unlike its training images, or low confidence.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.filter_combo.addItem("Unreadable", ERROR_KEY)
         index = self.filter_combo.findData(current)
         self.filter_combo.setCurrentIndex(max(0, index))
@@ -267,6 +276,8 @@ class PredictTabWidget(QWidget):
         if model is not None:
             for name, shown in zip(model.class_names, model.display_names, strict=True):
                 parts.append(f"{counts.get(name, 0):,} {shown}")
+        if counts.get(UNSURE_KEY):
+            parts.append(f"{counts[UNSURE_KEY]:,} unsure")
         if counts.get(ERROR_KEY):
             parts.append(f"{counts[ERROR_KEY]:,} unreadable")
         if counts.get(PENDING_KEY):

@@ -12,7 +12,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QPainter
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from facecomic_gui.common.thumbnails import ThumbnailCache
@@ -27,6 +27,7 @@ THUMB_OWNER = "predict"
 CLASS_COLOURS = {"faces": QColor("#2b7bba"), "comics": QColor("#e8710a")}
 FALLBACK_COLOURS = (QColor("#2b7bba"), QColor("#e8710a"))
 ERROR_COLOUR = QColor("#b00020")
+UNSURE_COLOUR = QColor("#8a8a8a")  # a flagged answer: muted, so sure answers stand out
 _ROOT = QModelIndex()  # the invalid index Qt passes for a flat table's parent
 
 
@@ -95,7 +96,9 @@ class PredictionTableModel(QAbstractTableModel):
             if column == LABEL:
                 if p is None:
                     return "…"
-                return p.display_label if p.ok else "Unreadable"
+                if not p.ok:
+                    return "Unreadable"
+                return f"{p.display_label}?" if p.unsure else p.display_label
             if column == CONFIDENCE:
                 return "" if p is None or not p.ok else percent(p.confidence)
             if column == DETAILS:
@@ -103,9 +106,10 @@ class PredictionTableModel(QAbstractTableModel):
                     return "predicting…"
                 if not p.ok:
                     return p.error
-                return "   ".join(
+                shares = "   ".join(
                     f"{display_name(name)} {percent(prob)}" for name, prob in p.probabilities.items()
                 )
+                return f"{p.flag.capitalize()}  ·  {shares}" if p.unsure else shares
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
             return self._thumbnails.pixmap(
                 row.key, row.source, owner=THUMB_OWNER
@@ -114,16 +118,27 @@ class PredictionTableModel(QAbstractTableModel):
             return row.key if not row.key.startswith("pasted:") else row.name
         elif role == Qt.ItemDataRole.ToolTipRole and column == DETAILS and p is not None and not p.ok:
             return p.error
+        elif role == Qt.ItemDataRole.ToolTipRole and column == LABEL and row.unsure:
+            return f"Unsure: {p.flag}. Treat this answer with care."
         elif role == Qt.ItemDataRole.ForegroundRole:
             if p is not None and not p.ok and column in (LABEL, DETAILS):
                 return QBrush(ERROR_COLOUR)
+            if row.unsure and column in (LABEL, DETAILS):
+                return QBrush(UNSURE_COLOUR)
             if p is not None and p.ok and column == LABEL:
                 return QBrush(self.colour_of(p.label))
+        elif role == Qt.ItemDataRole.FontRole and row.unsure and column in (LABEL, DETAILS):
+            font = QFont()
+            font.setItalic(True)
+            return font
         elif role == SORT_ROLE:
             if column == CONFIDENCE:
                 return -1.0 if p is None or not p.ok else p.confidence
             if column == LABEL:
                 return self.data(index, Qt.ItemDataRole.DisplayRole)
+            if column == DETAILS and p is not None:
+                # Sure rows first, then flagged ones grouped by reason, then unreadable ones.
+                return f"{p.flag}\t{row.name.lower()}" if p.ok else f"~{p.error}"
             return row.name.lower()
         elif role == FILTER_ROLE:
             return row.filter_key
@@ -199,7 +214,7 @@ class ConfidenceDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(bar, 3, 3)
         filled = QRect(bar)
         filled.setWidth(max(2, int(bar.width() * p.confidence)))
-        colour = QColor(self._table.colour_of(p.label))
+        colour = QColor(UNSURE_COLOUR if p.unsure else self._table.colour_of(p.label))
         colour.setAlpha(200)
         painter.setBrush(colour)
         painter.drawRoundedRect(filled, 3, 3)

@@ -7,11 +7,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trainer.common.configs import GridSpec, TrainConfig, field_limits
+from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig, field_limits
 
-FIELDS = ("split", "learning_rates", "epochs", "batch_size", "seed")
-_OWNER = {"split": TrainConfig, "batch_size": TrainConfig, "seed": TrainConfig,
-          "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
+CHOICE_FIELDS = ("features", "split")
+TEXT_FIELDS = ("learning_rates", "epochs", "batch_size", "seed")
+FIELDS = CHOICE_FIELDS + TEXT_FIELDS
+_OWNER = {"features": TrainConfig, "split": TrainConfig, "batch_size": TrainConfig,
+          "seed": TrainConfig, "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,7 @@ class TrainForm:
 class FormText:
     """What the fields hold, exactly as typed."""
 
+    features: str = "pretrained"
     split: str = "random"
     learning_rates: str = ""
     epochs: str = ""
@@ -35,6 +38,7 @@ class FormText:
     @classmethod
     def from_form(cls, form: TrainForm) -> FormText:
         return cls(
+            features=form.config.features,
             split=form.config.split,
             learning_rates=", ".join(str(v) for v in form.grid.learning_rates),
             epochs=", ".join(str(v) for v in form.grid.epochs),
@@ -65,7 +69,7 @@ def _parse(kind: Callable[[str], object], text: str) -> object:
 def validate(text: FormText) -> Validation:
     """Parse each field, then let its dataclass judge it alone (the other fields at their
     defaults), so each reason lands on its own field; finally build the whole form."""
-    values: dict[str, object] = {"split": text.split}
+    values: dict[str, object] = {name: getattr(text, name) for name in CHOICE_FIELDS}
     errors: dict[str, str] = {}
     for name, kind, what in (("learning_rates", float, "numbers"), ("epochs", int, "whole numbers")):
         parsed = [_parse(kind, t) for t in _tokens(getattr(text, name))]
@@ -87,7 +91,7 @@ def validate(text: FormText) -> Validation:
     if errors:
         return Validation(None, errors)
     try:
-        config = TrainConfig(**{k: values[k] for k in ("split", "batch_size", "seed")})
+        config = TrainConfig(**{k: values[k] for k in ("features", "split", "batch_size", "seed")})
         grid = GridSpec(values["learning_rates"], values["epochs"])  # type: ignore[arg-type]
     except ValueError as err:  # pragma: no cover - every rule above is per field
         return Validation(None, {"split": str(err)})
@@ -95,7 +99,7 @@ def validate(text: FormText) -> Validation:
 
 
 def label(name: str) -> str:
-    return {"split": "Split", "learning_rates": "Learning rates", "epochs": "Epochs",
+    return {"features": "Features", "split": "Split", "learning_rates": "Learning rates", "epochs": "Epochs",
             "batch_size": "Batch size", "seed": "Seed"}[name]  # fmt: skip
 
 
@@ -111,3 +115,12 @@ def hint(name: str) -> str:
 
 def replace_text(text: FormText, **changes: str) -> FormText:
     return dataclasses.replace(text, **changes)
+
+
+def paper_recipe(text: FormText) -> FormText:
+    """The paper's recipe: its 24x24 pixels, its split and its grid; batch size and seed stay."""
+    paper = FormText.from_form(TrainForm(grid=PAPER_GRID))
+    return replace_text(
+        text, features="pixels", split="paper",
+        learning_rates=paper.learning_rates, epochs=paper.epochs,
+    )  # fmt: skip

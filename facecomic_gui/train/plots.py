@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
@@ -162,3 +162,64 @@ class AccuracyPlotWidget(_LivePlotWidget):
         self.plot.clear()
         self.legend.clear()
         self._points.clear()
+
+
+class ReliabilityPlotWidget(QWidget):
+    """The holdout's reliability diagram: per confidence bin, how often the answer was right (a
+    bar spanning the bin), against the diagonal a perfectly calibrated model would follow. Bins
+    without images have no bar; hovering a bar shows its image count."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "confidence")
+        self.plot.setLabel("left", "accuracy")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+            self.plot.getAxis(axis).setTicks([[(v, f"{v:g}") for v in (0, 0.5, 1)]])
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)
+        self.plot.addItem(
+            pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine))
+        )
+        self.bars = pg.BarGraphItem(
+            x0=[], x1=[], height=[], brush=pg.mkBrush(PALETTE[0] + "b0"), pen=pg.mkPen("#ffffff")
+        )
+        self.plot.addItem(self.bars)
+        self._bins: tuple = ()
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+
+    def show_bins(self, bins) -> None:
+        """``bins``: the trainer's ``ReliabilityBin``s (lower, upper, count, accuracy, confidence)."""
+        self._bins = tuple(bins)
+        self.bars.setOpts(
+            x0=[b.lower for b in self._bins],
+            x1=[b.upper for b in self._bins],
+            height=[b.accuracy if b.count else 0.0 for b in self._bins],
+        )
+
+    def clear(self) -> None:
+        self.show_bins(())
+
+    def bar_heights(self) -> list[float]:
+        """The heights drawn, one per bin (for tests)."""
+        return [float(h) for h in self.bars.opts["height"]]
+
+    def bin_tooltip(self, index: int) -> str:
+        b = self._bins[index]
+        if not b.count:
+            return f"confidence {b.lower:.2f} to {b.upper:.2f}: no images"
+        return (
+            f"confidence {b.lower:.2f} to {b.upper:.2f}: {b.count:,} image{'s' if b.count != 1 else ''}, "
+            f"{b.accuracy:.0%} right at {b.confidence:.0%} mean confidence"
+        )
+
+    def _on_mouse_moved(self, position) -> None:
+        x = self.plot.getPlotItem().vb.mapSceneToView(position).x()
+        index = next((i for i, b in enumerate(self._bins) if b.lower <= x <= b.upper), None)
+        self.plot.setToolTip("" if index is None else self.bin_tooltip(index))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.train import jobs
-from facecomic_gui.train.form import FormText, TrainForm, Validation, replace_text, validate
+from facecomic_gui.train.form import FormText, TrainForm, Validation, paper_recipe, replace_text, validate
 from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.progress import Progress, ProgressTracker
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from trainer.training.results import HoldoutMetrics
 
 IDLE, SCANNING, RUNNING, CANCELLING = "idle", "scanning", "running", "cancelling"
-_PROGRESS_EVENTS = (ev.DecodeProgressed, ev.BatchFinished, ev.DecodeFinished, ev.HoldoutEvaluated)
 
 
 class TrainingSession:
@@ -64,6 +63,7 @@ class TrainingSession:
         self.run_error: str | None = None
         self.status = "Ready."
         self._tracker = ProgressTracker()
+        self._tracker_shown: Progress = self._tracker.current
         self._ending: tuple[Emitter, tuple] | None = None
 
     # -- state -----------------------------------------------------------------------------------
@@ -95,6 +95,11 @@ class TrainingSession:
         if self.busy:
             return
         self._apply_text(replace_text(self.form_text, **changes))
+
+    def use_paper_recipe(self) -> None:
+        """Features, split and grid as in the paper; ignored while a run uses the form."""
+        if not self.busy:
+            self._apply_text(paper_recipe(self.form_text))
 
     def set_form(self, form: TrainForm) -> None:
         if not self.busy:
@@ -206,8 +211,8 @@ class TrainingSession:
                 self.dataset_changed.emit()
             case ev.HoldoutEvaluated():
                 self.holdout = event.metrics
-        if isinstance(event, _PROGRESS_EVENTS):
-            self.progress = progress
+        if progress is not self._tracker_shown:  # a new phase text, fraction or ETA
+            self._tracker_shown = self.progress = progress
         self.run_event.emit(event)
         if isinstance(event, ev.ConfigFinished):
             self.grid_changed.emit()

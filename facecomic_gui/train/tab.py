@@ -97,6 +97,7 @@ class TrainTabWidget(QWidget):
         settings_layout = QVBoxLayout(settings_box)
         self.settings = TrainSettingsWidget()
         self.settings.edited.connect(self._on_setting_edited)
+        self.settings.paper_recipe_requested.connect(self._on_paper_recipe_clicked)
         settings_layout.addWidget(self.settings)
 
         buttons = QHBoxLayout()
@@ -226,6 +227,9 @@ class TrainTabWidget(QWidget):
 
     def _on_setting_edited(self, name: str, text: str) -> None:
         self.session.set_form_text(**{name: text})
+
+    def _on_paper_recipe_clicked(self) -> None:
+        self.session.use_paper_recipe()
 
     def _on_start_clicked(self) -> None:
         self.start_training()

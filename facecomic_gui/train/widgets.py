@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QPushButton,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -32,7 +33,8 @@ from facecomic_gui.common.thumbnails import ThumbnailCache, scaled
 from facecomic_gui.common.widgets import bold as _bold
 from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidden
 from facecomic_gui.common.widgets import message_label as _message
-from facecomic_gui.train.form import FIELDS, FormText, Validation, hint, label
+from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormText, Validation, hint, label
+from facecomic_gui.train.plots import ReliabilityPlotWidget
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
@@ -161,17 +163,26 @@ class DatasetSummaryWidget(QWidget):
 
 
 class TrainSettingsWidget(QWidget):
-    """Split, grid and batch settings as text. ``edited`` carries (field, text) to the session;
-    ``show`` renders the session's text and its validation (each invalid field marked with the
-    reason, which the session got from the trainer's dataclasses)."""
+    """Features, split, grid and batch settings as text. ``edited`` carries (field, text) to the
+    session, ``paper_recipe_requested`` the one-click recipe; ``show_form`` renders the session's
+    text and its validation (each invalid field marked with the reason, which the session got
+    from the trainer's dataclasses)."""
 
     edited = Signal(str, str)
+    paper_recipe_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.features = QComboBox()
+        self.features.addItem("Pretrained (EfficientNet-Lite0)", "pretrained")
+        self.features.addItem("Pixels 24x24 (paper)", "pixels")
+        self.features.setToolTip(
+            "Pretrained: frozen ImageNet features, then the paper's MLP; generalises to pictures "
+            "unlike the dataset's. Pixels: the paper's MLP on the 24x24 pixels themselves."
+        )
         self.split = QComboBox()
         self.split.addItem("Random (stratified, seeded)", "random")
         self.split.addItem("Paper (first files per class)", "paper")
@@ -184,6 +195,7 @@ class TrainSettingsWidget(QWidget):
         self.batch_size = QLineEdit()
         self.seed = QLineEdit()
         self._hints = {
+            "features": self.features.toolTip(),
             "split": self.split.toolTip(),
             "learning_rates": "Learning rates to try, separated by commas or spaces (each above 0).",
             "epochs": f"Epoch counts to try ({hint('epochs')}); they share one run per learning rate.",
@@ -192,23 +204,32 @@ class TrainSettingsWidget(QWidget):
         }
         for name in FIELDS:
             layout.addRow(label(name), self._field(name))
+        self.paper_button = QPushButton("Paper recipe")
+        self.paper_button.setToolTip(
+            "Pixels 24x24, the paper's split and its grid (lr 0.01, 0.001 x 1, 3, 5 epochs)."
+        )
+        self.paper_button.clicked.connect(self.paper_recipe_requested)
+        layout.addRow("", self.paper_button)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
         self.error.hide()
         layout.addRow(self.error)
-        self.split.currentIndexChanged.connect(self._on_split_changed)
-        for name in FIELDS[1:]:
+        for name in CHOICE_FIELDS:
+            self._field(name).currentIndexChanged.connect(self._on_choice_changed)
+        for name in TEXT_FIELDS:
             self._field(name).textChanged.connect(self._on_text_edited)
 
     def _field(self, name: str) -> QWidget:
         return getattr(self, name)
 
     def show_form(self, text: FormText, validation: Validation) -> None:
-        self.split.blockSignals(True)
-        self.split.setCurrentIndex(max(0, self.split.findData(text.split)))
-        self.split.blockSignals(False)
-        for name in FIELDS[1:]:
+        for name in CHOICE_FIELDS:
+            combo = self._field(name)
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(getattr(text, name))))
+            combo.blockSignals(False)
+        for name in TEXT_FIELDS:
             edit = self._field(name)
             if edit.text() != getattr(text, name):
                 edit.setText(getattr(text, name))  # echoes back as an unchanged edit: a no-op
@@ -226,12 +247,14 @@ class TrainSettingsWidget(QWidget):
         widget = self._field(name)
         return widget.toolTip() if widget.styleSheet() else None
 
-    def _on_split_changed(self) -> None:
-        self.edited.emit("split", self.split.currentData())
+    def _on_choice_changed(self) -> None:
+        sender = self.sender()
+        name = next(n for n in CHOICE_FIELDS if self._field(n) is sender)
+        self.edited.emit(name, sender.currentData())
 
     def _on_text_edited(self, text: str) -> None:
         sender = self.sender()
-        name = next(n for n in FIELDS[1:] if self._field(n) is sender)
+        name = next(n for n in TEXT_FIELDS if self._field(n) is sender)
         self.edited.emit(name, text)
 
 
@@ -296,8 +319,13 @@ class GridTableWidget(QTableWidget):
         return None
 
 
+RELIABILITY_HEIGHT = 130
+
+
 class HoldoutWidget(QWidget):
-    """The final model's one evaluation on the holdout: accuracy, loss, confusion matrix."""
+    """The final model's one evaluation on the holdout: accuracy, loss, confusion matrix, and how
+    well its calibrated confidence holds (expected calibration error, reliability diagram). Every
+    part has its size from the start, so showing the results does not re-lay out the plots."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -325,16 +353,33 @@ class HoldoutWidget(QWidget):
         layout.addWidget(self.caption, 1, 0)
         layout.addWidget(self.confusion, 2, 0)
         layout.addWidget(self.per_class, 3, 0)
+        self.calibration = QLabel()
+        self.calibration.setWordWrap(True)
+        self.calibration.setFixedHeight(2 * self.calibration.fontMetrics().lineSpacing() + 4)
+        self.calibration.setToolTip(
+            "Expected calibration error: how far the stated confidence is from the share of right "
+            "answers, averaged over 15 confidence bins (0 is perfect). The diagram shows each bin's "
+            "accuracy against the diagonal of a perfectly calibrated model."
+        )
+        layout.addWidget(self.calibration, 4, 0)
+        self.reliability = ReliabilityPlotWidget()
+        self.reliability.setFixedHeight(RELIABILITY_HEIGHT)
+        keep_space_when_hidden(self.reliability)
+        self.reliability.hide()
+        layout.addWidget(self.reliability, 5, 0)
         self.hint = _message("", "#7a5200", "#fff3cd")
         self.hint.hide()
-        layout.addWidget(self.hint, 4, 0)
-        layout.setRowStretch(5, 1)
+        layout.addWidget(self.hint, 6, 0)
+        layout.setRowStretch(7, 1)
 
     def clear(self) -> None:
         self.accuracy.setText("—")
         self.caption.setText("Holdout accuracy appears when training ends.")
         self.confusion.hide()
         self.per_class.clear()
+        self.calibration.clear()
+        self.reliability.clear()
+        self.reliability.hide()
         self.hint.hide()
 
     def show_metrics(
@@ -368,6 +413,7 @@ class HoldoutWidget(QWidget):
                 for n, p, r in zip(names, metrics.precision, metrics.recall, strict=True)
             )
         )
+        self._show_calibration(metrics)
         never = [n for n, r in zip(names, metrics.recall, strict=True) if r == 0]
         if never:
             # The usual cause on a small data set: the paper's 5 epochs are a few dozen steps.
@@ -376,3 +422,13 @@ class HoldoutWidget(QWidget):
                 "few training steps: try more epochs (such as 20, 50) or a higher learning rate."
             )
         self.hint.setVisible(bool(never))
+
+    def _show_calibration(self, metrics: HoldoutMetrics) -> None:
+        parts = []
+        if metrics.ece is not None:
+            parts.append(f"calibration error {metrics.ece:.3f}")
+        if metrics.unlike_fraction is not None:
+            parts.append(f"{metrics.unlike_fraction:.1%} flagged unlike training images")
+        self.calibration.setText("  ·  ".join(parts))
+        self.reliability.show_bins(metrics.reliability)
+        self.reliability.setVisible(bool(metrics.reliability))

@@ -9,8 +9,8 @@ from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QGuiApplication
 
 from facecomic_gui.common import dialogs
-from facecomic_gui.predict.session import ERROR_KEY
-from facecomic_gui.predict.table import CONFIDENCE, LABEL
+from facecomic_gui.predict.session import ERROR_KEY, UNSURE_KEY
+from facecomic_gui.predict.table import CONFIDENCE, DETAILS, LABEL, UNSURE_COLOUR
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.data.synthetic import comic_like, make_dataset
 
@@ -80,7 +80,7 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
     tab.filter_combo.setCurrentIndex(tab.filter_combo.findData("faces"))
     shown = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())]
     assert len(shown) == tab.session.counts().get("faces", 0)
-    assert shown == ["Real face"] * len(shown)
+    assert {label.rstrip("?") for label in shown} == {"Real face"}  # "?": flagged unsure
     tab.filter_combo.setCurrentIndex(tab.filter_combo.findData("comics"))
     assert tab.proxy.rowCount() == tab.session.counts().get("comics", 0)
     assert tab.proxy.rowCount() + len(shown) == 10  # every readable image is in one class
@@ -180,3 +180,59 @@ def test_switching_model_keeps_images_not_yet_shown(qtbot, window, tmp_path: Pat
     assert tab.table_model.rowCount() == 6
     assert all(r.prediction is not None and r.prediction.ok for r in tab.table_model.rows)
     assert tab.session.model is other
+
+
+def test_unsure_rows_say_why_and_the_unsure_filter_shows_exactly_them(
+    qtbot, window, tmp_path: Path, monkeypatch
+):
+    from facecomic_gui.predict import jobs as predict_jobs
+    from trainer.prediction.predictor import Prediction
+
+    made = {
+        "sure.png": Prediction("sure.png", "faces", "Real face", 0.97, {"comics": 0.03, "faces": 0.97}),
+        "odd.png": Prediction(
+            "odd.png", "faces", "Real face", 0.81, {"comics": 0.19, "faces": 0.81},
+            flag="unlike training images",
+        ),
+        "coin.png": Prediction(
+            "coin.png", "comics", "Comic", 0.55, {"comics": 0.55, "faces": 0.45}, flag="low confidence"
+        ),
+        "bad.png": Prediction("bad.png", error="not a readable image"),
+    }  # fmt: skip
+
+    def fake_job(model, inputs, *, cancel):
+        yield predict_jobs.ImagesFound(tuple(inputs))
+        yield predict_jobs.BatchPredicted(0, tuple(made[p.name] for p in inputs))
+        return len(inputs)
+
+    monkeypatch.setattr(predict_jobs, "predict_job", fake_job)
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([tmp_path / name for name in made])
+    model = tab.table_model
+    assert labels(tab) == ["Real face", "Real face?", "Comic?", "Unreadable"]
+    odd_details = model.data(model.index(1, DETAILS))
+    assert odd_details.startswith("Unlike training images") and "Real face 81.0%" in odd_details
+    assert model.data(model.index(2, DETAILS)).startswith("Low confidence")
+    assert model.data(model.index(2, LABEL), Qt.ItemDataRole.FontRole).italic()
+    assert model.data(model.index(2, LABEL), Qt.ItemDataRole.ForegroundRole).color() == UNSURE_COLOUR
+    assert model.data(model.index(0, LABEL), Qt.ItemDataRole.FontRole) is None  # sure: plain
+    assert "2 unsure" in tab.summary_label.text() and "1 unreadable" in tab.summary_label.text()
+
+    tab.filter_combo.setCurrentIndex(tab.filter_combo.findData(UNSURE_KEY))
+    assert tab.filter_combo.currentText() == "Unsure"
+    shown = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())]
+    assert shown == ["Real face?", "Comic?"]
+
+    tab.filter_combo.setCurrentIndex(0)
+    tab.view.sortByColumn(DETAILS, Qt.SortOrder.AscendingOrder)  # sure, flagged by reason, errors
+    ordered = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(4)]
+    assert ordered == ["Real face", "Comic?", "Real face?", "Unreadable"]
+
+    out = tmp_path / "flags.csv"
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert tab.export_csv() == out
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    assert rows["odd.png"]["flag"] == "unlike training images"
+    assert rows["coin.png"]["flag"] == "low confidence" and rows["coin.png"]["confidence"] == "0.550000"
+    assert rows["sure.png"]["flag"] == "" and rows["bad.png"]["error"] == "not a readable image"

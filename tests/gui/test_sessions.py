@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, PredictionSession
+from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, UNSURE_KEY, PredictionSession
 from facecomic_gui.train.form import FormText, TrainForm, validate
 from facecomic_gui.train.session import TrainingSession
 from tests.gui.fake_jobs import ManualJobs
 from trainer.common import events as ev
-from trainer.common.configs import MAX_BATCH_SIZE, MAX_SEED, GridSpec, TrainConfig
+from trainer.common.configs import MAX_BATCH_SIZE, MAX_SEED, PAPER_GRID, GridSpec, TrainConfig
 from trainer.common.flags import config_from_args
 from trainer.data.synthetic import make_dataset
 from trainer.training.results import GridResult, pick_best
@@ -165,9 +165,12 @@ class _Model:
         self.class_names = ("comics", "faces")
 
 
-class _Prediction:
-    def __init__(self, label: str | None) -> None:
-        self.label, self.ok = label, label is not None
+def _prediction(label: str | None, flag: str = ""):
+    from trainer.prediction.predictor import Prediction
+
+    if label is None:
+        return Prediction("x.png", error="not a readable image")
+    return Prediction("x.png", label, label.title(), 0.6, {label: 0.6}, flag=flag)
 
 
 def test_prediction_session_rows_counts_filter_and_model_switch(tmp_path: Path):
@@ -189,7 +192,7 @@ def test_prediction_session_rows_counts_filter_and_model_switch(tmp_path: Path):
 
     def predict(model, inputs, *, cancel):
         yield predict_jobs.ImagesFound(tuple(inputs))
-        yield predict_jobs.BatchPredicted(0, (_Prediction("faces"), _Prediction(None)))
+        yield predict_jobs.BatchPredicted(0, (_prediction("faces"), _prediction(None)))
 
     done = []
     session.predictions_finished.connect(lambda: done.append(True))
@@ -209,3 +212,65 @@ def test_prediction_session_rows_counts_filter_and_model_switch(tmp_path: Path):
 
     session.clear()
     assert not session.rows and not session.busy and not jobs.is_running("predict")
+
+
+def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
+    jobs = ManualJobs()
+    start = TrainForm(TrainConfig(batch_size=16, seed=7), GridSpec((0.3,), (2,)))
+    session = TrainingSession(jobs, tmp_path / "runs", start)
+    assert session.form.config.features == "pretrained"  # the trainer's default
+    session.set_form_text(features="pixels")
+    assert session.form.config.features == "pixels"
+    session.set_form_text(features="pretrained")
+
+    session.use_paper_recipe()
+    assert session.form_text == FormText(
+        features="pixels", split="paper", learning_rates="0.01, 0.001", epochs="1, 3, 5",
+        batch_size="16", seed="7",
+    )  # fmt: skip
+    assert session.form == TrainForm(
+        TrainConfig(features="pixels", split="paper", batch_size=16, seed=7), PAPER_GRID
+    )
+    assert session.grid == PAPER_GRID  # the table previews the paper's grid
+
+    session.set_dataset(str(make_dataset(tmp_path / "d", 2)))
+    jobs.run("scan")
+    assert session.start()
+    _path, config, grid, _runs = jobs.args("train")
+    assert config == TrainConfig(features="pixels", split="paper", batch_size=16, seed=7)
+    assert grid == PAPER_GRID
+    session.set_form_text(features="pretrained")  # ignored while the run uses the form
+    session.use_paper_recipe()
+    assert session.form.config.features == "pixels"
+
+
+def test_unknown_features_are_refused_by_the_dataclass():
+    result = validate(_text_with("features", "landscape"))
+    assert result.form is None and "Unknown features 'landscape'" in result.errors["features"]
+
+
+def test_prediction_session_counts_and_filters_unsure_rows(tmp_path: Path):
+    from facecomic_gui.predict import jobs as predict_jobs
+
+    jobs = ManualJobs()
+    session = PredictionSession(jobs)
+    session.set_model(_Model("m"))
+    inputs = [tmp_path / f"{n}.png" for n in "abcd"]
+    session.add_inputs(inputs)
+    made = (
+        _prediction("faces"),
+        _prediction("faces", "unlike training images"),
+        _prediction("comics", "low confidence"),
+        _prediction(None),
+    )
+
+    def predict(model, inputs, *, cancel):
+        yield predict_jobs.ImagesFound(tuple(inputs))
+        yield predict_jobs.BatchPredicted(0, made)
+
+    jobs.run("predict", predict)
+    assert session.counts() == {"faces": 2, "comics": 1, ERROR_KEY: 1, UNSURE_KEY: 2}
+    session.set_filter(UNSURE_KEY)
+    assert [session.shown(r) for r in session.rows] == [False, True, True, False]
+    session.set_model(_Model("other"))  # the Unsure filter is kept across models
+    assert session.label_filter == UNSURE_KEY

@@ -266,3 +266,100 @@ def test_two_windows_on_one_decode_cache_train_alike(qtbot, settings, tmp_path: 
     assert any((tmp_path / "shared-cache").rglob("*"))
     for win in windows:
         win.close()
+
+
+def test_features_choice_and_paper_recipe_set_the_form_and_the_run(qtbot, tmp_path: Path):
+    from facecomic_gui.common.thumbnails import ThumbnailCache
+    from facecomic_gui.train.session import TrainingSession
+    from facecomic_gui.train.tab import TrainTabWidget
+    from tests.gui.fake_jobs import ManualJobs
+    from trainer.common.configs import PAPER_GRID
+
+    jobs = ManualJobs()
+    session = TrainingSession(jobs, tmp_path / "runs", TrainForm(TrainConfig(batch_size=8)))
+    tab = TrainTabWidget(session, ThumbnailCache())
+    qtbot.addWidget(tab)
+    settings = tab.settings
+    assert settings.features.currentData() == "pretrained"
+    assert settings.features.itemText(0) == "Pretrained (EfficientNet-Lite0)"
+    settings.features.setCurrentIndex(settings.features.findData("pixels"))
+    assert session.form.config.features == "pixels"
+    settings.features.setCurrentIndex(settings.features.findData("pretrained"))
+    settings.learning_rates.setText("0.5")
+
+    settings.paper_button.click()
+    assert settings.features.currentData() == "pixels" and settings.split.currentData() == "paper"
+    assert settings.learning_rates.text() == "0.01, 0.001" and settings.epochs.text() == "1, 3, 5"
+    assert session.form == TrainForm(TrainConfig(features="pixels", split="paper", batch_size=8), PAPER_GRID)
+    assert tab.grid_table.rowCount() == 2 and tab.grid_table.columnCount() == 3
+
+    session.set_dataset(str(make_dataset(tmp_path / "d", 2)))
+    jobs.run("scan")
+    tab.start_button.click()
+    _path, config, grid, _runs = jobs.args("train")
+    assert (config.features, config.split, config.batch_size, grid) == ("pixels", "paper", 8, PAPER_GRID)
+    assert not settings.isEnabled()  # no recipe while a run uses the form
+
+
+def test_features_are_remembered_and_taken_from_the_command_line(qtbot, window, settings):
+    from facecomic_gui.app import build_parser
+    from facecomic_gui.launch import apply_start_arguments
+
+    form = TrainForm(TrainConfig(features="pixels", split="paper"), GridSpec((0.01,), (5,)))
+    settings.train_form = form
+    assert settings.train_form == form
+    apply_start_arguments(window, build_parser().parse_args(["--features", "pixels", "--lr", "0.2"]))
+    assert window.train_session.form.config.features == "pixels"
+    assert window.train_tab.settings.features.currentData() == "pixels"
+    assert window.train_session.form.grid.learning_rates == (0.2,)
+
+
+def _holdout_metrics(unlike: bool = True):
+    import numpy as np
+
+    from trainer.training.results import HoldoutMetrics
+
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 0])
+    confidence = np.array([0.55, 0.58, 0.70, 0.71, 0.91, 0.92, 0.99, 0.97])
+    right = np.array([True, False, True, True, True, True, True, False])
+    predicted = np.where(right, labels, 1 - labels)
+    probabilities = np.empty((8, 2))
+    probabilities[np.arange(8), predicted] = confidence
+    probabilities[np.arange(8), 1 - predicted] = 1 - confidence
+    flags = np.array([False] * 7 + [True]) if unlike else None
+    return HoldoutMetrics.from_probabilities(labels, probabilities, 2, unlike=flags)
+
+
+def test_holdout_shows_calibration_and_the_reliability_diagram(qtbot):
+    import numpy as np
+
+    from facecomic_gui.train.widgets import HoldoutWidget
+    from trainer.training.results import HoldoutMetrics
+
+    widget = HoldoutWidget()
+    qtbot.addWidget(widget)
+    widget.resize(380, 460)
+    widget.show()
+    before = widget.reliability.geometry()
+    metrics = _holdout_metrics()
+    widget.show_metrics(metrics, ("comics", "faces"))
+    assert metrics.ece is not None and metrics.ece > 0
+    assert f"calibration error {metrics.ece:.3f}" in widget.calibration.text()
+    assert "12.5% flagged unlike training images" in widget.calibration.text()
+    heights = widget.reliability.bar_heights()
+    assert len(heights) == 15
+    # Bins of width 1/15: 0.55, 0.58 in bin 8 (one right of two); 0.70, 0.71 in bin 10 (both
+    # right); 0.91, 0.92 in bin 13 (both right); 0.97, 0.99 in bin 14 (one right of two).
+    expected = [0.0] * 15
+    expected[8], expected[10], expected[13], expected[14] = 0.5, 1.0, 1.0, 0.5
+    assert heights == expected
+    assert not widget.reliability.isHidden()
+    assert "2 images, 50% right" in widget.reliability.bin_tooltip(8)
+    assert widget.reliability.bin_tooltip(0).endswith("no images")
+    assert widget.reliability.geometry() == before  # sized from the start: nothing moves
+
+    old = HoldoutWidget()  # a model file from before calibration: no ECE, no diagram
+    qtbot.addWidget(old)
+    plain = HoldoutMetrics.from_predictions(np.array([0, 1]), np.array([0, 1]), 0.1, 2)
+    old.show_metrics(plain, ("comics", "faces"))
+    assert old.calibration.text() == "" and old.reliability.isHidden()
