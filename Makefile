@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv run test lint format bench model package test-package bench-package clean lock
+.PHONY: venv run test lint format bench model cross package test-package bench-package clean lock
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,11 +45,21 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The bundled default model: trained by our own CLI on the real sample in ../shared (see assets/MODEL.md).
-SAMPLE ?= ../shared/data/face2comics-sample
+# The bundled default model: pretrained features, trained by our own CLI on both real samples in
+# ../shared (face2comics and diverse), gathered into one folder per class (see assets/MODEL.md).
+SHARED_DATA ?= ../shared/data
+MODEL_DATA := build/default-model-data
 model: $(STAMP)
-	$(BIN)/facecomic-train $(SAMPLE) --split random --seed 0 --lr 0.01 0.03 0.1 --epochs 50 100 200 \
+	rm -rf $(MODEL_DATA)
+	for cls in faces comics; do for src in face2comics-sample diverse-sample; do \
+		mkdir -p $(MODEL_DATA)/$$cls/$$src && cp $(SHARED_DATA)/$$src/$$cls/* $(MODEL_DATA)/$$cls/$$src/; done; done
+	$(BIN)/facecomic-train $(MODEL_DATA) --features pretrained --split random --seed 0 \
 		--no-cache --out assets/facecomic-default.safetensors --json assets/facecomic-default.json
+	rm -rf $(MODEL_DATA)
+
+# Train on one sample, score on the other, both ways (README "Accuracy").
+cross: $(STAMP)
+	$(BIN)/python -m bench.cross_source
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
