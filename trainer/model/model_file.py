@@ -35,7 +35,7 @@ from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.model.mlp import build_model, mlp_tensor_shapes
 from trainer.model.novelty import METHOD as NOVELTY_METHOD
 from trainer.model.novelty import NoveltyDetector
-from trainer.training.results import GridResult, HoldoutMetrics, RunResult
+from trainer.training.results import EvaluatedImage, GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
 # 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 1 still loads.
@@ -105,6 +105,15 @@ class LoadedModel:
     def grid_results(self) -> tuple[GridResult, ...]:
         return tuple(GridResult(**r) for r in self.metadata.get("grid_results", []))
 
+    def evaluated_images(self, split: str) -> tuple[EvaluatedImage, ...]:
+        """The ``"holdout"`` or ``"val"`` images of the run, scored (empty for older files)."""
+        rows = (self.metadata.get("evaluation") or {}).get(split) or []
+        return tuple(EvaluatedImage.from_list(row, len(self.class_names)) for row in rows)
+
+    @property
+    def dataset_root(self) -> str | None:
+        return (self.metadata.get("evaluation") or {}).get("dataset_root")
+
     @property
     def name(self) -> str:
         return self.path.name if self.path else "(unsaved model)"
@@ -137,6 +146,11 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
         "features": result.features,
         "calibration": {"temperature": result.temperature, "method": "temperature scaling on validation NLL"},
         **({"novelty": result.novelty.metadata()} if result.novelty is not None else {}),
+        "evaluation": {
+            "dataset_root": result.dataset_root,
+            "holdout": [image.to_list() for image in result.holdout_images],
+            "val": [image.to_list() for image in result.val_images],
+        },
     }
 
 
@@ -266,6 +280,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     try:
         # Read every part the app shows now, so a damaged file fails here and not later in a widget.
         loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results  # noqa: B018
+        loaded.evaluated_images("holdout"), loaded.evaluated_images("val")
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise bad(f"its metadata is damaged ({_first_line(err)})") from None
     return loaded

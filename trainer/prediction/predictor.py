@@ -17,10 +17,9 @@ from trainer.common.errors import ImageDecodeError
 from trainer.common.events import drain
 from trainer.data.decoding import decode_files
 from trainer.data.preprocess import ImageSource, decode_image, source_label, to_model_input
-from trainer.model.calibration import LOW_CONFIDENCE, softmax
+from trainer.model.calibration import softmax
 from trainer.model.model_file import LoadedModel, load_model
-from trainer.model.novelty import LOW_CONFIDENCE as LOW_CONFIDENCE_FLAG
-from trainer.model.novelty import UNLIKE_TRAINING
+from trainer.training.results import flag_for
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -111,9 +110,7 @@ class Predictor:
             probs = probabilities[row]
             best = int(np.argmax(probs))
             confidence = float(probs[best])
-            flag = (
-                UNLIKE_TRAINING if unlike[row] else LOW_CONFIDENCE_FLAG if confidence < LOW_CONFIDENCE else ""
-            )
+            flag = flag_for(probs, bool(unlike[row]))
             results.append(
                 Prediction(
                     label,

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,7 +40,14 @@ from trainer.data.splits import check_class_sizes, make_split
 from trainer.model.calibration import fit_temperature, softmax
 from trainer.model.mlp import build_model, paper_architecture
 from trainer.model.novelty import fit_novelty
-from trainer.training.results import GridResult, HoldoutMetrics, RunResult, pick_best
+from trainer.training.results import (
+    EvaluatedImage,
+    GridResult,
+    HoldoutMetrics,
+    RunResult,
+    flag_for,
+    pick_best,
+)
 
 EVAL_BATCH = 8192
 # Offsets keep the init and shuffle streams independent while both follow from one seed.
@@ -152,6 +160,26 @@ def logits_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     model.eval()
     parts = [model(x[start : start + EVAL_BATCH]).float().cpu() for start in range(0, len(x), EVAL_BATCH)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, model.layers[-1].out_features), np.float32)
+
+
+def evaluated_images(
+    root: Path,
+    ok_paths: list[Path],
+    index: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    unlike: np.ndarray,
+) -> tuple[EvaluatedImage, ...]:
+    prefix = len(os.fspath(root).rstrip(os.sep)) + 1
+    return tuple(
+        EvaluatedImage(
+            os.fspath(ok_paths[i])[prefix:],
+            int(labels[i]),
+            tuple(float(v) for v in row),
+            flag_for(row, bool(far)),
+        )
+        for i, row, far in zip(index, probs, unlike, strict=True)
+    )
 
 
 def feature_preprocess(features: str) -> PreprocessConfig:
@@ -306,10 +334,21 @@ def run_experiment(
     temperature = fit_temperature(best.val_logits, val.y.cpu().numpy())
     novelty = fit_novelty(train_val.x.cpu().numpy(), seed=config.seed)
     holdout_probs = softmax(logits_of(model, holdout.x), temperature)
+    holdout_unlike = novelty.is_unlike(holdout.x.cpu().numpy())
     metrics = HoldoutMetrics.from_probabilities(
-        holdout.y.cpu().numpy(), holdout_probs, num_classes, unlike=novelty.is_unlike(holdout.x.cpu().numpy())
+        holdout.y.cpu().numpy(), holdout_probs, num_classes, unlike=holdout_unlike
     )
     yield HoldoutEvaluated(metrics)
+    # What the error gallery shows: every holdout image, and the validation images as the chosen
+    # grid checkpoint saw them, with calibrated probabilities and the flag prediction would give.
+    ok_paths = [paths[i] for i in ok_indices]
+    holdout_images = evaluated_images(
+        scan.root, ok_paths, split.holdout, labels, holdout_probs, holdout_unlike
+    )
+    val_probs = softmax(best.val_logits, temperature)
+    val_images = evaluated_images(
+        scan.root, ok_paths, split.val, labels, val_probs, novelty.is_unlike(val.x.cpu().numpy())
+    )
 
     result = RunResult(
         dataset_root=str(scan.root),
@@ -331,6 +370,8 @@ def run_experiment(
         features=feature_metadata(config.features),
         temperature=temperature,
         novelty=novelty,
+        holdout_images=holdout_images,
+        val_images=val_images,
     )
     yield RunFinished(result)
     return result

@@ -18,6 +18,47 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class EvaluatedImage:
+    """One scored image of a split, as the error gallery shows it."""
+
+    path: str  # relative to the dataset folder
+    true_label: int
+    probabilities: tuple[float, ...]  # calibrated
+    flag: str = ""
+
+    @property
+    def predicted(self) -> int:
+        return max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.predicted]
+
+    def to_list(self) -> list[Any]:
+        return [self.path, self.true_label, [round(p, 6) for p in self.probabilities], self.flag]
+
+    @classmethod
+    def from_list(cls, row: list[Any], num_classes: int) -> EvaluatedImage:
+        path, label, probabilities, flag = row
+        if not isinstance(path, str) or not isinstance(label, int) or not 0 <= label < num_classes:
+            raise ValueError("an evaluated image has a bad path or label")
+        if len(probabilities) != num_classes or not isinstance(flag, str):
+            raise ValueError("an evaluated image has bad probabilities or flag")
+        return cls(path, label, tuple(float(p) for p in probabilities), flag)
+
+
+def flag_for(probabilities: Any, unlike: bool) -> str:
+    """The prediction flag: how unlike the training images, then how unsure."""
+    from trainer.model.calibration import LOW_CONFIDENCE
+    from trainer.model.novelty import LOW_CONFIDENCE as LOW_CONFIDENCE_FLAG
+    from trainer.model.novelty import UNLIKE_TRAINING
+
+    if unlike:
+        return UNLIKE_TRAINING
+    return LOW_CONFIDENCE_FLAG if float(max(probabilities)) < LOW_CONFIDENCE else ""
+
+
+@dataclass(frozen=True, slots=True)
 class GridResult:
     lr: float
     epochs: int
@@ -148,6 +189,8 @@ class RunResult:
     features: dict[str, Any] = field(default_factory=lambda: {"kind": "pixels"})
     temperature: float = 1.0
     novelty: NoveltyDetector | None = field(default=None, repr=False)
+    holdout_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
+    val_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
 
     def split_dict(self) -> dict[str, Any]:
         return {
