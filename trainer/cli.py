@@ -16,7 +16,7 @@ from trainer.common.atomic import atomic_write_text
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args
-from trainer.prediction.export import predictions_csv, printable
+from trainer.prediction.export import printable, sidecar_path, write_predictions_csv
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -240,7 +240,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
     parser.add_argument(
-        "--csv", type=Path, metavar="OUT.csv", help="also write path,label,confidence,flag,error"
+        "--csv",
+        type=Path,
+        metavar="OUT.csv",
+        help="also write path,label,confidence,flag,error, and OUT.csv.json (model, version, date)",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
@@ -289,7 +292,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
                     print(printable(f"{p.source}\terror\t{p.error}"), file=sys.stderr)
             predictions.extend(batch)
         if args.csv:
-            atomic_write_text(args.csv, predictions_csv(predictions))
+            write_predictions_csv(args.csv, predictions, model_path)
         failed = sum(not p.ok for p in predictions)
         summary = f"{len(predictions) - failed:,} predicted"
         unsure = sum(p.unsure for p in predictions)
@@ -298,7 +301,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         if failed:
             summary += f", {failed:,} unreadable"
         if args.csv:
-            summary += f"; CSV written to {args.csv}"
+            summary += f"; CSV written to {args.csv} (model, version and date in {sidecar_path(args.csv)})"
         print(printable(summary), file=sys.stderr)
         return EXIT_PARTIAL if failed else EXIT_OK
     except KeyboardInterrupt:

@@ -38,6 +38,11 @@ class PredictionRow:
         return PENDING_KEY if p is None else (p.label if p.ok else ERROR_KEY)
 
     @property
+    def path(self) -> Path | None:
+        """The image's file, absolute; None for a pasted in-memory image."""
+        return self.source.absolute() if isinstance(self.source, Path) else None
+
+    @property
     def unsure(self) -> bool:
         """Predicted, but flagged (unlike the training images, or low confidence)."""
         return self.prediction is not None and self.prediction.ok and self.prediction.unsure

@@ -6,8 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -15,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QStackedWidget,
     QTableView,
@@ -25,7 +34,13 @@ from PySide6.QtWidgets import (
 from facecomic_gui.common.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.widgets import error_banner
-from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, UNSURE_KEY, PredictionSession
+from facecomic_gui.predict.session import (
+    ERROR_KEY,
+    PENDING_KEY,
+    UNSURE_KEY,
+    PredictionRow,
+    PredictionSession,
+)
 from facecomic_gui.predict.table import (
     CONFIDENCE,
     DETAILS,
@@ -38,6 +53,7 @@ from facecomic_gui.predict.table import (
 )
 
 ROW_HEIGHT = 56
+SHOW_IN_FOLDER_KEYS = QKeySequence("Ctrl+Shift+R")  # "reveal", as in file managers and editors
 
 
 class PredictTabWidget(QWidget):
@@ -120,6 +136,20 @@ class PredictTabWidget(QWidget):
         self.view.setItemDelegateForColumn(
             CONFIDENCE, ConfidenceDelegate(self.table_model, self.proxy, self.view)
         )
+        # Row actions: in the context menu, and as shortcuts while the table has the focus.
+        self.copy_path_action = QAction("Copy path", self.view)
+        self.copy_path_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_path_action.triggered.connect(self._on_copy_path)
+        self.show_in_folder_action = QAction("Show in folder", self.view)
+        self.show_in_folder_action.setShortcut(SHOW_IN_FOLDER_KEYS)
+        self.show_in_folder_action.triggered.connect(self._on_show_in_folder)
+        for action in (self.copy_path_action, self.show_in_folder_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.view.addAction(action)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self._update_row_actions()
 
         self.drop_hint = QLabel(
             "<p style='font-size:15pt'>Drop images or folders here</p>"
@@ -230,6 +260,77 @@ class PredictTabWidget(QWidget):
 
     def _on_rows_changed(self, *_args) -> None:
         self._update_summary()
+        self._update_row_actions()
+
+    # -- row actions -----------------------------------------------------------------------------
+
+    def selected_rows(self) -> list[PredictionRow]:
+        """The selected rows, in the order the table shows them."""
+        indexes = sorted(self.view.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [self.session.rows[self.proxy.mapToSource(i).row()] for i in indexes]
+
+    def _folder_row(self) -> PredictionRow | None:
+        """The row *Show in folder* acts on: the current row if selected, else the first selected."""
+        current = self.view.currentIndex()
+        if current.isValid() and self.view.selectionModel().isRowSelected(current.row()):
+            return self.session.rows[self.proxy.mapToSource(current).row()]
+        rows = self.selected_rows()
+        return rows[0] if rows else None
+
+    def _update_row_actions(self) -> None:
+        self.copy_path_action.setEnabled(any(r.path is not None for r in self.selected_rows()))
+        row = self._folder_row()
+        self.show_in_folder_action.setEnabled(row is not None and row.path is not None)
+
+    def _on_selection_changed(self, *_args) -> None:
+        self._update_row_actions()
+
+    def row_menu(self) -> QMenu:
+        self._update_row_actions()
+        menu = QMenu(self.view)
+        menu.addAction(self.copy_path_action)
+        menu.addAction(self.show_in_folder_action)
+        return menu
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        if self.view.indexAt(pos).isValid():
+            menu = self.row_menu()
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    def _on_copy_path(self) -> None:
+        self.copy_paths()
+
+    def copy_paths(self) -> str:
+        """Put the selected rows' file paths on the clipboard, one a line (pasted images have
+        none); bytes of a name that are not UTF-8 are escaped visibly, as in the CSV."""
+        from trainer.prediction.export import printable
+
+        text = "\n".join(printable(r.path) for r in self.selected_rows() if r.path is not None)
+        if text:
+            QGuiApplication.clipboard().setText(text)
+        return text
+
+    def _on_show_in_folder(self) -> None:
+        self.show_in_folder()
+
+    def show_in_folder(self) -> Path | None:
+        """Open the folder holding the current row's file in the file manager."""
+        from trainer.prediction.export import printable
+
+        row = self._folder_row()
+        if row is None or row.path is None:
+            return None
+        folder = row.path.parent
+        if printable(folder) != str(folder):  # Qt's URLs cannot carry bytes that are not UTF-8
+            show_error(
+                self, "Could not show the folder", f"{printable(folder)} has a name that is not UTF-8."
+            )
+            return None
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            show_error(self, "Could not show the folder", f"No file manager opened {folder}.")
+            return None
+        return folder
 
     def clear(self) -> None:
         self.session.clear()
@@ -288,8 +389,8 @@ class PredictTabWidget(QWidget):
         self.export_csv()
 
     def export_csv(self) -> Path | None:
-        from trainer.common.atomic import atomic_write_text
-        from trainer.prediction.export import predictions_csv
+        """Ask where, then write the CSV and its ``.csv.json`` sidecar (model, version, date)."""
+        from trainer.prediction.export import write_predictions_csv
 
         predictions = self.session.predictions()
         if not predictions:
@@ -300,9 +401,12 @@ class PredictTabWidget(QWidget):
         if target is None:
             return None
         try:
-            atomic_write_text(target, predictions_csv(predictions))
+            model = self.session.model
+            write_predictions_csv(target, predictions, model.path if model is not None else None)
         except OSError as err:
-            show_error(self, "Could not export", f"Could not write {target}: {err.strerror or err}.")
+            show_error(
+                self, "Could not export", f"Could not write {err.filename or target}: {err.strerror or err}."
+            )
             return None
         return target
 

@@ -16,12 +16,13 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from facecomic_gui.common.thumbnails import ThumbnailCache
-from facecomic_gui.predict.session import PredictionSession
+from facecomic_gui.predict.session import PredictionRow, PredictionSession
 from trainer.data.dataset import display_name
+from trainer.model.novelty import LOW_CONFIDENCE, UNLIKE_TRAINING
+from trainer.prediction.export import printable
 
 THUMB, FILE, LABEL, CONFIDENCE, DETAILS = range(5)
 HEADERS = ("", "File", "Prediction", "Confidence", "Details")
-SORT_ROLE = Qt.ItemDataRole.UserRole
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 1
 THUMB_OWNER = "predict"
 CLASS_COLOURS = {"faces": QColor("#2b7bba"), "comics": QColor("#e8710a")}
@@ -29,6 +30,35 @@ FALLBACK_COLOURS = (QColor("#2b7bba"), QColor("#e8710a"))
 ERROR_COLOUR = QColor("#b00020")
 UNSURE_COLOUR = QColor("#8a8a8a")  # a flagged answer: muted, so sure answers stand out
 _ROOT = QModelIndex()  # the invalid index Qt passes for a flat table's parent
+# Sorting *Details* sorts by flag, from the answers to trust to those to check: sure, low
+# confidence, unlike the training images, unreadable, and rows still being predicted last.
+FLAG_ORDER = ("", LOW_CONFIDENCE, UNLIKE_TRAINING)
+UNREADABLE_RANK, PENDING_RANK = len(FLAG_ORDER), len(FLAG_ORDER) + 1
+DETAILS_TOOLTIP = "Sorts by flag: sure, low confidence, unlike training images, unreadable."
+
+
+def flag_rank(row: PredictionRow) -> int:
+    """The row's place in the flag order (an unknown flag goes after the known ones)."""
+    p = row.prediction
+    if p is None:
+        return PENDING_RANK
+    if not p.ok:
+        return UNREADABLE_RANK
+    return FLAG_ORDER.index(p.flag) if p.flag in FLAG_ORDER else UNREADABLE_RANK - 1
+
+
+def sort_key(row: PredictionRow, column: int) -> tuple:
+    """What a column sorts by: the number, never its text ("9.5%" < "50.0%"); ties by name."""
+    name = row.name.lower()
+    p = row.prediction
+    if column == CONFIDENCE:
+        return (-1.0 if p is None or not p.ok else p.confidence, name)
+    if column == DETAILS:
+        return (flag_rank(row), name)
+    if column == LABEL:
+        unlabelled = p is None or not p.ok  # after the labels
+        return (unlabelled, "" if unlabelled else p.display_label, flag_rank(row), name)
+    return (name,)
 
 
 def percent(p: float) -> str:
@@ -80,6 +110,8 @@ class PredictionTableModel(QAbstractTableModel):
     ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return DETAILS_TOOLTIP if section == DETAILS else None
         return None
 
     def data(
@@ -92,7 +124,7 @@ class PredictionTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if column == FILE:
-                return row.name
+                return printable(row.name)  # Qt would drop the bytes of a name that are not UTF-8
             if column == LABEL:
                 if p is None:
                     return "…"
@@ -115,7 +147,7 @@ class PredictionTableModel(QAbstractTableModel):
                 row.key, row.source, owner=THUMB_OWNER
             )  # loads lazily: only rows in view ask
         elif role == Qt.ItemDataRole.ToolTipRole and column in (FILE, THUMB):
-            return row.key if not row.key.startswith("pasted:") else row.name
+            return printable(row.path) if row.path is not None else row.name
         elif role == Qt.ItemDataRole.ToolTipRole and column == DETAILS and p is not None and not p.ok:
             return p.error
         elif role == Qt.ItemDataRole.ToolTipRole and column == LABEL and row.unsure:
@@ -131,15 +163,6 @@ class PredictionTableModel(QAbstractTableModel):
             font = QFont()
             font.setItalic(True)
             return font
-        elif role == SORT_ROLE:
-            if column == CONFIDENCE:
-                return -1.0 if p is None or not p.ok else p.confidence
-            if column == LABEL:
-                return self.data(index, Qt.ItemDataRole.DisplayRole)
-            if column == DETAILS and p is not None:
-                # Sure rows first, then flagged ones grouped by reason, then unreadable ones.
-                return f"{p.flag}\t{row.name.lower()}" if p.ok else f"~{p.error}"
-            return row.name.lower()
         elif role == FILTER_ROLE:
             return row.filter_key
         return None
@@ -173,11 +196,10 @@ class PredictionTableModel(QAbstractTableModel):
 
 
 class PredictionFilterProxy(QSortFilterProxyModel):
-    """Sorts by the model's sort role and shows the rows the session's label filter keeps."""
+    """Sorts by :func:`sort_key` and shows the rows the session's label filter keeps."""
 
     def __init__(self, session: PredictionSession, parent=None) -> None:
         super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
         self._session = session
         session.filter_changed.connect(self._on_filter_changed)
 
@@ -187,6 +209,13 @@ class PredictionFilterProxy(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         return self._session.shown(self._session.rows[source_row])
+
+    def lessThan(
+        self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        rows = self._session.rows
+        column = left.column()
+        return sort_key(rows[left.row()], column) < sort_key(rows[right.row()], column)
 
 
 class ConfidenceDelegate(QStyledItemDelegate):

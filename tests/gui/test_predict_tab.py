@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 
 from facecomic_gui.common import dialogs
 from facecomic_gui.predict.session import ERROR_KEY, UNSURE_KEY
-from facecomic_gui.predict.table import CONFIDENCE, DETAILS, LABEL, UNSURE_COLOUR
+from facecomic_gui.predict.table import CONFIDENCE, DETAILS, FILE, LABEL, UNSURE_COLOUR
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.data.synthetic import comic_like, make_dataset
+from trainer.prediction.predictor import Prediction
 
 
 def labels(tab) -> list[str]:
@@ -90,8 +92,9 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
     assert tab.proxy.rowCount() == 11
 
     tab.view.sortByColumn(CONFIDENCE, Qt.SortOrder.DescendingOrder)
-    values = [tab.proxy.data(tab.proxy.index(r, CONFIDENCE), Qt.ItemDataRole.UserRole) for r in range(11)]
-    assert values == sorted(values, reverse=True)
+    rows = [tab.table_model.rows[tab.proxy.mapToSource(tab.proxy.index(r, 0)).row()] for r in range(11)]
+    values = [-1.0 if r.prediction.error else r.prediction.confidence for r in rows]
+    assert values == sorted(values, reverse=True) and values[-1] == -1.0  # unreadable last
 
     out = tmp_path / "export.csv"
     monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
@@ -238,3 +241,153 @@ def test_unsure_rows_say_why_and_the_unsure_filter_shows_exactly_them(
     assert rows["odd.png"]["flag"] == "unlike training images"
     assert rows["coin.png"]["flag"] == "low confidence" and rows["coin.png"]["confidence"] == "0.550000"
     assert rows["sure.png"]["flag"] == "" and rows["bad.png"]["error"] == "not a readable image"
+
+
+def fake_predictions(monkeypatch, made: dict[str, Prediction]) -> None:
+    """Predict instantly: each input (a path, or a pasted image as "pasted") gets ``made[name]``."""
+    from facecomic_gui.predict import jobs as predict_jobs
+
+    def fake_job(model, inputs, *, cancel):
+        yield predict_jobs.ImagesFound(tuple(inputs))
+        names = [p.name if isinstance(p, Path) else "pasted" for p in inputs]
+        yield predict_jobs.BatchPredicted(0, tuple(made[n] for n in names))
+        return len(inputs)
+
+    monkeypatch.setattr(predict_jobs, "predict_job", fake_job)
+
+
+def shown_names(tab) -> list[str]:
+    return [tab.proxy.data(tab.proxy.index(r, FILE)) for r in range(tab.proxy.rowCount())]
+
+
+def sure(name: str, confidence: float, flag: str = "") -> Prediction:
+    return Prediction(
+        name, "faces", "Real face", confidence, {"comics": 1 - confidence, "faces": confidence}, flag=flag
+    )
+
+
+def test_confidence_sorts_by_number_and_details_by_flag(qtbot, window, tmp_path: Path, monkeypatch):
+    made = {
+        "a.png": sure("a.png", 0.95),
+        "b.png": sure("b.png", 0.105, "low confidence"),
+        "c.png": sure("c.png", 0.5, "unlike training images"),
+        "d.png": sure("d.png", 0.095, "low confidence"),  # "9.5%": after "50.0%" as text
+        "e.png": sure("e.png", 0.99995),  # ">99.9%": first as text
+        "f.png": Prediction("f.png", error="not a readable image"),
+        "g.png": sure("g.png", 0.8, "unlike training images"),
+    }
+    fake_predictions(monkeypatch, made)
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([tmp_path / name for name in made])
+
+    tab.view.sortByColumn(CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    assert shown_names(tab) == ["e.png", "a.png", "g.png", "c.png", "b.png", "d.png", "f.png"]
+    tab.view.sortByColumn(CONFIDENCE, Qt.SortOrder.AscendingOrder)
+    assert shown_names(tab) == ["f.png", "d.png", "b.png", "c.png", "g.png", "a.png", "e.png"]
+
+    # Sure, then low confidence, then unlike the training images, then unreadable; by name within.
+    tab.view.sortByColumn(DETAILS, Qt.SortOrder.AscendingOrder)
+    assert shown_names(tab) == ["a.png", "e.png", "b.png", "d.png", "c.png", "g.png", "f.png"]
+    tab.view.sortByColumn(DETAILS, Qt.SortOrder.DescendingOrder)
+    assert shown_names(tab) == ["f.png", "g.png", "c.png", "d.png", "b.png", "e.png", "a.png"]
+    assert "low confidence" in tab.table_model.headerData(
+        DETAILS, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
+    )
+
+
+def select(tab, names: list[str], current: str | None = None) -> None:
+    from PySide6.QtCore import QItemSelectionModel
+
+    selection = tab.view.selectionModel()
+    selection.clearSelection()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for name in names:
+        selection.select(tab.proxy.index(shown_names(tab).index(name), FILE), flags)
+    if current is not None:
+        index = tab.proxy.index(shown_names(tab).index(current), FILE)
+        selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+
+
+def test_copy_path_and_show_in_folder(qtbot, window, tmp_path: Path, monkeypatch):
+    from facecomic_gui.common.thumbnails import pil_to_qimage
+    from facecomic_gui.predict import tab as tab_module
+
+    odd = tmp_path / "sub" / os.fsdecode(b"caf\xe9.png")  # not UTF-8: legal on Linux
+    made = {"a.png": sure("a.png", 0.9), "b.png": sure("b.png", 0.7), odd.name: sure("x", 0.6)}
+    made["pasted"] = sure("pasted", 0.8)
+    fake_predictions(monkeypatch, made)
+    opened: list[QUrl] = []
+    monkeypatch.setattr(tab_module.QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([tmp_path / "a.png", tmp_path / "sub" / "b.png", odd])
+    QGuiApplication.clipboard().setImage(pil_to_qimage(comic_like(np.random.default_rng(3), 32)))
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.paste_from_clipboard()
+    assert shown_names(tab) == ["a.png", "b.png", "caf\\xe9.png", "Pasted image 1"]
+
+    menu = tab.row_menu()
+    assert [a.text() for a in menu.actions()] == ["Copy path", "Show in folder"]
+    assert not any(a.isEnabled() for a in menu.actions())  # nothing selected
+
+    select(tab, ["b.png", "caf\\xe9.png", "Pasted image 1"])
+    QGuiApplication.clipboard().clear()
+    tab.copy_path_action.trigger()
+    assert QGuiApplication.clipboard().text() == f"{tmp_path}/sub/b.png\n{tmp_path}/sub/caf\\xe9.png"
+
+    window.tabs.setCurrentWidget(tab)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    tab.view.setFocus()
+    select(tab, ["a.png"])
+    QGuiApplication.clipboard().clear()
+    qtbot.keyClick(tab.view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QGuiApplication.clipboard().text() == str(tmp_path / "a.png")  # the path, not the cell text
+
+    select(tab, ["a.png", "b.png"], current="b.png")  # the current row's folder: sub/
+    assert tab.show_in_folder_action.isEnabled()
+    tab.show_in_folder_action.trigger()
+    qtbot.keyClick(
+        tab.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
+    assert [url.toLocalFile() for url in opened] == [str(tmp_path / "sub")] * 2
+
+    select(tab, ["Pasted image 1"], current="Pasted image 1")  # in memory: no folder, no path
+    assert [a.isEnabled() for a in tab.row_menu().actions()] == [False, False]
+    tab.show_in_folder_action.trigger()
+    assert len(opened) == 2
+
+
+def test_export_writes_a_sidecar_naming_the_model(qtbot, window, tmp_path: Path, monkeypatch):
+    import dataclasses
+    import hashlib
+    import json
+
+    from trainer import __version__
+
+    fake_predictions(
+        monkeypatch, {"a.png": sure("a.png", 0.9), "b.png": sure("b.png", 0.6, "low confidence")}
+    )
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([tmp_path / "a.png", tmp_path / "b.png"])
+    out = tmp_path / "export.csv"
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert tab.export_csv() == out
+    assert out.read_text().startswith("path,label,confidence,flag,error\n")
+    sidecar = json.loads((tmp_path / "export.csv.json").read_text())
+    model_path = tab.session.model.path
+    assert sidecar["model"] == {
+        "file": model_path.name,
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+    }
+    assert sidecar["facecomic_version"] == __version__
+    assert sidecar["rows"] == 2 and sidecar["columns"] == ["path", "label", "confidence", "flag", "error"]
+    assert sidecar["created"].endswith("Z")
+
+    tab.session.model = dataclasses.replace(tab.session.model, path=None)  # trained, never saved
+    assert tab.export_csv() == out
+    unsaved = json.loads((tmp_path / "export.csv.json").read_text())["model"]
+    assert unsaved["file"] is None and unsaved["sha256"] is None and "not saved" in unsaved["note"]

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,14 @@ def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):
     assert len(rows) == 49
     assert list(rows[0]) == ["path", "label", "confidence", "flag", "error"]
     assert sum(1 for r in rows if r["error"]) == 1
+    assert out.read_text().startswith("path,label,")  # plain CSV: header first, no comments
+    sidecar = json.loads((tmp_path / "p.csv.json").read_text())
+    assert sidecar["model"] == {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    assert sidecar["facecomic_version"] == __version__
+    assert sidecar["rows"] == 49 and sidecar["columns"] == list(rows[0])
+    created = datetime.fromisoformat(sidecar["created"])
+    assert created.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - created) < timedelta(minutes=5)
+    assert "p.csv.json" in captured.err
 
 
 def test_predict_without_a_model_says_so(tmp_path: Path, monkeypatch, capsys):
@@ -131,7 +141,7 @@ def test_predict_without_a_model_says_so(tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "p.csv"
     assert predict_main(["--csv", str(out), str(tmp_path / "d" / "faces" / "0.png")]) == 2
     assert "pass --model" in capsys.readouterr().err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "p.csv.json").exists()
 
 
 def test_predict_with_a_bad_model_file(tmp_path: Path, capsys):
