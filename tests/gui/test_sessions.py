@@ -274,3 +274,34 @@ def test_prediction_session_counts_and_filters_unsure_rows(tmp_path: Path):
     assert [session.shown(r) for r in session.rows] == [False, True, True, False]
     session.set_model(_Model("other"))  # the Unsure filter is kept across models
     assert session.label_filter == UNSURE_KEY
+
+
+def test_gallery_session_filters_a_cell_and_sorts_by_confidence():
+    from facecomic_gui.train.gallery_session import GallerySession, GallerySource
+    from trainer.training.results import EvaluatedImage
+
+    images = (
+        EvaluatedImage("comics/a.jpg", 0, (0.4, 0.6)),
+        EvaluatedImage("comics/b.jpg", 0, (0.1, 0.9)),
+        EvaluatedImage("comics/c.jpg", 0, (0.8, 0.2)),
+        EvaluatedImage("faces/d.jpg", 1, (0.3, 0.7)),
+    )
+    val = (EvaluatedImage("faces/e.jpg", 1, (0.6, 0.4)),)
+    session = GallerySession(GallerySource(("comics", "faces"), "/data", {"holdout": images, "val": val}))
+    assert [i.path for i in session.images] == ["comics/b.jpg", "comics/a.jpg"]  # worst mistake first
+    assert session.confusion_matrix() == [[1, 2], [0, 1]]
+    session.set_descending(False)
+    assert [i.path for i in session.images] == ["comics/a.jpg", "comics/b.jpg"]
+    session.show_cell(1, 0, "val")
+    assert [i.path for i in session.images] == ["faces/e.jpg"] and session.selected == 0
+    assert session.full_path(session.images[0]) == "/data/faces/e.jpg"
+    with pytest.raises(ValueError):
+        session.show_cell(2, 0)
+
+
+def test_runs_session_refuses_bad_names(tmp_path: Path):
+    from facecomic_gui.runs.session import name_problem
+
+    assert name_problem("good run 1") is None
+    for bad in ("", "  ", "a/b", ".hidden", "x" * 200, " lead"):
+        assert name_problem(bad), bad
