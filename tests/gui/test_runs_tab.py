@@ -14,7 +14,9 @@ from tests.gui.test_train_tab import FAST
 
 def listed(qtbot, window) -> None:
     """Wait until the runs folder has been read (after a finished run or a refresh)."""
-    qtbot.waitUntil(lambda: window.runs_session.state == "idle" and not window.jobs.is_running("runs"), timeout=30_000)
+    qtbot.waitUntil(
+        lambda: window.runs_session.state == "idle" and not window.jobs.is_running("runs"), timeout=30_000
+    )
 
 
 @pytest.fixture
@@ -41,7 +43,11 @@ def test_finished_runs_are_listed_and_a_reopened_run_shows_the_same_numbers(qtbo
     assert texts[5] == f"{first.result.holdout.accuracy:.1%}"
     tab = window.train_tab
     finished = {  # what the Train tab shows of the second run, the one it just finished
-        "grid": {(lr, e): tab.grid_table.cell_text(lr, e) for lr in FAST.grid.learning_rates for e in FAST.grid.epochs},
+        "grid": {
+            (lr, e): tab.grid_table.cell_text(lr, e)
+            for lr in FAST.grid.learning_rates
+            for e in FAST.grid.epochs
+        },
         "best": tab.grid_table.highlighted(),
     }
     # Reopen the first run: the Train tab shows exactly its numbers, as when it finished.
@@ -71,7 +77,6 @@ def test_finished_runs_are_listed_and_a_reopened_run_shows_the_same_numbers(qtbo
 
 
 def test_compare_puts_both_runs_curves_on_one_plot(qtbot, window, two_runs):
-    first, second = two_runs
     runs = window.runs_tab
     runs.select_rows([0, 1])
     assert runs.compare_button.isEnabled() and not runs.open_button.isEnabled()
@@ -81,9 +86,10 @@ def test_compare_puts_both_runs_curves_on_one_plot(qtbot, window, two_runs):
     assert names == {f"{tag}: lr {lr:g}" for tag in "AB" for lr in FAST.grid.learning_rates}
     assert set(dialog.curves["accuracy"]) == names
     a, b = (runs.session.entries[i] for i in runs.session.selected)
-    assert dialog.curves["accuracy"]["A: lr 0.05"][1] == pytest.approx(
-        [p.val_accuracy for p in a.model.history if p.lr == 0.05]
-    )
+    for tag, entry in (("A", a), ("B", b)):
+        assert dialog.curves["accuracy"][f"{tag}: lr 0.05"][1] == pytest.approx(
+            [p.val_accuracy for p in entry.model.history if p.lr == 0.05]
+        )
     assert len(dialog.loss_plot.getPlotItem().listDataItems()) == 4  # both runs on one plot
 
 
