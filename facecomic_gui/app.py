@@ -24,7 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", type=Path, help="dataset folder to open on the Train tab")
     parser.add_argument("--train", action="store_true", help="with --dataset: start training at once")
     parser.add_argument(
-        "--tab", choices=("train", "predict"), help="tab to show (default: predict, or train with --dataset)"
+        "--tab",
+        choices=("train", "predict", "runs"),
+        help="tab to show (default: predict, or train with --dataset)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder of saved runs (default: $FACECOMIC_DATA_DIR/runs or ~/.local/share/FaceComic/runs; "
+        "--screenshot uses a temporary one unless given)",
+    )
+    parser.add_argument(
+        "--gallery",
+        metavar="TRUE,PREDICTED",
+        type=_cell,
+        help="with --screenshot and --train: render the error gallery of that holdout cell (class indices)",
     )
     parser.add_argument(
         "--model", type=Path, help="model file to use instead of the remembered or default one"
@@ -44,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log details, including tracebacks, to stderr")
     parser.add_argument("--version", action="version", version=f"FaceComic {__version__}")
     return parser
+
+
+def _cell(text: str) -> tuple[int, int]:
+    try:
+        true_label, predicted = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two class indices such as 0,1, not {text!r}") from None
+    return true_label, predicted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     create_app([])
 
-    window = MainWindow()
+    window = MainWindow(runs_dir=args.runs_dir)
     apply_start_arguments(window, args)
     window.show()
     if os.environ.get("FACECOMIC_STARTUP_PROBE"):

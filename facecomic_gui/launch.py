@@ -35,7 +35,12 @@ def create_app(argv: Sequence[str]):
 
 
 # Harmless warnings of Qt's offscreen platform that would only alarm a user.
-_QT_NOISE = ("propagateSizeHints", "QFont::setPointSize: Point size <= 0", "Detected locale")
+_QT_NOISE = (
+    "propagateSizeHints",
+    "does not support raise()",
+    "QFont::setPointSize: Point size <= 0",
+    "Detected locale",
+)
 
 
 def install_message_filter() -> None:
@@ -66,7 +71,8 @@ def apply_start_arguments(window, args: argparse.Namespace) -> None:
             session.train_after_next_scan()
         session.set_dataset(str(args.dataset))
     tab = args.tab or ("train" if args.dataset is not None else "predict")
-    window.tabs.setCurrentWidget(window.train_tab if tab == "train" else window.predict_tab)
+    tabs = {"train": window.train_tab, "predict": window.predict_tab, "runs": window.runs_tab}
+    window.tabs.setCurrentWidget(tabs[tab])
     if args.images:
         window.prediction_session.add_inputs(list(args.images))  # waits for a loading model
 

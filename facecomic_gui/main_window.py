@@ -19,6 +19,8 @@ from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.worker import LatestJobs, cancel_and_join_all
 from facecomic_gui.predict.session import PredictionSession
 from facecomic_gui.predict.tab import PredictTabWidget
+from facecomic_gui.runs.session import RunsSession
+from facecomic_gui.runs.tab import RunsTabWidget
 from facecomic_gui.train.session import TrainingSession
 from facecomic_gui.train.tab import TrainTabWidget
 from trainer import __version__
@@ -51,7 +53,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.jobs = LatestJobs(self)
         self.thumbnails = ThumbnailCache(64, self)
-        self.train_session = TrainingSession(self.jobs, runs_dir or default_runs_dir())
+        self.runs_dir = runs_dir or default_runs_dir()
+        self.train_session = TrainingSession(self.jobs, self.runs_dir)
+        self.runs_session = RunsSession(self.jobs, self.runs_dir)
         self.prediction_session = PredictionSession(self.jobs)
         self.train_tab = TrainTabWidget(self.train_session, self.thumbnails)
         self.predict_tab = PredictTabWidget(self.prediction_session, self.thumbnails)
@@ -59,17 +63,22 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_tab, "Train")
         self.tabs.addTab(self.predict_tab, "Predict")
+        self.runs_tab = RunsTabWidget(self.runs_session)
+        self.tabs.addTab(self.runs_tab, "Runs")
         self.setCentralWidget(self.tabs)
         self._build_menus()
         self.train_tab.use_model_requested.connect(self._on_use_trained_model)
         self.train_tab.run_finished.connect(self._on_run_finished)
         self.train_tab.scan_finished.connect(self._on_scan_finished)
         self.predict_tab.open_model_requested.connect(self._on_open_model)
+        self.runs_tab.use_model_requested.connect(self._on_use_trained_model)
+        self.runs_tab.open_run_requested.connect(self._on_open_run)
         self.prediction_session.predictions_changed.connect(self._on_predictions_changed)
         self.prediction_session.rows_reset.connect(self._on_predictions_changed)
         self.resize(*DEFAULT_SIZE)
         self.statusBar().showMessage("Ready", 3000)
         self._restore(restore)
+        self.runs_session.refresh()  # in the background; new runs are added when they finish
         self._update_actions()
 
     # -- set-up --------------------------------------------------------------------------------
@@ -190,7 +199,14 @@ class MainWindow(QMainWindow):
         self.set_model(model)
         self.tabs.setCurrentWidget(self.predict_tab)
 
+    def _on_open_run(self, model: LoadedModel) -> None:
+        if self.train_tab.show_run(model):
+            self.tabs.setCurrentWidget(self.train_tab)
+        else:
+            self.statusBar().showMessage("A run is in progress: open the saved run when it ends.", 5000)
+
     def _on_run_finished(self, outcome: TrainingOutcome) -> None:
+        self.runs_session.refresh()
         self.statusBar().showMessage(
             f"Training finished: holdout accuracy {outcome.result.holdout.accuracy:.1%}", 10000
         )
@@ -239,6 +255,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.prediction_session.shutdown()
         self.train_session.shutdown()
+        self.runs_session.shutdown()
         self.thumbnails.shutdown()
         cancel_and_join_all()  # training, scans (superseded ones too), model loads
         event.accept()

@@ -48,7 +48,8 @@ def take_screenshot(args: argparse.Namespace) -> int:
     dialogs.interactive = False  # nobody could close a modal dialog here
     app = create_app([])
     settings, settings_file = isolated_settings()
-    runs = Path(tempfile.mkdtemp(prefix="facecomic-screenshot-runs-"))
+    own_runs = getattr(args, "runs_dir", None) is None  # a throw-away folder unless --runs-dir
+    runs = Path(tempfile.mkdtemp(prefix="facecomic-screenshot-runs-")) if own_runs else args.runs_dir
     window = MainWindow(settings, runs, restore=False)
     failures: list[str] = []
     train, predict = window.train_session, window.prediction_session
@@ -96,11 +97,26 @@ def take_screenshot(args: argparse.Namespace) -> int:
             ],
         ):
             return _fail("the dataset scan or training did not finish in time")
+        runs_session = window.runs_session
+        if not wait_until(lambda: runs_session.state == "idle", [runs_session.changed]):
+            return _fail("the runs folder was not read in time")
+        shown = window
+        cell = getattr(args, "gallery", None)
+        if cell is not None and not failures:
+            try:
+                gallery = window.train_tab.open_gallery(*cell)
+            except ValueError as err:
+                return _fail(f"no gallery for cell {cell[0]},{cell[1]}: {err}")
+            if gallery is None:
+                return _fail("--gallery needs a finished run (--dataset DIR --train)")
+            gallery.resize(900, 640)
+            shown = gallery
+            app.processEvents()  # paints the rows in view, which ask for their thumbnails
         wait_until(lambda: window.thumbnails.pending == 0, [window.thumbnails.ready], timeout_s=30)
         window.train_tab.loss_plot.flush()
         window.train_tab.accuracy_plot.flush()
         app.processEvents()
-        size = _save_png(window, args.screenshot)
+        size = _save_png(shown, args.screenshot)
         print(f"Screenshot saved to {args.screenshot} ({size[0]}x{size[1]})")
         if train.outcome is not None:
             print(f"Training finished: holdout accuracy {train.outcome.result.holdout.accuracy:.4f}")
@@ -113,7 +129,8 @@ def take_screenshot(args: argparse.Namespace) -> int:
         window.close()
         dispose(window)
         settings_file.unlink(missing_ok=True)
-        shutil.rmtree(runs, ignore_errors=True)
+        if own_runs:
+            shutil.rmtree(runs, ignore_errors=True)
         dialogs.interactive = True
 
 

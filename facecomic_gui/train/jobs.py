@@ -52,7 +52,12 @@ def training_job(
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"
     try:
-        path = save_model(runs_dir / f"{stamp}-{name}.safetensors", result)
+        target = runs_dir / f"{stamp}-{name}.safetensors"
+        n = 2
+        while target.exists():  # two runs finished within a second: keep both
+            target = runs_dir / f"{stamp}-{name}-{n}.safetensors"
+            n += 1
+        path = save_model(target, result)
     except OSError as err:
         return TrainingOutcome(result, model_from_result(result), None, f"{err.strerror or err}")
     return TrainingOutcome(result, load_model(path), path)

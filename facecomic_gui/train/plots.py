@@ -90,6 +90,17 @@ class LossPlotWidget(_LivePlotWidget):
         series.smooth.append(previous + SMOOTHING * (loss - previous))
         self._mark_dirty()
 
+    def set_series(self, name: str, x: list[float], losses: list[float], *, final: bool = False) -> None:
+        """A whole curve at once, unsmoothed (a reopened run's per-epoch losses)."""
+        series = self._series.get(name) or self._new_series(name, final)
+        series.x, series.raw, series.smooth = list(x), list(losses), list(losses)
+        self._mark_dirty()
+
+    def series_data(self, name: str) -> tuple[list[float], list[float]]:
+        """The x values and the drawn (smoothed) values of a curve (for tests)."""
+        series = self._series[name]
+        return list(series.x), list(series.smooth)
+
     def _new_series(self, name: str, final: bool) -> _Series:
         colour = FINAL_COLOUR if final else PALETTE[len(self._series) % len(PALETTE)]
         faint = pg.mkColor(colour)
@@ -143,6 +154,14 @@ class AccuracyPlotWidget(_LivePlotWidget):
 
     def point_count(self, name: str) -> int:
         return len(self._points[name][1]) if name in self._points else 0
+
+    @property
+    def series_names(self) -> list[str]:
+        return list(self._points)
+
+    def series_data(self, name: str) -> tuple[list[int], list[float]]:
+        _, epochs, values = self._points[name]
+        return list(epochs), list(values)
 
     def set_epoch_range(self, epochs: int) -> None:
         self.plot.setXRange(1, max(epochs, 2), padding=0.05)

@@ -19,6 +19,7 @@ from trainer.training.results import GridResult, pick_best
 
 if TYPE_CHECKING:
     from trainer.data.dataset import DatasetScan, SkippedFile
+    from trainer.model.model_file import LoadedModel
     from trainer.training.results import HoldoutMetrics
 
 IDLE, SCANNING, RUNNING, CANCELLING = "idle", "scanning", "running", "cancelling"
@@ -51,6 +52,7 @@ class TrainingSession:
         self.run_finished = Emitter()  # (TrainingOutcome), announced once idle
         self.run_failed = Emitter()  # (message), announced once idle
         self.run_cancelled = Emitter()  # (), announced once idle
+        self.run_opened = Emitter()  # (LoadedModel): a saved run is shown as when it finished
 
     def _reset_run(self) -> None:
         self.grid_results: list[GridResult] = []
@@ -60,6 +62,9 @@ class TrainingSession:
         self.batches_seen = 0
         self.progress: Progress | None = None
         self.outcome: jobs.TrainingOutcome | None = None
+        # The run shown (finished here, or reopened from the runs folder), and its classes.
+        self.model: LoadedModel | None = None
+        self.class_names: tuple[str, ...] = ()
         self.run_error: str | None = None
         self.status = "Ready."
         self._tracker = ProgressTracker()
@@ -188,6 +193,26 @@ class TrainingSession:
             self.status = "Cancelling…"
             self._set_state(CANCELLING)
 
+    def open_run(self, model: LoadedModel) -> bool:
+        """Show a saved run as it was when it finished: grid, best, holdout, curves (from its
+        history) and gallery. False while a run is in progress."""
+        if self.busy:
+            return False
+        self._reset_run()
+        self.model = model
+        self.class_names = model.class_names
+        self.grid = model.grid
+        self.grid_results = list(model.grid_results)
+        self.best = model.best
+        self.holdout = model.holdout
+        self.final_epochs = len(model.final_train_losses)
+        self.status = f"Reopened {model.name}."
+        self.run_opened.emit(model)
+        self.grid_changed.emit()
+        self.holdout_changed.emit()
+        self.state_changed.emit(self.state)
+        return True
+
     def shutdown(self) -> None:
         """Stop every job without waiting for it (the app joins its workers at exit)."""
         self.jobs.drop("scan")
@@ -196,6 +221,8 @@ class TrainingSession:
     def _on_run_event(self, event: object) -> None:
         progress = self._tracker.update(event)
         match event:
+            case ev.DatasetScanned():
+                self.class_names = tuple(event.class_names)
             case ev.BatchFinished():
                 self.batches_seen += 1
             case ev.ConfigFinished():
@@ -221,6 +248,7 @@ class TrainingSession:
 
     def _on_run_returned(self, outcome: jobs.TrainingOutcome) -> None:
         self.outcome = outcome
+        self.model = outcome.model
         self.status = "Finished."
         self._ending = (self.run_finished, (outcome,))
 

@@ -25,6 +25,8 @@ from facecomic_gui.common.dialogs import save_model_dialog
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.widgets import error_banner, keep_space_when_hidden
 from facecomic_gui.train.form import TrainForm
+from facecomic_gui.train.gallery import ErrorGalleryWidget
+from facecomic_gui.train.gallery_session import GallerySession, GallerySource
 from facecomic_gui.train.plots import AccuracyPlotWidget, LossPlotWidget
 from facecomic_gui.train.session import CANCELLING, IDLE, TrainingSession
 from facecomic_gui.train.widgets import (
@@ -49,6 +51,7 @@ class TrainTabWidget(QWidget):
     run_cancelled = Signal()
     use_model_requested = Signal(object)  # LoadedModel
     state_changed = Signal(str)
+    gallery_opened = Signal(object)  # ErrorGalleryWidget
 
     def __init__(
         self, session: TrainingSession, thumbnails: ThumbnailCache, parent: QWidget | None = None
@@ -56,7 +59,10 @@ class TrainTabWidget(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.session = session
+        self._thumbnails = thumbnails
         self._shown_progress = None
+        self.gallery: ErrorGalleryWidget | None = None
+        self._gallery_model = None
         self._build(thumbnails)
         session.state_changed.connect(self._on_state_changed)
         session.dataset_changed.connect(self._on_dataset_changed)
@@ -70,6 +76,7 @@ class TrainTabWidget(QWidget):
         session.run_finished.connect(self._on_run_finished)
         session.run_failed.connect(self._on_run_failed)
         session.run_cancelled.connect(self._on_run_cancelled)
+        session.run_opened.connect(self._on_run_opened)
         self._on_form_changed()
         self._on_grid_changed()
         self._update_controls()
@@ -157,6 +164,7 @@ class TrainTabWidget(QWidget):
         holdout_box = QGroupBox("Holdout")
         holdout_layout = QVBoxLayout(holdout_box)
         self.holdout = HoldoutWidget()
+        self.holdout.cell_clicked.connect(self._on_confusion_cell_clicked)
         holdout_layout.addWidget(self.holdout)
         results = QHBoxLayout()
         results.addWidget(grid_box, 3)
@@ -238,12 +246,40 @@ class TrainTabWidget(QWidget):
         self.cancel_training()
 
     def _on_save_clicked(self) -> None:
-        if self.session.outcome is not None:
-            save_model_dialog(self, self.session.outcome.model)
+        if self.session.model is not None:
+            save_model_dialog(self, self.session.model)
 
     def _on_use_clicked(self) -> None:
-        if self.session.outcome is not None:
-            self.use_model_requested.emit(self.session.outcome.model)
+        if self.session.model is not None:
+            self.use_model_requested.emit(self.session.model)
+
+    def show_run(self, model) -> bool:
+        """Show a saved run (a ``LoadedModel`` from the runs folder) as when it finished."""
+        return self.session.open_run(model)
+
+    def open_gallery(
+        self, true_label: int, predicted_label: int, split: str = "holdout"
+    ) -> ErrorGalleryWidget | None:
+        """The error gallery of one confusion-matrix cell of the run shown."""
+        model = self.session.model
+        if model is None or self.session.busy:
+            return None
+        if self.gallery is None or self._gallery_model is not model:  # one gallery per run shown
+            self._close_gallery()
+            self.gallery = ErrorGalleryWidget(
+                GallerySession(GallerySource.of_model(model)), self._thumbnails, self
+            )
+            self._gallery_model = model
+        self.gallery.setWindowTitle(f"Error gallery: {model.name}")
+        self.gallery.show_cell(true_label, predicted_label, split)
+        self.gallery.show()
+        self.gallery.raise_()
+        self.gallery.table.setFocus()
+        self.gallery_opened.emit(self.gallery)
+        return self.gallery
+
+    def _on_confusion_cell_clicked(self, row: int, column: int) -> None:
+        self.open_gallery(row, column)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if self.session.state == IDLE and _dropped_folder(event.mimeData()):
@@ -264,7 +300,7 @@ class TrainTabWidget(QWidget):
         self.cancel_button.setText("Cancelling…" if session.state == CANCELLING else "Cancel")
         self.choose_button.setEnabled(not session.busy)
         self.settings.setEnabled(not session.busy)
-        finished = session.outcome is not None and not session.busy
+        finished = session.model is not None and not session.busy
         self.save_button.setVisible(finished)
         self.use_button.setVisible(finished)
 
@@ -292,6 +328,44 @@ class TrainTabWidget(QWidget):
         self.summary.set_skipped(session.skipped)
         self._update_controls()
 
+    def _on_run_opened(self, model) -> None:
+        """Redraw the run's curves from its saved history: per-epoch train loss and validation
+        accuracy per learning rate, and the final run's per-epoch loss."""
+        self._close_gallery()
+        self._on_run_started(model.grid)
+        curves: dict[float, list] = {}
+        for point in model.history:
+            curves.setdefault(point.lr, []).append(point)
+        for lr, points in curves.items():
+            self.loss_plot.set_series(f"lr {lr:g}", [p.epoch for p in points], [p.train_loss for p in points])
+            for p in points:
+                if p.val_accuracy is not None:
+                    self.accuracy_plot.add_point(f"lr {lr:g}", p.epoch, p.val_accuracy)
+        final = model.final_train_losses
+        if final and model.best is not None:
+            self.loss_plot.set_series(
+                f"final: lr {model.best.lr:g}, {len(final)} ep", list(range(1, len(final) + 1)), list(final),
+                final=True,
+            )  # fmt: skip
+        self.loss_plot.flush()
+        self.accuracy_plot.flush()
+        created = str(model.metadata.get("created", ""))[:19].replace("T", " ")
+        self.phase_label.setText(f"Reopened run from {created}." if created else self.session.status)
+        self.progress.setValue(1000)
+        dataset = model.metadata.get("dataset") or "?"
+        where = f"{model.path}" if model.path else model.name
+        self.result_label.setText(
+            f"Run {model.name} on {dataset} (curves per epoch, from the saved history)."
+        )
+        self.result_label.setToolTip(where)
+        self._update_controls()
+
+    def _close_gallery(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
+            self.gallery.deleteLater()
+            self.gallery = self._gallery_model = None
+
     def _on_run_started(self, grid: GridSpec) -> None:
         self.loss_plot.clear()
         self.accuracy_plot.clear()
@@ -303,6 +377,8 @@ class TrainTabWidget(QWidget):
         self.eta_label.clear()
         self.progress.setValue(0)
         self._shown_progress = None
+        if self.session.busy:
+            self._close_gallery()
 
     def _on_run_event(self, event: object) -> None:
         match event:
@@ -324,10 +400,10 @@ class TrainTabWidget(QWidget):
 
     def _on_holdout_changed(self) -> None:
         session = self.session
-        if session.holdout is None or session.scan is None:
+        if session.holdout is None or not session.class_names:
             self.holdout.clear()
         else:
-            self.holdout.show_metrics(session.holdout, session.scan.class_names, session.best)
+            self.holdout.show_metrics(session.holdout, session.class_names, session.best)
 
     def _on_status_timer(self) -> None:
         progress = self.session.progress  # shown at most 10 times a second, not per batch

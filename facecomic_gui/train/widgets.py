@@ -327,6 +327,8 @@ class HoldoutWidget(QWidget):
     well its calibrated confidence holds (expected calibration error, reliability diagram). Every
     part has its size from the start, so showing the results does not re-lay out the plots."""
 
+    cell_clicked = Signal(int, int)  # (true class, predicted class) of a confusion-matrix cell
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QGridLayout(self)
@@ -340,6 +342,8 @@ class HoldoutWidget(QWidget):
         self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.confusion.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.confusion.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
+        self.confusion.cellClicked.connect(self.cell_clicked)
         self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion.setHorizontalHeaderLabels(["", ""])
         self.confusion.resizeRowsToContents()
@@ -403,7 +407,9 @@ class HoldoutWidget(QWidget):
                     item.setFont(bold)
                     item.setBackground(BEST_BRUSH)
                 self.confusion.setItem(r, c, item)
-        self.confusion.setToolTip("Rows: true class. Columns: predicted class.")
+        self.confusion.setToolTip(
+            "Rows: true class. Columns: predicted class. Click a cell to see its images."
+        )
         self.confusion.resizeRowsToContents()
         fit_table_height(self.confusion)
         self.confusion.show()

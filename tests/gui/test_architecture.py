@@ -61,10 +61,20 @@ def test_tabs_do_not_import_each_other_and_no_gui_module_imports_the_cli():
             assert not any(t.startswith("facecomic_gui.predict") for t in targets), name
         if name.startswith("facecomic_gui.predict"):
             assert not any(t.startswith("facecomic_gui.train") for t in targets), name
+        if name.startswith("facecomic_gui.runs"):
+            assert not any(t.startswith(("facecomic_gui.train", "facecomic_gui.predict")) for t in targets), (
+                name
+            )
 
 
 def test_sessions_import_no_qt_module():
-    for name in ("facecomic_gui.train.session", "facecomic_gui.train.form", "facecomic_gui.predict.session"):
+    for name in (
+        "facecomic_gui.train.session",
+        "facecomic_gui.train.form",
+        "facecomic_gui.train.gallery_session",
+        "facecomic_gui.predict.session",
+        "facecomic_gui.runs.session",
+    ):
         seen, todo = set(), [name]
         while todo:
             current = todo.pop()

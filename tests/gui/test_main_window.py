@@ -19,7 +19,7 @@ GUI = Path(__file__).resolve().parents[2] / "facecomic_gui"
 
 
 def test_window_has_tabs_menus_and_the_default_model(window):
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Predict"]
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Predict", "Runs"]
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert set(menus) == {"File", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_sessions_import_without_qt():
     code = (
         "import sys; import facecomic_gui.train.session, facecomic_gui.predict.session, "
-        "facecomic_gui.train.form; "
+        "facecomic_gui.train.form, facecomic_gui.train.gallery_session, facecomic_gui.runs.session; "
         "qt = sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6', 'pyqtgraph'))); "
         "print(qt); sys.exit(1 if qt else 0)"
     )
@@ -101,16 +102,18 @@ def test_training_session_scans_validates_and_runs(tmp_path: Path):
         yield ev.BatchFinished("grid", 0.1, 1, 1, 1, 0.7, step=1, total_steps=3)
         for r in results:
             yield ev.ConfigFinished(r.lr, r.epochs, r.val_accuracy, r.val_loss, index=1, total=3)
-        return "outcome"
+        return outcome
 
+    outcome = SimpleNamespace(model="the run's model")  # stands for a TrainingOutcome
     finished = []
-    session.run_finished.connect(lambda outcome: finished.append((session.state, outcome)))
+    session.run_finished.connect(lambda done: finished.append((session.state, done)))
     assert session.start()
     assert session.state == "running" and not session.can_start
     session.set_dataset(str(data))  # ignored during a run
     assert jobs.is_running("train") and not jobs.is_running("scan")
     jobs.run("train", scripted)
-    assert finished == [("idle", "outcome")]  # announced once idle
+    assert finished == [("idle", outcome)]  # announced once idle
+    assert session.model == "the run's model"  # what Save, Use and the gallery work on
     assert session.batches_seen == 1
     assert session.grid_results == results
     assert session.best == pick_best(results) == results[2]  # tie on accuracy: lower loss
@@ -274,3 +277,34 @@ def test_prediction_session_counts_and_filters_unsure_rows(tmp_path: Path):
     assert [session.shown(r) for r in session.rows] == [False, True, True, False]
     session.set_model(_Model("other"))  # the Unsure filter is kept across models
     assert session.label_filter == UNSURE_KEY
+
+
+def test_gallery_session_filters_a_cell_and_sorts_by_confidence():
+    from facecomic_gui.train.gallery_session import GallerySession, GallerySource
+    from trainer.training.results import EvaluatedImage
+
+    images = (
+        EvaluatedImage("comics/a.jpg", 0, (0.4, 0.6)),
+        EvaluatedImage("comics/b.jpg", 0, (0.1, 0.9)),
+        EvaluatedImage("comics/c.jpg", 0, (0.8, 0.2)),
+        EvaluatedImage("faces/d.jpg", 1, (0.3, 0.7)),
+    )
+    val = (EvaluatedImage("faces/e.jpg", 1, (0.6, 0.4)),)
+    session = GallerySession(GallerySource(("comics", "faces"), "/data", {"holdout": images, "val": val}))
+    assert [i.path for i in session.images] == ["comics/b.jpg", "comics/a.jpg"]  # worst mistake first
+    assert session.confusion_matrix() == [[1, 2], [0, 1]]
+    session.set_descending(False)
+    assert [i.path for i in session.images] == ["comics/a.jpg", "comics/b.jpg"]
+    session.show_cell(1, 0, "val")
+    assert [i.path for i in session.images] == ["faces/e.jpg"] and session.selected == 0
+    assert session.full_path(session.images[0]) == "/data/faces/e.jpg"
+    with pytest.raises(ValueError):
+        session.show_cell(2, 0)
+
+
+def test_runs_session_refuses_bad_names(tmp_path: Path):
+    from facecomic_gui.runs.session import name_problem
+
+    assert name_problem("good run 1") is None
+    for bad in ("", "  ", "a/b", ".hidden", "x" * 200, " lead"):
+        assert name_problem(bad), bad

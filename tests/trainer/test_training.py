@@ -222,3 +222,20 @@ def test_results_do_not_depend_on_the_cpu_thread_count(dataset: Path):
         return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
 
     assert losses(1) == losses(2)
+
+
+def test_history_keeps_each_grid_epoch_and_survives_the_model_file(dataset: Path, tmp_path: Path):
+    from trainer.model.model_file import load_model, save_model
+
+    events, result = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID))
+    grid_epochs = [e for e in events if isinstance(e, ev.EpochFinished) and e.phase == "grid"]
+    assert [(p.lr, p.epoch) for p in result.history] == [(e.lr, e.epoch) for e in grid_epochs]
+    assert [p.train_loss for p in result.history] == [e.train_loss for e in grid_epochs]
+    scored = {(p.lr, p.epoch): p.val_accuracy for p in result.history}
+    for r in result.grid_results:  # the grid's cells are points of these curves
+        assert scored[(r.lr, r.epochs)] == r.val_accuracy
+    loaded = load_model(save_model(tmp_path / "m.safetensors", result))
+    assert [(p.lr, p.epoch) for p in loaded.history] == [(p.lr, p.epoch) for p in result.history]
+    assert [p.val_accuracy for p in loaded.history] == pytest.approx([p.val_accuracy for p in result.history])
+    assert loaded.final_train_losses == result.final_train_losses
+    assert loaded.best == result.best

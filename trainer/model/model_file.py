@@ -35,7 +35,7 @@ from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.model.mlp import build_model, mlp_tensor_shapes
 from trainer.model.novelty import METHOD as NOVELTY_METHOD
 from trainer.model.novelty import NoveltyDetector
-from trainer.training.results import EvaluatedImage, GridResult, HoldoutMetrics, RunResult
+from trainer.training.results import EpochPoint, EvaluatedImage, GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
 # 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 1 still loads.
@@ -111,6 +111,24 @@ class LoadedModel:
         return tuple(EvaluatedImage.from_list(row, len(self.class_names)) for row in rows)
 
     @property
+    def history(self) -> tuple[EpochPoint, ...]:
+        """The grid's per-epoch train loss and validation scores (empty for older files)."""
+        rows = (self.metadata.get("history") or {}).get("grid") or []
+        return tuple(EpochPoint.from_list(row) for row in rows)
+
+    @property
+    def final_train_losses(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.metadata.get("final_train_losses") or ())
+
+    @property
+    def best(self) -> GridResult | None:
+        best = self.metadata.get("best")
+        if not best:
+            return None
+        scored = {(r.lr, r.epochs): r for r in self.grid_results}
+        return scored.get((best["lr"], best["epochs"])) or GridResult(best["lr"], best["epochs"], 0.0, 0.0)
+
+    @property
     def dataset_root(self) -> str | None:
         return (self.metadata.get("evaluation") or {}).get("dataset_root")
 
@@ -132,6 +150,10 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
         "best": {"lr": result.best.lr, "epochs": result.best.epochs},
         "holdout": result.holdout.to_dict(result.class_names),
         "final_train_losses": list(result.final_train_losses),
+        "history": {
+            "columns": ["lr", "epoch", "train_loss", "val_accuracy", "val_loss"],
+            "grid": [point.to_list() for point in result.history],
+        },
         "seed": result.train_config.seed,
         "split": result.split_dict(),
         "class_counts": dict(zip(result.class_names, result.counts, strict=True)),

@@ -41,6 +41,7 @@ from trainer.model.calibration import fit_temperature, softmax
 from trainer.model.mlp import build_model, paper_architecture
 from trainer.model.novelty import fit_novelty
 from trainer.training.results import (
+    EpochPoint,
     EvaluatedImage,
     GridResult,
     HoldoutMetrics,
@@ -245,6 +246,26 @@ def grid_search(
     return results
 
 
+def recording_epochs(
+    events: Generator[Event, None, list[GridResult]], history: list[EpochPoint]
+) -> Generator[Event, None, list[GridResult]]:
+    """Pass the grid's events on, keeping each epoch's scores in ``history`` (saved with the
+    model, so a reopened run redraws its curves)."""
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(event, EpochFinished):
+                history.append(
+                    EpochPoint(event.lr, event.epoch, event.train_loss, event.val_accuracy, event.val_loss)
+                )
+            yield event
+    finally:
+        events.close()  # closing this generator stops the grid within a batch, as before
+
+
 def run_experiment(
     data_dir: str | os.PathLike[str],
     *,
@@ -317,7 +338,10 @@ def run_experiment(
     grid_steps = len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
     final_batches = math.ceil(len(train_val) / config.batch_size)
     steps = StepCounter(total=grid_steps + max_epochs * final_batches)  # refined once best is known
-    grid_results = yield from grid_search(train, val, grid, config, architecture, steps=steps, cancel=cancel)
+    history: list[EpochPoint] = []
+    grid_results = yield from recording_epochs(
+        grid_search(train, val, grid, config, architecture, steps=steps, cancel=cancel), history
+    )
     best = pick_best(grid_results)
 
     steps.total = grid_steps + best.epochs * final_batches
@@ -372,6 +396,7 @@ def run_experiment(
         novelty=novelty,
         holdout_images=holdout_images,
         val_images=val_images,
+        history=tuple(history),
     )
     yield RunFinished(result)
     return result

@@ -59,6 +59,36 @@ def flag_for(probabilities: Any, unlike: bool) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EpochPoint:
+    """One epoch of a grid run, as the plots show it: mean training loss, then validation."""
+
+    lr: float
+    epoch: int
+    train_loss: float
+    val_accuracy: float | None
+    val_loss: float | None
+
+    def to_list(self) -> list[Any]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 6)
+
+        return [self.lr, self.epoch, r(self.train_loss), r(self.val_accuracy), r(self.val_loss)]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> EpochPoint:
+        lr, epoch, loss, accuracy, val_loss = row
+        if not isinstance(epoch, int) or epoch < 1:
+            raise ValueError("a history entry has a bad epoch")
+        return cls(
+            float(lr),
+            epoch,
+            float(loss),
+            None if accuracy is None else float(accuracy),
+            None if val_loss is None else float(val_loss),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class GridResult:
     lr: float
     epochs: int
@@ -191,6 +221,8 @@ class RunResult:
     novelty: NoveltyDetector | None = field(default=None, repr=False)
     holdout_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
     val_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
+    # Per learning rate and epoch of the grid: train loss, validation accuracy and loss.
+    history: tuple[EpochPoint, ...] = field(default=(), repr=False)
 
     def split_dict(self) -> dict[str, Any]:
         return {

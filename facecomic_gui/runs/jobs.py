@@ -1,0 +1,96 @@
+"""Reading the runs folder, a job for a worker: each file is loaded (and so checked) off the GUI
+thread; a file that does not load is listed with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trainer.common.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from trainer.model.model_file import LoadedModel
+
+RUN_SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEntry:
+    path: Path
+    model: LoadedModel | None = None  # None when the file could not be read
+    error: str | None = None
+    modified: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name[: -len(RUN_SUFFIX)] if self.path.name.endswith(RUN_SUFFIX) else self.path.name
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None
+
+    @property
+    def metadata(self) -> dict:
+        return self.model.metadata if self.model is not None else {}
+
+    @property
+    def created(self) -> str:
+        """``YYYY-MM-DD HH:MM`` (UTC, as saved), or empty."""
+        return str(self.metadata.get("created", ""))[:16].replace("T", " ")
+
+    @property
+    def dataset(self) -> str:
+        return str(self.metadata.get("dataset") or "")
+
+    @property
+    def features(self) -> str:
+        return self.model.feature_kind if self.model is not None else ""
+
+    @property
+    def best(self) -> str:
+        best = self.metadata.get("best")
+        return f"lr {best['lr']:g}, {best['epochs']} epochs" if best else ""
+
+    @property
+    def accuracy(self) -> float | None:
+        holdout = self.metadata.get("holdout") or {}
+        return holdout.get("accuracy")
+
+    @property
+    def ece(self) -> float | None:
+        holdout = self.metadata.get("holdout") or {}
+        return holdout.get("ece")
+
+    @property
+    def seconds(self) -> float | None:
+        return self.metadata.get("training_seconds")
+
+
+def read_entry(path: Path) -> RunEntry:
+    from facecomic_gui.common.errors import describe_error
+    from trainer.model.model_file import load_model
+
+    try:
+        modified = path.stat().st_mtime
+    except OSError:
+        modified = 0.0
+    try:
+        return RunEntry(path, load_model(path), None, modified)
+    except Exception as err:  # load_model gives one sentence for any bad file
+        return RunEntry(path, None, describe_error(err), modified)
+
+
+def list_runs_job(runs_dir: Path, *, cancel: CancelToken) -> Generator[None, None, list[RunEntry]]:
+    """Every ``*.safetensors`` file of ``runs_dir`` (none when the folder does not exist yet)."""
+    try:
+        paths = sorted(p for p in Path(runs_dir).iterdir() if p.name.endswith(RUN_SUFFIX) and p.is_file())
+    except FileNotFoundError:
+        return []
+    entries = []
+    for path in paths:
+        cancel.raise_if_cancelled()
+        entries.append(read_entry(path))
+    return entries
+    yield  # a generator, so it runs like every other job

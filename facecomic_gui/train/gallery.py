@@ -1,0 +1,318 @@
+"""The error gallery: the images of one confusion-matrix cell, most confidently wrong first, with
+lazy thumbnails. A view of a ``GallerySession``; the table's model reads the session's tuple, so
+3,000 images open at once and only the rows in view ask for a thumbnail."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QRadioButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.train.gallery_session import SPLIT_TITLES, SPLITS, GallerySession
+
+THUMB, FILE, TRUE, PREDICTED, CONFIDENCE, FLAG = range(6)
+HEADERS = ("", "File", "True class", "Predicted", "Confidence", "Flag")
+THUMB_OWNER = "gallery"
+ROW_HEIGHT = 68
+UNSURE_COLOUR = QColor("#8a8a8a")
+WRONG_COLOUR = QColor("#b00020")
+_ROOT = QModelIndex()
+
+
+def percent(p: float) -> str:
+    if p >= 0.9995:
+        return ">99.9%"
+    return f"{p:.1%}"
+
+
+class GalleryTableModel(QAbstractTableModel):
+    """Rows are ``session.images``; a thumbnail is asked for only when a row's cell is painted."""
+
+    def __init__(self, session: GallerySession, thumbnails: ThumbnailCache, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._thumbnails = thumbnails
+        self.thumbnail_requests = 0  # rows that asked for a thumbnail (tests check laziness)
+        self._row_of_key: dict[str, int] = {}
+        thumbnails.ready.connect(self._on_thumbnail_ready)
+        session.changed.connect(self._on_session_changed)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.session.images)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid():
+            return None
+        session = self.session
+        image = session.images[index.row()]
+        column = index.column()
+        names = session.display_names
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == FILE:
+                return os.path.basename(image.path)
+            if column == TRUE:
+                return names[image.true_label]
+            if column == PREDICTED:
+                return names[image.predicted]
+            if column == CONFIDENCE:
+                return percent(image.confidence)
+            if column == FLAG:
+                return image.flag or ""
+        elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
+            key = session.full_path(image)
+            self._row_of_key[key] = index.row()
+            pixmap = self._thumbnails.pixmap(key, owner=THUMB_OWNER)
+            self.thumbnail_requests = len(self._row_of_key)
+            return pixmap
+        elif role == Qt.ItemDataRole.ToolTipRole and column in (THUMB, FILE):
+            return image.path
+        elif role == Qt.ItemDataRole.ForegroundRole:
+            if column == PREDICTED and image.predicted != image.true_label:
+                return QBrush(WRONG_COLOUR)
+            if column == FLAG and image.flag:
+                return QBrush(UNSURE_COLOUR)
+        elif role == Qt.ItemDataRole.FontRole and column == FLAG and image.flag:
+            font = QFont()
+            font.setItalic(True)
+            return font
+        elif role == Qt.ItemDataRole.TextAlignmentRole and column == CONFIDENCE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _on_session_changed(self) -> None:
+        self.beginResetModel()
+        self._row_of_key.clear()
+        self.endResetModel()
+
+    def _on_thumbnail_ready(self, key: str) -> None:
+        row = self._row_of_key.get(key)
+        if row is not None and row < len(self.session.images):
+            index = self.index(row, THUMB)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class ImageViewerDialog(QDialog):
+    """One image at full size, scaled down to fit the dialog."""
+
+    def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(os.path.basename(path))
+        self.path = path
+        self._pixmap = QPixmap(path)
+        self.image = QLabel()
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setMinimumSize(200, 200)
+        self.caption = QLabel(caption if not self._pixmap.isNull() else f"{caption}\nCould not read {path}.")
+        self.caption.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.image, 1)
+        layout.addWidget(self.caption)
+        if not self._pixmap.isNull():
+            size = self._pixmap.size().boundedTo(self.screen().availableSize() * 0.8)
+            self.resize(max(size.width(), 320), max(size.height(), 240) + 40)
+        else:
+            self.resize(480, 260)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._pixmap.isNull():
+            self.image.setPixmap(
+                self._pixmap.scaled(
+                    self.image.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
+
+
+class _GalleryTableView(QTableView):
+    activated_by_key = Signal(int)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.activated_by_key.emit(self.currentIndex().row())
+            return
+        super().keyPressEvent(event)
+
+
+class ErrorGalleryWidget(QDialog):
+    """The gallery of one cell: Holdout / Validation toggle, true and predicted class choices, and
+    the images sorted by calibrated confidence (most confidently wrong first). Double-click or Enter
+    opens an image at full size; arrow keys move through the list."""
+
+    image_opened = Signal(str)  # full path
+
+    def __init__(
+        self, session: GallerySession, thumbnails: ThumbnailCache, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Error gallery")
+        self.session = session
+        self._thumbnails = thumbnails
+        self.viewer: ImageViewerDialog | None = None
+        names = session.display_names
+
+        self.split_buttons = QButtonGroup(self)
+        split_row = QHBoxLayout()
+        split_row.addWidget(QLabel("Split:"))
+        for i, split in enumerate(SPLITS):
+            button = QRadioButton(SPLIT_TITLES[split])
+            button.setEnabled(session.has_split(split))
+            self.split_buttons.addButton(button, i)
+            split_row.addWidget(button)
+        split_row.addSpacing(16)
+        self.true_combo = QComboBox()
+        self.predicted_combo = QComboBox()
+        for combo in (self.true_combo, self.predicted_combo):
+            combo.addItems(list(names))
+        split_row.addWidget(QLabel("True class:"))
+        split_row.addWidget(self.true_combo)
+        split_row.addWidget(QLabel("Predicted:"))
+        split_row.addWidget(self.predicted_combo)
+        self.order_combo = QComboBox()
+        self.order_combo.addItems(["Most confident first", "Least confident first"])
+        split_row.addSpacing(16)
+        split_row.addWidget(self.order_combo)
+        split_row.addStretch(1)
+
+        self.title = QLabel()
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.empty = QLabel()
+        self.empty.setStyleSheet("color: #666;")
+        self.empty.setWordWrap(True)
+
+        self.model = GalleryTableModel(session, thumbnails, self)
+        self.table = _GalleryTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(thumbnails_size(thumbnails))
+        vertical = self.table.verticalHeader()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # never measures every row
+        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        vertical.hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(THUMB, ROW_HEIGHT + 4)
+        for column, width in ((TRUE, 100), (PREDICTED, 100), (CONFIDENCE, 90), (FLAG, 170)):
+            self.table.setColumnWidth(column, width)
+        self.table.doubleClicked.connect(self._on_double_clicked)
+        self.table.activated_by_key.connect(self.open_image)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(split_row)
+        layout.addWidget(self.title)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        hint = QLabel("Double-click or press Enter to open an image; arrow keys move.")
+        hint.setStyleSheet("color: #666;")
+        layout.addWidget(hint)
+        self.resize(820, 620)
+
+        self.split_buttons.idClicked.connect(self._on_split_clicked)
+        self.true_combo.currentIndexChanged.connect(self._on_cell_chosen)
+        self.predicted_combo.currentIndexChanged.connect(self._on_cell_chosen)
+        self.order_combo.currentIndexChanged.connect(self._on_order_chosen)
+        session.changed.connect(self._on_session_changed)
+        self._on_session_changed()
+
+    # -- intents ---------------------------------------------------------------------------------
+
+    def show_cell(self, true_label: int, predicted_label: int, split: str = "holdout") -> None:
+        self.session.show_cell(true_label, predicted_label, split)
+
+    def open_image(self, row: int) -> ImageViewerDialog | None:
+        if not 0 <= row < len(self.session.images):
+            return None
+        image = self.session.images[row]
+        names = self.session.display_names
+        caption = (
+            f"{image.path}: true {names[image.true_label]}, predicted {names[image.predicted]} "
+            f"at {percent(image.confidence)}" + (f" ({image.flag})" if image.flag else "")
+        )
+        path = self.session.full_path(image)
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = ImageViewerDialog(path, caption, self)
+        self.viewer.show()
+        self.image_opened.emit(path)
+        return self.viewer
+
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        self.open_image(index.row())
+
+    def _on_split_clicked(self, button_id: int) -> None:
+        self.session.set_split(SPLITS[button_id])
+
+    def _on_cell_chosen(self) -> None:
+        self.session.show_cell(self.true_combo.currentIndex(), self.predicted_combo.currentIndex())
+
+    def _on_order_chosen(self, index: int) -> None:
+        self.session.set_descending(index == 0)
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.session.select(current.row() if current.isValid() else None)
+
+    # -- rendering ---------------------------------------------------------------------------------
+
+    def _on_session_changed(self) -> None:
+        session = self.session
+        for widget, value in (
+            (self.true_combo, session.true_label),
+            (self.predicted_combo, session.predicted_label),
+            (self.order_combo, 0 if session.descending else 1),
+        ):
+            widget.blockSignals(True)
+            widget.setCurrentIndex(value)
+            widget.blockSignals(False)
+        self.split_buttons.button(SPLITS.index(session.split)).setChecked(True)
+        self.title.setText(session.title())
+        if not session.has_split(session.split):
+            self.empty.setText("This run kept no scored images (it was saved by an older FaceComic).")
+        elif not session.images:
+            self.empty.setText("No images in this cell.")
+        self.empty.setVisible(not session.images)
+        if session.selected is not None:
+            self.table.selectRow(session.selected)
+            self.table.scrollToTop()
+
+    def done(self, result: int) -> None:
+        self._thumbnails.release(THUMB_OWNER)
+        super().done(result)
+
+
+def thumbnails_size(thumbnails: ThumbnailCache):
+    from PySide6.QtCore import QSize
+
+    return QSize(thumbnails.size, thumbnails.size)
