@@ -8,6 +8,7 @@ the graph, so a consumer needs only onnxruntime and an image library.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -48,7 +49,8 @@ class Pipeline(nn.Module):
             from trainer.model.backbone import load_weights
 
             self.backbone = load_weights().fuse().eval().requires_grad_(False)  # a private copy
-        self.head = loaded.model
+        # A copy: the app may be predicting with the original on another thread meanwhile.
+        self.head = copy.deepcopy(loaded.model).cpu().eval()
         self.temperature = float(loaded.temperature)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -74,27 +76,24 @@ def onnx_bytes(loaded: LoadedModel) -> bytes:
     import onnx
 
     pipeline = Pipeline(loaded).eval()
-    head_device = next(loaded.model.parameters()).device
-    pipeline.to("cpu")
     size = loaded.preprocess.size
     example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
     buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings():
-            # Tracing turns the backbone's padding arithmetic into constants; S is fixed, so that is right.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                pipeline,
-                (example,),
-                buffer,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
-                opset_version=OPSET,
-                dynamo=False,  # the TorchScript exporter: no onnxscript needed
-            )
-    finally:
-        loaded.model.to(head_device)
+    with warnings.catch_warnings():
+        # Tracing turns the backbone's padding arithmetic into constants; S is fixed, so that is right.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The TorchScript exporter is deprecated, but the dynamo one needs onnxscript, which we avoid.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            pipeline,
+            (example,),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter: no onnxscript needed
+        )
     proto = onnx.load_from_string(buffer.getvalue())
     proto.doc_string = f"FaceComic model {loaded.name}: uint8 [N,{size},{size},3] RGB -> probabilities"
     for key, value in export_metadata(loaded).items():
