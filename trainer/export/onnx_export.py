@@ -109,8 +109,12 @@ def export_onnx(loaded: LoadedModel, out: str | os.PathLike[str]) -> Path:
     Raises ``FaceComicError`` with one sentence when the file cannot be written.
     """
     target = Path(out)
+    # Checked before the seconds of tracing, not after.
     if target.is_dir():
         raise FaceComicError(f"{target} is a folder; give a file name to write the ONNX model to.")
+    if not target.parent.is_dir():
+        reason = "is not a folder" if target.parent.exists() else "does not exist"
+        raise FaceComicError(f"Cannot write {target}: {target.parent} {reason}.")
     data = onnx_bytes(loaded)
     try:
         atomic_write_bytes(target, data)
