@@ -11,9 +11,9 @@ from PySide6.QtCore import Signal, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
-from facecomic_gui.common.dialogs import ask_open_model, save_model_dialog, show_error
+from facecomic_gui.common.dialogs import ask_onnx_path, ask_open_model, save_model_dialog, show_error
 from facecomic_gui.common.errors import describe_error
-from facecomic_gui.common.model_jobs import load_model_job
+from facecomic_gui.common.model_jobs import export_onnx_job, load_model_job
 from facecomic_gui.common.settings import AppSettings, default_runs_dir
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.worker import LatestJobs, cancel_and_join_all
@@ -41,6 +41,7 @@ def app_icon() -> QIcon:
 class MainWindow(QMainWindow):
     model_changed = Signal(object)  # LoadedModel
     model_failed = Signal(str)
+    onnx_exported = Signal(str)  # the path written
 
     def __init__(
         self, settings: AppSettings | None = None, runs_dir: Path | None = None, *, restore: bool = True
@@ -91,6 +92,8 @@ class MainWindow(QMainWindow):
         self.open_model_action.triggered.connect(self._on_open_model)
         self.save_model_action = QAction("&Save model as…", self, shortcut=QKeySequence("Ctrl+S"))
         self.save_model_action.triggered.connect(self._on_save_model)
+        self.export_onnx_action = QAction("Export model as &ONNX…", self)
+        self.export_onnx_action.triggered.connect(self._on_export_onnx)
         self.export_action = QAction("&Export predictions CSV…", self, shortcut=QKeySequence("Ctrl+E"))
         self.export_action.triggered.connect(self._on_export_triggered)
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
@@ -99,6 +102,7 @@ class MainWindow(QMainWindow):
             self.open_dataset_action,
             self.open_model_action,
             self.save_model_action,
+            self.export_onnx_action,
             self.export_action,
         ):
             file_menu.addAction(action)
@@ -130,6 +134,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         self.save_model_action.setEnabled(self.current_model is not None)
+        self.export_onnx_action.setEnabled(self.current_model is not None)
         self.export_action.setEnabled(bool(self.prediction_session.predictions()))
 
     # -- models ----------------------------------------------------------------------------------
@@ -194,6 +199,30 @@ class MainWindow(QMainWindow):
     def _on_save_model(self) -> None:
         if self.current_model is not None:
             save_model_dialog(self, self.current_model)
+
+    def _on_export_onnx(self) -> None:
+        """Ask where, then export in a worker (a pretrained model takes seconds to trace)."""
+        model = self.current_model
+        target = ask_onnx_path(self, model) if model is not None else None
+        if target is None:
+            return
+        self.statusBar().showMessage(f"Exporting {model.name} as ONNX…")
+        self.jobs.start(
+            "onnx",
+            export_onnx_job,
+            model,
+            str(target),
+            on_returned=self._on_onnx_exported,
+            on_errored=self._on_onnx_failed,
+        )
+
+    def _on_onnx_exported(self, path: str) -> None:
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+        self.onnx_exported.emit(path)
+
+    def _on_onnx_failed(self, err: BaseException) -> None:
+        self.statusBar().clearMessage()
+        show_error(self, "Could not export the model", describe_error(err))
 
     def _on_use_trained_model(self, model: LoadedModel) -> None:
         self.set_model(model)

@@ -50,6 +50,7 @@ def run_self_test() -> int:
             ("predict on generated images", _predict_generated),
             ("train a short grid through the app's worker", _train_short_grid),
             ("reload the saved model and predict", _reload_saved_model),
+            ("export the trained model as ONNX", _export_onnx),
             ("open and close the main window", _open_window),
         ):
             t = time.perf_counter()
@@ -174,6 +175,21 @@ def _reload_saved_model(summary: dict, _tmp: Path) -> None:
         if not p.ok or abs(sum(p.probabilities.values()) - 1) > 1e-4:
             raise StepFailed(f"the reloaded model predicted implausibly: {p}")
     summary["training"]["saved_and_reloaded"] = True
+
+
+def _export_onnx(summary: dict, tmp: Path) -> None:
+    """The bundle carries torch.onnx and onnx: the export traces, passes onnx's checker and reloads."""
+    import onnx
+
+    from trainer.export.onnx_export import META_CLASSES, export_onnx
+    from trainer.model.model_file import load_model
+
+    path = export_onnx(load_model(summary["_outcome"].saved_to), tmp / "model.onnx")
+    proto = onnx.load(str(path))
+    classes = json.loads({p.key: p.value for p in proto.metadata_props}[META_CLASSES])
+    if classes != list(summary["_outcome"].result.class_names):
+        raise StepFailed(f"the exported model names the classes {classes}")
+    summary["onnx"] = {"bytes": path.stat().st_size, "opset": proto.opset_import[0].version}
 
 
 def _open_window(summary: dict, tmp: Path) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 MODEL_FILTER = "FaceComic models (*.safetensors);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.JPG *.JPEG *.PNG);;All files (*)"
 CSV_FILTER = "CSV files (*.csv);;All files (*)"
+ONNX_FILTER = "ONNX models (*.onnx);;All files (*)"
 
 
 # Off in --screenshot and --self-test, where nobody could close a modal dialog.
@@ -66,3 +67,10 @@ def save_model_dialog(
         show_error(parent, "Could not save the model", f"Could not save {target}: {err.strerror or err}.")
         return None
     return target
+
+
+def ask_onnx_path(parent: QWidget | None, model: LoadedModel, start_dir: str | None = None) -> Path | None:
+    """Where to export ``model`` as ONNX; the suggested name is the model's with ``.onnx``."""
+    suggested = Path(model.path.name if model.path else "facecomic-model").with_suffix(".onnx").name
+    folder = start_dir or str(Path.home())
+    return ask_save_path(parent, "Export model as ONNX", str(Path(folder) / suggested), ONNX_FILTER, ".onnx")

@@ -23,3 +23,12 @@ def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, L
 
     return model
     yield  # a generator, so it runs like every other job
+
+
+def export_onnx_job(model: LoadedModel, path: str, *, cancel: CancelToken) -> Generator[None, None, str]:
+    """Write ``model`` as ONNX (a few seconds for a pretrained model: it traces the backbone)."""
+    from trainer.export.onnx_export import export_onnx
+
+    cancel.raise_if_cancelled()
+    return str(export_onnx(model, path))
+    yield

@@ -23,7 +23,14 @@ def test_window_has_tabs_menus_and_the_default_model(window):
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert set(menus) == {"File", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
-    assert file_items == ["Open dataset…", "Open model…", "Save model as…", "Export predictions CSV…", "Quit"]
+    assert file_items == [
+        "Open dataset…",
+        "Open model…",
+        "Save model as…",
+        "Export model as ONNX…",
+        "Export predictions CSV…",
+        "Quit",
+    ]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About FaceComic"]
     assert window.current_model.path == default_model_path()
     assert "facecomic-default.safetensors" in window.predict_tab.model_label.text()
@@ -63,6 +70,37 @@ def test_save_model_as(qtbot, window, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     window.save_model_action.trigger()
     assert load_model(target).metadata == window.current_model.metadata
+
+
+def test_export_model_as_onnx(qtbot, window, tmp_path: Path, monkeypatch):
+    import numpy as np
+    import onnxruntime as ort
+
+    from trainer.prediction.predictor import Predictor
+
+    target = tmp_path / "exported"  # the dialog adds .onnx
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    with qtbot.waitSignal(window.onnx_exported, timeout=60_000) as exported:
+        window.export_onnx_action.trigger()
+    assert exported.args == [str(target.with_suffix(".onnx"))]
+    session = ort.InferenceSession(exported.args[0], providers=["CPUExecutionProvider"])
+    size = window.current_model.preprocess.size
+    pixels = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    (got,) = session.run(["probabilities"], {"pixels": pixels})
+    assert np.abs(got - Predictor(window.current_model).probabilities(pixels)).max() < 1e-4
+    # A failure is one sentence in a message box.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    messages = []
+    monkeypatch.setattr(
+        dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append((title, text))
+    )
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(blocker / "m.onnx"), ""))
+    window.export_onnx_action.trigger()
+    qtbot.waitUntil(lambda: bool(messages), timeout=60_000)
+    assert messages == [
+        ("Could not export the model", f"Cannot write {blocker / 'm.onnx'}: {blocker} is not a folder.")
+    ]
 
 
 def test_settings_round_trip(qtbot, settings_file: Path, tiny_dataset: Path, tmp_path: Path):

