@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -103,7 +104,8 @@ def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, floa
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.model.embed(x)
 
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
         start = time.perf_counter()
         example = _as_images(pixels[:batch], config, "cpu", True)
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Embed().eval(), example)))
@@ -156,8 +158,14 @@ def tuning_table(paths: list[Path], root: Path, size: int = 224, images: int = 1
         torch.set_num_threads(cores)
         row("network only, contiguous NCHW instead of channels_last, batch 8",
             _network_rate(pixels, size, batch=8, channels_last=False))  # fmt: skip
-        with torch.backends.mkldnn.flags(enabled=False):
-            row("network only, torch.backends.mkldnn off, batch 8", _network_rate(pixels, size, batch=8))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an irrelevant TF32 note about Intel GPUs
+            with torch.backends.mkldnn.flags(enabled=False):
+                # many times slower (native depthwise convs), so on 16 images only
+                row(
+                    "network only, torch.backends.mkldnn off, batch 8",
+                    _network_rate(pixels[:16], size, batch=8),
+                )
         try:
             rate, build = _frozen_rate(pixels, size, 8)
             row(f"network only, jit trace+freeze+optimize_for_inference (build {build:.1f} s), batch 8",
