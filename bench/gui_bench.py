@@ -71,8 +71,8 @@ def responsiveness(
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-    from facecomic_gui.app import create_app
     from facecomic_gui.common.settings import AppSettings
+    from facecomic_gui.launch import create_app
     from facecomic_gui.main_window import MainWindow
     from facecomic_gui.train.form import TrainForm
 
