@@ -26,9 +26,11 @@ def _make_one(args: tuple[str, str, int]) -> None:
     image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.9, 1.1))
     image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.9, 1.1))
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 3.0, (SIDE, SIDE, 3))
+    part = f"{target}.part"  # renamed when complete, so an interrupted run leaves no bad JPEG
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
-        target, "JPEG", quality=int(rng.integers(88, 93))
+        part, "JPEG", quality=int(rng.integers(88, 93))
     )
+    os.replace(part, target)
 
 
 def ensure_bench_data(sample: Path, out_root: Path, n_images: int) -> Path:
@@ -38,6 +40,9 @@ def ensure_bench_data(sample: Path, out_root: Path, n_images: int) -> Path:
     if done.exists():
         return root
     per_class = n_images // 2
+    if _link_from_larger(out_root, root, per_class):
+        done.write_text("ok\n")
+        return root
     jobs = []
     for class_name in ("faces", "comics"):
         sources = sorted((sample / class_name).glob("*.jpg"))
@@ -47,9 +52,35 @@ def ensure_bench_data(sample: Path, out_root: Path, n_images: int) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             seed = i * 2 + (class_name == "comics")
-            jobs.append((str(sources[i % len(sources)]), str(folder / f"{i}.jpg"), seed))
+            if not (folder / f"{i}.jpg").exists():  # left by an interrupted run
+                jobs.append((str(sources[i % len(sources)]), str(folder / f"{i}.jpg"), seed))
     print(f"Generating {len(jobs):,} 1024x1024 JPEGs in {root} (once; cached for later runs)…", flush=True)
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(_make_one, jobs, chunksize=16))
     done.write_text("ok\n")
     return root
+
+
+def _link_from_larger(out_root: Path, root: Path, per_class: int) -> bool:
+    """File ``i`` of a class has the same seed and source in every set, so a smaller set is the
+    first files of a larger complete one: hard-link them (copy across file systems)."""
+    import shutil
+
+    larger = sorted(
+        (p for p in out_root.glob("n*") if (p / ".complete").exists() and p.name[1:].isdigit()),
+        key=lambda p: int(p.name[1:]),
+    )
+    larger = [p for p in larger if int(p.name[1:]) // 2 >= per_class]
+    if not larger:
+        return False
+    for class_name in ("faces", "comics"):
+        folder = root / class_name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            source, target = larger[0] / class_name / f"{i}.jpg", folder / f"{i}.jpg"
+            target.unlink(missing_ok=True)  # perhaps half-written by an interrupted generation
+            try:
+                target.hardlink_to(source)
+            except OSError:
+                shutil.copy2(source, target)
+    return True

@@ -28,7 +28,7 @@ from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.errors import ImageDecodeError
 from trainer.common.events import FeaturesProgressed
 from trainer.data.decode_cache import file_keys
-from trainer.data.preprocess import decode_image, to_model_input
+from trainer.data.preprocess import decode_image
 
 if TYPE_CHECKING:
     import torch
@@ -161,15 +161,23 @@ def _run_network(
     from trainer.model.backbone import load_backbone
 
     model = load_backbone(device)
-    x = _as_images(to_model_input(pixels, config), config).to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        return model.embed(x).float().cpu().numpy()
+        return model.embed(_as_images(pixels, config, device, channels_last)).float().cpu().numpy()
 
 
-def _as_images(flat: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
-    return flat.view(len(flat), 3, config.size, config.size)
+def _as_images(
+    pixels: np.ndarray, config: PreprocessConfig, device: str, channels_last: bool
+) -> torch.Tensor:
+    """``(N, S, S, 3)`` uint8 to normalised ``(N, 3, S, S)`` float32, the same arithmetic as
+    ``to_model_input`` but in one copy: an NHWC array permuted to NCHW already has channels_last
+    strides, which ``float()`` keeps (``to_model_input`` makes it contiguous, then it was copied back)."""
+    import torch
+
+    batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    batch = batch.sub_(mean).div_(std)
+    return batch.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def _decode_one(path: Path, config: PreprocessConfig, cancel: CancelToken):

@@ -1,0 +1,182 @@
+"""Pretrained-feature extraction figures for ``make bench``: throughput cold (decode + network) and
+warm (cache) per backbone input size, where the cold time goes, and a small table of CPU speed
+settings tried at 224 px (network alone, and decode + network together).
+
+Every figure is images/s over the given files on this machine; ``os.getloadavg()`` is recorded
+with each, because on a shared machine other work steals the same cores.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer.common.configs import DecodeOptions
+from trainer.common.events import drain
+from trainer.data.features import embed_pixels, extract_features
+from trainer.data.preprocess import decode_image
+from trainer.model.backbone import backbone_preprocess, load_backbone
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def decode_all(paths: list[Path], size: int, workers: int) -> np.ndarray:
+    config = backbone_preprocess(size)
+    with ThreadPoolExecutor(workers) as pool:
+        return np.stack(list(pool.map(lambda p: decode_image(p, config), paths)))
+
+
+def throughput(paths: list[Path], root: Path, size: int) -> dict[str, float]:
+    """Cold and warm ``extract_features`` with default settings, plus decode alone (all cores)
+    and the network alone (on those decoded pixels): where the cold time goes."""
+    config = backbone_preprocess(size)
+    load_backbone()  # loading the weights (about 0.1 s) is start-up, not throughput
+    n = len(paths)
+    with tempfile.TemporaryDirectory(prefix="facecomic-extract-") as tmp:
+        options = DecodeOptions(cache_dir=Path(tmp))
+        load = load_average()
+        cold = drain(extract_features(paths, backbone_input=config, options=options, root=root))
+        warm = drain(extract_features(paths, backbone_input=config, options=options, root=root))
+    assert warm.from_cache == n and np.array_equal(cold.features, warm.features)
+    workers = os.cpu_count() or 1
+    pixels: list[np.ndarray] = []
+    decode_s = _timed(lambda: pixels.append(decode_all(paths, size, workers)))
+    network_s = _timed(lambda: embed_pixels(pixels[0], config, device="cpu"))
+    return {
+        "size": size,
+        "images": n,
+        "cold_seconds": cold.seconds,
+        "cold_images_per_s": n / cold.seconds,
+        "warm_seconds": warm.seconds,
+        "warm_images_per_s": n / warm.seconds,
+        # inside the cold run: decode summed over the pool's threads, network wall time
+        "cold_decode_thread_seconds": cold.decode_seconds,
+        "cold_network_seconds": cold.network_seconds,
+        # separately, one after the other: decode on all cores, then the network alone
+        "decode_only_seconds": decode_s,
+        "decode_only_images_per_s": n / decode_s,
+        "network_only_seconds": network_s,
+        "network_only_images_per_s": n / network_s,
+        "load_average": load,
+    }
+
+
+def _network_rate(pixels: np.ndarray, size: int, *, batch: int, channels_last: bool = True) -> float:
+    config = backbone_preprocess(size)
+    embed_pixels(pixels[:batch], config, device="cpu", batch_size=batch, channels_last=channels_last)
+    best = min(
+        _timed(
+            lambda: embed_pixels(pixels, config, device="cpu", batch_size=batch, channels_last=channels_last)
+        )
+        for _ in range(2)
+    )
+    return len(pixels) / best
+
+
+def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, float]:
+    """TorchScript trace + freeze (oneDNN fusions): images/s, and the seconds it costs to build."""
+    from trainer.data.features import _as_images
+
+    config = backbone_preprocess(size)
+    model = load_backbone()
+
+    class Embed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model.embed(x)
+
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
+        start = time.perf_counter()
+        example = _as_images(pixels[:batch], config, "cpu", True)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Embed().eval(), example)))
+        frozen(example)
+        frozen(example)
+        build = time.perf_counter() - start
+
+        def run() -> None:
+            for s in range(0, len(pixels) - batch + 1, batch):
+                frozen(_as_images(pixels[s : s + batch], config, "cpu", True))
+
+        used = len(pixels) // batch * batch
+        rate = used / min(_timed(run) for _ in range(2))
+    return rate, build
+
+
+def _end_to_end_rate(paths: list[Path], root: Path, size: int, workers: int, threads: int) -> float:
+    config = backbone_preprocess(size)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        options = DecodeOptions(workers=workers, use_cache=False)
+        seconds = drain(extract_features(paths, backbone_input=config, options=options, root=root)).seconds
+    finally:
+        torch.set_num_threads(previous)
+    return len(paths) / seconds
+
+
+def tuning_table(paths: list[Path], root: Path, size: int = 224, images: int = 128) -> list[dict]:
+    """What was tried on the CPU; each row is images/s (higher is better)."""
+    paths = paths[:images]
+    cores = os.cpu_count() or 1
+    pixels = decode_all(paths, size, cores)
+    load_backbone()
+    rows: list[dict] = []
+    previous = torch.get_num_threads()
+
+    def row(what: str, rate: float, **extra: float) -> None:
+        rows.append({"what": what, "images_per_s": rate, "load_average": load_average(), **extra})
+        print(f"    {what:58s} {rate:7.1f}/s  (load {rows[-1]['load_average']:.1f})", flush=True)
+
+    try:
+        for threads in sorted({1, cores}, reverse=True):
+            torch.set_num_threads(threads)
+            for batch in (1, 8, 16, 32):
+                row(
+                    f"network only, {threads} torch thread(s), batch {batch}",
+                    _network_rate(pixels, size, batch=batch),
+                )
+        torch.set_num_threads(cores)
+        row("network only, contiguous NCHW instead of channels_last, batch 8",
+            _network_rate(pixels, size, batch=8, channels_last=False))  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an irrelevant TF32 note about Intel GPUs
+            with torch.backends.mkldnn.flags(enabled=False):
+                # many times slower (native depthwise convs), so on 16 images only
+                row(
+                    "network only, torch.backends.mkldnn off, batch 8",
+                    _network_rate(pixels[:16], size, batch=8),
+                )
+        try:
+            rate, build = _frozen_rate(pixels, size, 8)
+            row(f"network only, jit trace+freeze+optimize_for_inference (build {build:.1f} s), batch 8",
+                rate, build_seconds=build)  # fmt: skip
+        except Exception as err:  # an optional experiment; never fail the benchmark for it
+            print(f"    jit freeze failed: {err}")
+        for workers, threads in ((cores, cores), (1, cores), (1, 1), (cores, 1)):
+            row(
+                f"decode + network, {workers} decode thread(s), {threads} torch thread(s), batch 8",
+                _end_to_end_rate(paths, root, size, workers, threads),
+            )
+    finally:
+        torch.set_num_threads(previous)
+    return rows
