@@ -155,21 +155,9 @@ class ConsoleReporter:
             case ev.DatasetScanned():
                 self._print(report.format_dataset(event.root, event.class_names, event.counts, event.skipped))
             case ev.DecodeFinished():
-                cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
-                self._print(f"Decoded {event.decoded:,} images in {event.seconds:.1f}s{cached}")
-                if event.unreadable:
-                    self._print(
-                        report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1)
-                    )
+                self._files_done(f"Decoded {event.decoded:,} images", event)
             case ev.FeaturesFinished():
-                cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
-                self._print(
-                    f"Extracted features of {event.extracted:,} images in {event.seconds:.1f}s{cached}"
-                )
-                if event.unreadable:
-                    self._print(
-                        report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1)
-                    )
+                self._files_done(f"Extracted features of {event.extracted:,} images", event)
             case ev.SplitMade():
                 self._print(report.format_split(event.method, event.class_names, event.counts))
             case ev.EpochFinished(phase="grid"):
@@ -192,6 +180,15 @@ class ConsoleReporter:
                 self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
         if isinstance(event, (ev.DecodeProgressed, ev.FeaturesProgressed, ev.BatchFinished)):
             self._progress(progress)
+
+    def _files_done(self, what: str, event) -> None:
+        """The end of decoding or feature extraction: time, cache use and the unreadable files."""
+        from trainer.training import report
+
+        cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
+        self._print(f"{what} in {event.seconds:.1f}s{cached}")
+        if event.unreadable:
+            self._print(report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1))
 
     def _print(self, text: str, *, verbose: bool = False) -> None:
         if not text or (verbose and self.quiet):

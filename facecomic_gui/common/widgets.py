@@ -43,3 +43,12 @@ def keep_space_when_hidden(widget: QWidget) -> None:
     policy = widget.sizePolicy()
     policy.setRetainSizeWhenHidden(True)
     widget.setSizePolicy(policy)
+
+
+def percent(p: float) -> str:
+    """A probability for people: never a false "100.0%" or "0.0%"."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"

@@ -16,6 +16,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.common.widgets import percent
 from facecomic_gui.predict.session import PredictionRow, PredictionSession
 from trainer.data.dataset import display_name
 from trainer.model.novelty import LOW_CONFIDENCE, UNLIKE_TRAINING
@@ -59,15 +60,6 @@ def sort_key(row: PredictionRow, column: int) -> tuple:
         unlabelled = p is None or not p.ok  # after the labels
         return (unlabelled, "" if unlabelled else p.display_label, flag_rank(row), name)
     return (name,)
-
-
-def percent(p: float) -> str:
-    """A probability for people: never a false "100.0%" or "0.0%"."""
-    if p >= 0.9995:
-        return ">99.9%"
-    if p < 0.0005:
-        return "<0.1%"
-    return f"{p:.1%}"
 
 
 class PredictionTableModel(QAbstractTableModel):

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.common.widgets import percent
 from facecomic_gui.train.gallery_session import SPLIT_TITLES, SPLITS, GallerySession
 
 THUMB, FILE, TRUE, PREDICTED, CONFIDENCE, FLAG = range(6)
@@ -33,12 +34,6 @@ ROW_HEIGHT = 68
 UNSURE_COLOUR = QColor("#8a8a8a")
 WRONG_COLOUR = QColor("#b00020")
 _ROOT = QModelIndex()
-
-
-def percent(p: float) -> str:
-    if p >= 0.9995:
-        return ">99.9%"
-    return f"{p:.1%}"
 
 
 class GalleryTableModel(QAbstractTableModel):

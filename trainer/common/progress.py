@@ -48,21 +48,9 @@ class ProgressTracker:
             case DatasetScanned():
                 self.current = Progress("scan", f"Found {sum(event.counts):,} images", 0.0, None)
             case DecodeProgressed(done=done, total=total, from_cache=cached):
-                if self._phase != "decode":
-                    self._enter("decode", now, base=cached)
-                eta = self._eta(done - self._phase_base, total - done, now)
-                cache_note = f" ({cached:,} from cache)" if cached else ""
-                self.current = Progress(
-                    "decode", f"Decoding images {done:,}/{total:,}{cache_note}", _frac(done, total), eta
-                )
+                self.current = self._per_file("decode", "Decoding images", done, total, cached, now)
             case FeaturesProgressed(done=done, total=total, from_cache=cached):
-                if self._phase != "features":
-                    self._enter("features", now, base=cached)
-                eta = self._eta(done - self._phase_base, total - done, now)
-                cache_note = f" ({cached:,} from cache)" if cached else ""
-                self.current = Progress(
-                    "features", f"Extracting features {done:,}/{total:,}{cache_note}", _frac(done, total), eta
-                )
+                self.current = self._per_file("features", "Extracting features", done, total, cached, now)
             case FeaturesFinished():
                 self.current = Progress(
                     "features", f"Extracted features of {event.extracted:,} images", 1.0, 0.0
@@ -94,6 +82,14 @@ class ProgressTracker:
             case RunFinished():
                 self.current = Progress("done", "Done", 1.0, 0.0)
         return self.current
+
+    def _per_file(self, phase: str, verb: str, done: int, total: int, cached: int, now: float) -> Progress:
+        """Decoding and feature extraction: files done of total, cached ones not counted in the pace."""
+        if self._phase != phase:
+            self._enter(phase, now, base=cached)
+        eta = self._eta(done - self._phase_base, total - done, now)
+        cache_note = f" ({cached:,} from cache)" if cached else ""
+        return Progress(phase, f"{verb} {done:,}/{total:,}{cache_note}", _frac(done, total), eta)
 
     def _enter(self, phase: str, now: float, base: int) -> None:
         self._phase, self._phase_start, self._phase_base = phase, now, base
