@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.common.cancel import NEVER_CANCELLED
 from trainer.common.configs import DecodeOptions
 from trainer.common.events import drain
 from trainer.data.features import embed_pixels, extract_features
@@ -65,7 +66,7 @@ def throughput(paths: list[Path], root: Path, size: int) -> dict[str, float]:
         "cold_images_per_s": n / cold.seconds,
         "warm_seconds": warm.seconds,
         "warm_images_per_s": n / warm.seconds,
-        # inside the cold run: decode summed over the pool's threads, network wall time
+        # inside the cold run, each summed over the lanes: decode, and time in the network
         "cold_decode_thread_seconds": cold.decode_seconds,
         "cold_network_seconds": cold.network_seconds,
         # separately, one after the other: decode on all cores, then the network alone
@@ -75,18 +76,6 @@ def throughput(paths: list[Path], root: Path, size: int) -> dict[str, float]:
         "network_only_images_per_s": n / network_s,
         "load_average": load,
     }
-
-
-def _network_rate(pixels: np.ndarray, size: int, *, batch: int, channels_last: bool = True) -> float:
-    config = backbone_preprocess(size)
-    embed_pixels(pixels[:batch], config, device="cpu", batch_size=batch, channels_last=channels_last)
-    best = min(
-        _timed(
-            lambda: embed_pixels(pixels, config, device="cpu", batch_size=batch, channels_last=channels_last)
-        )
-        for _ in range(2)
-    )
-    return len(pixels) / best
 
 
 def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, float]:
@@ -122,16 +111,66 @@ def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, floa
     return rate, build
 
 
-def _end_to_end_rate(paths: list[Path], root: Path, size: int, workers: int, threads: int) -> float:
+def _end_to_end_rate(
+    paths: list[Path], root: Path, size: int, threads: int, *, one_stream: bool = False
+) -> float:
+    """``extract_features`` without cache: ``threads`` lanes, or with ``one_stream`` the design
+    before lanes (a decode pool of ``threads`` feeding one network stream of ``threads`` threads)."""
     config = backbone_preprocess(size)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        options = DecodeOptions(workers=workers, use_cache=False)
-        seconds = drain(extract_features(paths, backbone_input=config, options=options, root=root)).seconds
+        if one_stream:
+            from trainer.data.features import _extract_with_decode_pool
+
+            results: list = [None] * len(paths)
+            start = time.perf_counter()
+            for _ in _extract_with_decode_pool(
+                paths, list(range(len(paths))), results, config, DecodeOptions(workers=threads),
+                NEVER_CANCELLED, "cpu", 8, True, 0, [0.0, 0.0],
+            ):  # fmt: skip
+                pass
+            seconds = time.perf_counter() - start
+        else:
+            options = DecodeOptions(use_cache=False)
+            seconds = drain(
+                extract_features(paths, backbone_input=config, options=options, root=root)
+            ).seconds
     finally:
         torch.set_num_threads(previous)
     return len(paths) / seconds
+
+
+def _lanes_rate(
+    pixels: np.ndarray, size: int, *, batch: int, lanes: int, channels_last: bool = True
+) -> float:
+    config = backbone_preprocess(size)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(lanes)
+    try:
+
+        def run(p: np.ndarray) -> None:
+            embed_pixels(p, config, device="cpu", batch_size=batch, channels_last=channels_last)
+
+        run(pixels[: batch * lanes])
+        best = min(_timed(lambda: run(pixels)) for _ in range(2))
+    finally:
+        torch.set_num_threads(previous)
+    return len(pixels) / best
+
+
+def _one_stream_rate(pixels: np.ndarray, size: int, *, batch: int, channels_last: bool = True) -> float:
+    """The network on this thread alone, with all the torch threads it has: no lanes."""
+    from trainer.data.features import _run_network
+
+    config = backbone_preprocess(size)
+
+    def run() -> None:
+        for s in range(0, len(pixels), batch):
+            _run_network(pixels[s : s + batch], config, "cpu", channels_last)
+
+    run()
+    return len(pixels) / min(_timed(run) for _ in range(2))
 
 
 def tuning_table(paths: list[Path], root: Path, size: int = 224, images: int = 128) -> list[dict]:
@@ -148,35 +187,35 @@ def tuning_table(paths: list[Path], root: Path, size: int = 224, images: int = 1
         print(f"    {what:58s} {rate:7.1f}/s  (load {rows[-1]['load_average']:.1f})", flush=True)
 
     try:
+        for batch in (1, 4, 8, 16):
+            default = " (default)" if batch == 4 else ""
+            row(f"network only, {cores} lanes x 1 torch thread, batch {batch}{default}",
+                _lanes_rate(pixels, size, batch=batch, lanes=cores))  # fmt: skip
         for threads in sorted({1, cores}, reverse=True):
             torch.set_num_threads(threads)
-            for batch in (1, 8, 16, 32):
-                row(
-                    f"network only, {threads} torch thread(s), batch {batch}",
-                    _network_rate(pixels, size, batch=batch),
-                )
+            for batch in (1, 4, 8, 16):
+                row(f"network only, one stream of {threads} torch thread(s), batch {batch}",
+                    _one_stream_rate(pixels, size, batch=batch))  # fmt: skip
+        row(f"network only, {cores} lanes, contiguous NCHW instead of channels_last, batch 4",
+            _lanes_rate(pixels, size, batch=4, lanes=cores, channels_last=False))  # fmt: skip
         torch.set_num_threads(cores)
-        row("network only, contiguous NCHW instead of channels_last, batch 8",
-            _network_rate(pixels, size, batch=8, channels_last=False))  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an irrelevant TF32 note about Intel GPUs
             with torch.backends.mkldnn.flags(enabled=False):
                 # many times slower (native depthwise convs), so on 16 images only
-                row(
-                    "network only, torch.backends.mkldnn off, batch 8",
-                    _network_rate(pixels[:16], size, batch=8),
-                )
+                row(f"network only, torch.backends.mkldnn off, one stream of {cores} threads, batch 8",
+                    _one_stream_rate(pixels[:16], size, batch=8))  # fmt: skip
         try:
             rate, build = _frozen_rate(pixels, size, 8)
-            row(f"network only, jit trace+freeze+optimize_for_inference (build {build:.1f} s), batch 8",
+            row(f"network only, jit trace+freeze+optimize_for_inference (build {build:.1f} s), {cores} threads, batch 8",
                 rate, build_seconds=build)  # fmt: skip
         except Exception as err:  # an optional experiment; never fail the benchmark for it
             print(f"    jit freeze failed: {err}")
-        for workers, threads in ((cores, cores), (1, cores), (1, 1), (cores, 1)):
-            row(
-                f"decode + network, {workers} decode thread(s), {threads} torch thread(s), batch 8",
-                _end_to_end_rate(paths, root, size, workers, threads),
-            )
+        for threads in sorted({cores, 1}, reverse=True):
+            row(f"decode + network, {threads} lane(s) (default: one per core)",
+                _end_to_end_rate(paths, root, size, threads))  # fmt: skip
+        row(f"decode + network, before lanes: {cores} decode threads + one {cores}-thread stream, batch 8",
+            _end_to_end_rate(paths, root, size, cores, one_stream=True))  # fmt: skip
     finally:
         torch.set_num_threads(previous)
     return rows

@@ -47,9 +47,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(TrainConfig, args)
         grid = config_from_args(GridSpec, args)
+        decode = config_from_args(DecodeOptions, args)
     except ValueError as err:
         parser.error(str(err))
-    decode = config_from_args(DecodeOptions, args)
     try:
         for target in (args.out, args.json):
             check_writable(target)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.common.cancel import CancelToken
+from trainer.common.configs import DecodeOptions
 
 if TYPE_CHECKING:
     from trainer.common.configs import GridSpec, TrainConfig
@@ -47,7 +48,9 @@ def training_job(
 
     # One core stays free for the window, so it never waits for the CPU while training.
     threads = max(1, (os.cpu_count() or 1) - 1)
-    result = yield from run_experiment(data_dir, config=config, grid=grid, cancel=cancel, cpu_threads=threads)
+    result = yield from run_experiment(
+        data_dir, config=config, grid=grid, decode=DecodeOptions(threads=threads), cancel=cancel
+    )
     cancel.raise_if_cancelled()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"

@@ -102,11 +102,31 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, setup: str, mes
     assert "Traceback" not in err
 
 
-def test_invalid_grid_is_a_usage_error(dataset: Path, capsys):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lr", "-1"], "Learning rates must be positive"),
+        (["--threads", "-1"], "threads must be a whole number from 0 to 1024, not -1"),
+        (["--workers", "5000"], "workers must be a whole number from 0 to 1024, not 5000"),
+    ],
+)
+def test_invalid_setting_is_a_usage_error(dataset: Path, capsys, flags: list[str], message: str):
     with pytest.raises(SystemExit) as info:
-        train_main([str(dataset), "--lr", "-1"])
+        train_main([str(dataset), *flags])
     assert info.value.code == 2
-    assert "Learning rates must be positive" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_threads_flag_sets_the_torch_threads_of_the_run(dataset: Path, tmp_path: Path):
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert train_main([str(dataset), *FAST, "--threads", "1", "-q"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):

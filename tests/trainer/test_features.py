@@ -139,3 +139,83 @@ def test_no_cache_without_root(dataset: Path, tmp_path: Path):
     options = DecodeOptions(cache_dir=tmp_path / "cache")
     result = drain(extract_features(paths_of(dataset), backbone_input=CONFIG, options=options))
     assert len(result.ok_indices) == 12 and not (tmp_path / "cache").exists()
+
+
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    previous = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(previous)
+
+
+def test_lanes_embed_batches_at_the_same_time(dataset: Path, tmp_path: Path, monkeypatch, torch_threads):
+    """Two torch threads allowed: two lanes, each in the network at once, each single-threaded."""
+    import threading
+
+    import torch
+
+    torch_threads(2)
+    both_in = threading.Barrier(2, timeout=30)  # breaks, failing the run, unless two lanes meet
+    seen: list[tuple[str, int]] = []
+    real = features_module._run_network
+
+    def meeting(pixels, *args):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        if len(seen) <= 2:
+            both_in.wait()
+        return real(pixels, *args)
+
+    monkeypatch.setattr(features_module, "_run_network", meeting)
+    _, result = run(dataset, tmp_path / "cache")
+    assert len(result.ok_indices) == 12 and len(seen) == 3
+    assert all(name.startswith("facecomic-lane") and threads == 1 for name, threads in seen)
+    assert len({name for name, _ in seen[:2]}) == 2
+    assert torch.get_num_threads() == 2  # put back for the caller
+
+
+def test_embeddings_do_not_depend_on_the_number_of_lanes(dataset: Path, tmp_path: Path, torch_threads):
+    torch_threads(1)
+    _, one = run(dataset, tmp_path / "one")
+    torch_threads(2)
+    _, two = run(dataset, tmp_path / "two")
+    np.testing.assert_array_equal(one.features, two.features)
+    pixels = np.stack([decode_image(p, CONFIG) for p in paths_of(dataset)])
+    np.testing.assert_array_equal(embed_pixels(pixels, CONFIG, batch_size=4), two.features)
+
+
+def test_cancel_keeps_batches_other_lanes_finished(dataset: Path, tmp_path: Path, monkeypatch, torch_threads):
+    """Batches that finished while an earlier one was still running are cached, not dropped."""
+    import threading
+
+    torch_threads(2)
+    token = CancelToken()
+    second_done, cancelled = threading.Event(), threading.Event()
+    token.on_cancel(cancelled.set)
+    calls = []
+    real = features_module._run_network
+
+    def ordered(pixels, *args):
+        first = not calls
+        calls.append(len(pixels))
+        result = real(pixels, *args)
+        if first:  # the first batch in order: cancel once the other lane has finished
+            assert second_done.wait(30)
+            token.cancel()
+        else:  # the second batch: finish, and hold this lane until the cancel (no third batch)
+            second_done.set()
+            assert cancelled.wait(30)
+        return result
+
+    monkeypatch.setattr(features_module, "_run_network", ordered)
+    options = DecodeOptions(cache_dir=tmp_path / "cache")
+    generator = extract_features(
+        paths_of(dataset), backbone_input=CONFIG, options=options, root=dataset, batch_size=4, cancel=token
+    )
+    with pytest.raises(Cancelled):
+        drain(generator)
+    monkeypatch.setattr(features_module, "_run_network", real)
+    _, result = run(dataset, tmp_path / "cache")
+    assert calls == [4, 4]  # the third batch never reached the network
+    assert result.from_cache == 8  # the first batch and the one the other lane finished

@@ -11,7 +11,7 @@ import torch
 from tests.trainer.helpers import collect
 from trainer.common import events as ev
 from trainer.common.cancel import CancelToken
-from trainer.common.configs import GridSpec, TrainConfig
+from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.errors import Cancelled
 from trainer.data.synthetic import make_dataset
 from trainer.model.mlp import paper_architecture
@@ -218,7 +218,9 @@ def test_trainer_never_imports_qt():
 
 def test_results_do_not_depend_on_the_cpu_thread_count(dataset: Path):
     def losses(threads: int) -> list[float]:
-        events, _ = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID, cpu_threads=threads))
+        events, _ = collect(
+            run_experiment(dataset, config=PIXELS, grid=TINY_GRID, decode=DecodeOptions(threads=threads))
+        )
         return [e.loss for e in events if isinstance(e, ev.BatchFinished)]
 
     assert losses(1) == losses(2)

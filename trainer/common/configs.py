@@ -21,6 +21,7 @@ FEATURE_KINDS = ("pretrained", "pixels")
 # them, because both build these dataclasses (field metadata ``min``/``max`` lets a form show them).
 MAX_BATCH_SIZE = 2**20
 MAX_EPOCHS = 1_000_000
+MAX_THREADS = 1024
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -177,11 +178,25 @@ class TrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class DecodeOptions:
-    """How decoding runs on this machine; does not change results, so it is not saved in models."""
+    """How the work runs on this machine; does not change results, so it is not saved in models."""
 
     workers: int = field(
-        default=0, metadata=_flag("decode workers (0: one per CPU core)", "--workers", type=int)
+        default=0,
+        metadata=_flag(
+            "decode workers for pixel features (0: one per CPU core)",
+            "--workers",
+            type=int,
+            min=0,
+            max=MAX_THREADS,
+        ),
     )
+    threads: int = field(
+        default=0,
+        metadata=_flag(
+            "CPU threads for torch: feature-extraction lanes and training (0: one per CPU core)",
+            "--threads", type=int, min=0, max=MAX_THREADS,
+        ),
+    )  # fmt: skip
     use_cache: bool = field(
         default=True,
         metadata=_flag("decode every image again, ignoring the cache", "--no-cache", action="store_false"),
@@ -193,9 +208,19 @@ class DecodeOptions:
         ),
     )
 
+    def __post_init__(self) -> None:
+        for name in ("workers", "threads"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 0 <= value <= MAX_THREADS:
+                raise ValueError(f"{name} must be a whole number from 0 to {MAX_THREADS}, not {value!r}")
+
     @property
     def resolved_workers(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    @property
+    def resolved_threads(self) -> int:
+        return self.threads if self.threads > 0 else (os.cpu_count() or 1)
 
     @property
     def resolved_cache_dir(self) -> Path:

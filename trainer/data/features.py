@@ -1,5 +1,10 @@
-"""Backbone embeddings for many files: cache first, then decode on a thread pool while the frozen
-EfficientNet-Lite0 runs batch after batch.
+"""Backbone embeddings for many files: cache first, then decode and embed on the CPU's "lanes".
+
+A lane is a thread that decodes a small batch and runs the frozen EfficientNet-Lite0 on it with
+one torch thread; there is one lane per torch thread the caller allows. On 2 cores that beats one
+stream with two torch threads (bench/extract_bench.py): no barrier after each of the network's
+~70 small ops, decoding fills the gaps, and when another program takes a core one lane slows
+down instead of both threads waiting on each other. On CUDA, a decode pool feeds one stream.
 
 Mirrors ``decoding.decode_files`` (same result shape, same cache rules), but caches (N, 1280)
 float32 embeddings instead of pixels: 5 KB per image whatever the input size, and a warm run skips
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 import time
 import zipfile
 from collections import deque
@@ -35,9 +41,9 @@ if TYPE_CHECKING:
 
 # Bump when extraction changes in a way that alters embeddings.
 CACHE_FORMAT = 1
-# Small CPU batches measured fastest (activations stay in cache; bench/feature_bench.py) and keep
-# cancel prompt; a GPU wants big ones.
-CPU_BATCH_SIZE = 8
+# Small CPU batches measured fastest per lane (activations stay in cache; bench/extract_bench.py)
+# and keep cancel prompt; a GPU wants big ones.
+CPU_BATCH_SIZE = 4
 CUDA_BATCH_SIZE = 64
 
 
@@ -48,8 +54,8 @@ class FeatureSet:
     errors: dict[int, str]  # input index -> reason
     from_cache: int
     seconds: float
-    decode_seconds: float = 0.0  # summed over decode threads, for benchmarks
-    network_seconds: float = 0.0  # wall time inside the backbone
+    decode_seconds: float = 0.0  # summed over the threads that decode, for benchmarks
+    network_seconds: float = 0.0  # time inside the backbone, summed over lanes
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +151,56 @@ def embed_pixels(
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
     out = np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
-    for start in range(0, len(pixels), batch_size):
+    starts = range(0, len(pixels), batch_size)
+
+    def embed(start: int) -> None:
         cancel.raise_if_cancelled()
         out[start : start + batch_size] = _run_network(
             pixels[start : start + batch_size], config, device, channels_last
         )
+
+    lanes = cpu_lanes() if device == "cpu" else 1
+    if lanes == 1 or len(starts) == 1:
+        for start in starts:
+            embed(start)
+        return out
+    with Lanes(lanes) as pool:
+        for future in [pool.submit(embed, start) for start in starts]:
+            future.result()  # re-raises Cancelled; the pool's exit cancels the rest
     return out
+
+
+def cpu_lanes() -> int:
+    """One lane per torch thread this thread may use (the app keeps a core for its window)."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+class Lanes(ThreadPoolExecutor):
+    """Threads that each run torch single-threaded; the caller's thread count is restored on exit.
+
+    torch's thread count is process-wide for threads started later, so it is set to 1 while the
+    lanes start and put back when they are done (results do not depend on it, only speed)."""
+
+    def __init__(self, lanes: int) -> None:
+        import torch
+
+        self._previous = torch.get_num_threads()
+        super().__init__(max_workers=lanes, thread_name_prefix="facecomic-lane", initializer=_single_threaded)
+
+    def __exit__(self, *exc: object) -> bool:
+        import torch
+
+        self.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(self._previous)
+        return False
+
+
+def _single_threaded() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _run_network(
@@ -255,6 +305,102 @@ def extract_features(
 
 
 def _extract_todo(
+    paths, todo, results, config, options, cancel, device, batch_size, channels_last, from_cache, timing
+):
+    if device == "cpu":
+        return _extract_on_lanes(
+            paths, todo, results, config, cancel, batch_size, channels_last, from_cache, timing
+        )
+    return _extract_with_decode_pool(
+        paths, todo, results, config, options, cancel, device, batch_size, channels_last, from_cache, timing
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LaneBatch:
+    rows: list[int]  # input indices embedded, in order
+    embedded: np.ndarray
+    failures: dict[int, _Failure]
+    decode_seconds: float
+    network_seconds: float
+
+
+def _lane_batch(paths, indices, config, channels_last, stopped) -> _LaneBatch | None:
+    """Decode then embed one batch on this lane; None once stopped (nothing of it is kept)."""
+    rows: list[int] = []
+    pixels: list[np.ndarray] = []
+    failures: dict[int, _Failure] = {}
+    decode_seconds = 0.0
+    for i in indices:
+        if stopped():
+            return None
+        outcome = _decode_one(paths[i], config, NEVER_CANCELLED)
+        value, seconds = outcome
+        decode_seconds += seconds
+        if isinstance(value, _Failure):
+            failures[i] = value
+        else:
+            rows.append(i)
+            pixels.append(value)
+    if stopped():
+        return None
+    began = time.perf_counter()
+    embedded = _run_network(np.stack(pixels), config, "cpu", channels_last) if pixels else np.zeros((0, 0))
+    return _LaneBatch(rows, embedded, failures, decode_seconds, time.perf_counter() - began)
+
+
+def _extract_on_lanes(paths, todo, results, config, cancel, batch_size, channels_last, from_cache, timing):
+    """Batches go to the lanes in order, two per lane in flight; progress follows that order, so
+    the result (and what a cancel keeps) does not depend on which lane finished first."""
+    done = from_cache
+    stop = threading.Event()
+
+    def stopped() -> bool:
+        return stop.is_set() or cancel.cancelled
+
+    batches = iter([todo[s : s + batch_size] for s in range(0, len(todo), batch_size)])
+    lanes = min(cpu_lanes(), -(-len(todo) // batch_size))
+    window: deque[Future] = deque()
+    with Lanes(lanes) as pool:
+        try:
+
+            def refill() -> None:
+                while len(window) < 2 * lanes:
+                    batch = next(batches, None)
+                    if batch is None:
+                        return
+                    window.append(pool.submit(_lane_batch, paths, batch, config, channels_last, stopped))
+
+            refill()
+            while window:
+                outcome = window.popleft().result()
+                if outcome is not None:  # None: the lane saw the cancel first
+                    _store_batch(outcome, results, timing)
+                    done += len(outcome.rows) + len(outcome.failures)
+                cancel.raise_if_cancelled()
+                refill()
+                yield FeaturesProgressed(done, len(results), from_cache)
+        finally:
+            # Cancelled or closed: lanes stop before their next image (a batch already in the
+            # network finishes, which is short), and every batch that finished is kept for the cache.
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            finished = [f.result() for f in window if not f.cancelled() and f.exception() is None]
+            for outcome in finished:
+                if outcome is not None:
+                    _store_batch(outcome, results, timing)
+
+
+def _store_batch(batch: _LaneBatch, results: list, timing: list[float]) -> None:
+    for i, failure in batch.failures.items():
+        results[i] = failure
+    for i, row in zip(batch.rows, batch.embedded, strict=True):
+        results[i] = row
+    timing[0] += batch.decode_seconds
+    timing[1] += batch.network_seconds
+
+
+def _extract_with_decode_pool(
     paths, todo, results, config, options, cancel, device, batch_size, channels_last, from_cache, timing
 ):
     """Decode ahead on the pool (a window of two batches) while the network runs on this thread."""

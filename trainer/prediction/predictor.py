@@ -69,12 +69,15 @@ class Predictor:
         workers: int = 0,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Generator[list[Prediction], None, None]:
-        """Yield the predictions of each batch in input order; checks ``cancel`` between batches."""
+        """Yield the predictions of each batch in input order; checks ``cancel`` between batches
+        and, for pretrained features, between the backbone's own small batches."""
         for start in range(0, len(items), batch_size):
             cancel.raise_if_cancelled()
-            yield self._predict_batch(items[start : start + batch_size], workers)
+            yield self._predict_batch(items[start : start + batch_size], workers, cancel)
 
-    def _predict_batch(self, items: Sequence[ImageSource], workers: int) -> list[Prediction]:
+    def _predict_batch(
+        self, items: Sequence[ImageSource], workers: int, cancel: CancelToken
+    ) -> list[Prediction]:
         pixels: list[np.ndarray | None] = [None] * len(items)
         errors: dict[int, str] = {}
         path_index = [i for i, item in enumerate(items) if not isinstance(item, Image.Image)]
@@ -95,7 +98,9 @@ class Predictor:
                 errors[path_index[j]] = reason
         good = [i for i in range(len(items)) if pixels[i] is not None]
         probabilities, unlike = (
-            self.probabilities_and_novelty(np.stack([pixels[i] for i in good])) if good else (None, None)
+            self.probabilities_and_novelty(np.stack([pixels[i] for i in good]), cancel=cancel)
+            if good
+            else (None, None)
         )
         names = self.loaded.class_names
         shown = self.loaded.display_names
@@ -123,19 +128,21 @@ class Predictor:
             )
         return results
 
-    def head_inputs(self, pixels: np.ndarray) -> np.ndarray:
+    def head_inputs(self, pixels: np.ndarray, *, cancel: CancelToken = NEVER_CANCELLED) -> np.ndarray:
         """What the head sees for ``(N, size, size, 3)`` uint8 pixels: backbone embeddings for a
         pretrained model, normalised flattened pixels for the paper's."""
         if self.loaded.feature_kind == "pretrained":
             from trainer.data.features import embed_pixels
 
-            return embed_pixels(pixels, self.config, device="cpu")
+            return embed_pixels(pixels, self.config, device="cpu", cancel=cancel)
         return to_model_input(pixels, self.config).numpy()
 
     @torch.inference_mode()
-    def probabilities_and_novelty(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities_and_novelty(
+        self, pixels: np.ndarray, *, cancel: CancelToken = NEVER_CANCELLED
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated class probabilities, and whether each image is unlike the training images."""
-        inputs = self.head_inputs(pixels)
+        inputs = self.head_inputs(pixels, cancel=cancel)
         logits = self._model(torch.from_numpy(inputs)).numpy()
         probabilities = softmax(logits, self.loaded.temperature)
         novelty = self.loaded.novelty

@@ -274,18 +274,17 @@ def run_experiment(
     grid: GridSpec = GridSpec(),
     decode: DecodeOptions = DecodeOptions(),
     cancel: CancelToken = NEVER_CANCELLED,
-    cpu_threads: int = 0,
 ) -> Generator[Event, None, RunResult]:
     """The whole paper procedure on one folder. Yields events; returns (and yields) the result.
 
-    ``cpu_threads`` (0: all cores) lets the desktop app keep a core free for its window.
+    ``decode.threads`` (0: all cores) lets the desktop app keep a core free for its window.
     ``preprocess`` defaults to what ``config.features`` needs (see ``feature_preprocess``).
     """
     start = time.perf_counter()
     preprocess = preprocess or feature_preprocess(config.features)
     device = resolve_device(config.device)
     if device.type == "cpu":
-        set_cpu_threads(cpu_threads)
+        set_cpu_threads(decode.threads)
     torch.manual_seed(config.seed)
 
     scan = scan_dataset(data_dir)
