@@ -308,3 +308,29 @@ def test_runs_session_refuses_bad_names(tmp_path: Path):
     assert name_problem("good run 1") is None
     for bad in ("", "  ", "a/b", ".hidden", "x" * 200, " lead"):
         assert name_problem(bad), bad
+
+
+def test_predict_job_leaves_the_window_a_core_for_decoding(tmp_path: Path, monkeypatch):
+    """Decode threads contend with the window for the GIL; the job keeps one core for it."""
+    import os
+
+    from facecomic_gui.predict import jobs as predict_jobs
+    from trainer.common.cancel import CancelToken
+    from trainer.prediction import predictor as predictor_module
+
+    seen = {}
+
+    class FakePredictor:
+        def __init__(self, model) -> None:
+            pass
+
+        def predict_batches(self, sources, *, batch_size, workers, cancel):
+            seen["workers"] = workers
+            yield [_prediction("faces")]
+
+    monkeypatch.setattr(predictor_module, "Predictor", FakePredictor)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    events = list(predict_jobs.predict_job(_Model("m"), [image], cancel=CancelToken()))
+    assert seen == {"workers": 3} and isinstance(events[-1], predict_jobs.BatchPredicted)
