@@ -241,3 +241,27 @@ def test_history_keeps_each_grid_epoch_and_survives_the_model_file(dataset: Path
     assert [p.val_accuracy for p in loaded.history] == pytest.approx([p.val_accuracy for p in result.history])
     assert loaded.final_train_losses == result.final_train_losses
     assert loaded.best == result.best
+
+
+@pytest.mark.parametrize("hidden", [[], [16], [32, 16, 8]])
+def test_written_out_sgd_step_equals_autograd(hidden: list[int]):
+    """``sgd_batch``'s forward, loss and backward against autograd, for any MLP depth."""
+    from trainer.model.mlp import build_model
+    from trainer.training.experiment import mlp_linears, sgd_batch
+
+    arch = {"name": "mlp", "input_size": 40, "hidden_sizes": hidden, "num_classes": 3, "activation": "relu"}
+    ours = build_model(arch, torch.Generator().manual_seed(0))
+    reference = build_model(arch, torch.Generator().manual_seed(0))
+    x = torch.randn(24, 40, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (24,), generator=torch.Generator().manual_seed(2))
+    for _ in range(3):
+        loss = sgd_batch(mlp_linears(ours), x, y, 0.1)
+        expected = torch.nn.functional.cross_entropy(reference(x), y)
+        reference.zero_grad()
+        expected.backward()
+        with torch.no_grad():
+            for p in reference.parameters():
+                p.add_(p.grad, alpha=-0.1)
+        assert loss == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
