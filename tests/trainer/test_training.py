@@ -265,3 +265,43 @@ def test_written_out_sgd_step_equals_autograd(hidden: list[int]):
         assert loss == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
     for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
+    """Two learning rates and two torch threads: both runs are inside an SGD step at once, each
+    on a lane with one thread; the results equal a run with one thread in all."""
+    import threading
+
+    from trainer.training import experiment
+
+    train, val = synthetic_tensors(64, 0), synthetic_tensors(32, 1)
+    arch, config, grid = (
+        paper_architecture(1728, 2),
+        TrainConfig(seed=2, batch_size=16),
+        GridSpec((0.01, 0.1), (1, 2)),
+    )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, alone = collect(grid_search(train, val, grid, config, arch))
+        torch.set_num_threads(2)
+        both_in = threading.Barrier(2, timeout=30)  # breaks, failing the run, unless two runs meet
+        seen: list[tuple[str, int]] = []
+        real = experiment.sgd_batch
+
+        def meeting(*args):
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+            if len(seen) <= 2:
+                both_in.wait()
+            return real(*args)
+
+        monkeypatch.setattr(experiment, "sgd_batch", meeting)
+        events, side_by_side = collect(grid_search(train, val, grid, config, arch))
+        assert torch.get_num_threads() == 2  # put back for the caller
+    finally:
+        torch.set_num_threads(previous)
+    assert side_by_side == alone
+    assert all(name.startswith("facecomic-lane") and threads == 1 for name, threads in seen)
+    assert len({name for name, _ in seen[:2]}) == 2
+    steps = [e.step for e in events if isinstance(e, ev.BatchFinished)]
+    assert steps == list(range(1, 17))  # numbered in the order they are yielded

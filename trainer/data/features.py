@@ -33,6 +33,7 @@ from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.errors import ImageDecodeError
 from trainer.common.events import FeaturesProgressed
+from trainer.common.lanes import Lanes, cpu_lanes
 from trainer.data.decode_cache import file_keys
 from trainer.data.preprocess import decode_image
 
@@ -168,39 +169,6 @@ def embed_pixels(
         for future in [pool.submit(embed, start) for start in starts]:
             future.result()  # re-raises Cancelled; the pool's exit cancels the rest
     return out
-
-
-def cpu_lanes() -> int:
-    """One lane per torch thread this thread may use (the app keeps a core for its window)."""
-    import torch
-
-    return max(1, torch.get_num_threads())
-
-
-class Lanes(ThreadPoolExecutor):
-    """Threads that each run torch single-threaded; the caller's thread count is restored on exit.
-
-    torch's thread count is process-wide for threads started later, so it is set to 1 while the
-    lanes start and put back when they are done (results do not depend on it, only speed)."""
-
-    def __init__(self, lanes: int) -> None:
-        import torch
-
-        self._previous = torch.get_num_threads()
-        super().__init__(max_workers=lanes, thread_name_prefix="facecomic-lane", initializer=_single_threaded)
-
-    def __exit__(self, *exc: object) -> bool:
-        import torch
-
-        self.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(self._previous)
-        return False
-
-
-def _single_threaded() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _run_network(

@@ -5,10 +5,13 @@ it within one batch; it writes nothing except the (atomic) decode cache.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from trainer.common.events import (
     RunFinished,
     SplitMade,
 )
+from trainer.common.lanes import Lanes, cpu_lanes
 from trainer.data.dataset import SkippedFile, scan_dataset
 from trainer.data.decoding import decode_files
 from trainer.data.preprocess import to_model_input
@@ -249,29 +253,129 @@ def grid_search(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Generator[Event, None, list[GridResult]]:
     """Score every (lr, epochs) on validation. Settings that differ only in epochs share one run:
-    the epoch-e checkpoint of a longer run is exactly a separate e-epoch run with the same seed."""
+    the epoch-e checkpoint of a longer run is exactly a separate e-epoch run with the same seed.
+
+    The learning rates' runs are independent, so they advance in rounds of one epoch each, side
+    by side on lanes (see ``training_lanes``); events come in the same order however many lanes
+    there are (each round, in the grid's lr order), so the stream never depends on the machine."""
     max_epochs = max(grid.epochs)
     steps = steps or StepCounter(
         total=len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
     )
-    results: list[GridResult] = []
-    total = len(grid.settings)
+    runs = []
     for lr in grid.learning_rates:
         model = new_model(architecture, config.seed, train.x.device)
-        for event in fit(
+        events = fit(
             model, train, lr=lr, epochs=max_epochs, batch_size=config.batch_size, seed=config.seed,
-            phase="grid", val=val, steps=steps, cancel=cancel,
-        ):  # fmt: skip
-            yield event
-            if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
-                # ``fit`` is paused at this epoch's end, so the model is exactly this checkpoint.
-                val_logits = logits_of(model, val.x)
-                result = GridResult(lr, event.epoch, event.val_accuracy, event.val_loss, val_logits)
-                results.append(result)
-                yield ConfigFinished(
-                    lr, event.epoch, result.val_accuracy, result.val_loss, len(results), total
-                )
-    return results
+            phase="grid", val=val, steps=StepCounter(total=steps.total), cancel=cancel,
+        )  # fmt: skip
+        runs.append(_Run(lr, model, events))
+    results: dict[tuple[float, int], GridResult] = {}
+    with training_lanes(train.x.device, len(runs)) as pool:
+        try:
+            for _ in range(max_epochs):
+                rounds = [f.result() for f in [pool.submit(run.next_epoch, grid.epochs, val) for run in runs]]
+                for run, (events, val_logits) in zip(runs, rounds, strict=True):
+                    for event in events:
+                        cancel.raise_if_cancelled()  # a round runs ahead; stop at once all the same
+                        if isinstance(event, BatchFinished):  # numbered in the order they are yielded
+                            steps.done += 1
+                            event = dataclasses.replace(event, step=steps.done)
+                        yield event
+                        if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
+                            result = GridResult(
+                                run.lr, event.epoch, event.val_accuracy, event.val_loss, val_logits
+                            )
+                            results[(run.lr, event.epoch)] = result
+                            yield ConfigFinished(
+                                run.lr, event.epoch, result.val_accuracy, result.val_loss, len(results),
+                                len(grid.settings),
+                            )  # fmt: skip
+        finally:
+            pool.shutdown(wait=True)  # after a failed round, the other runs finish theirs first
+            for run in runs:
+                run.events.close()
+    return [results[setting] for setting in grid.settings]
+
+
+def train_final(
+    model: nn.Module, train_val: Tensors, lr: float, epochs: int, config: TrainConfig, *,
+    steps: StepCounter, cancel: CancelToken = NEVER_CANCELLED,
+) -> Generator[Event, None, list[float]]:  # fmt: skip
+    """The best setting retrained on train+val, on one lane, so it runs as the grid's runs do."""
+    run = _Run(lr, model, fit(
+        model, train_val, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
+        phase="final", steps=steps, cancel=cancel,
+    ))  # fmt: skip
+    with training_lanes(train_val.x.device, 1) as pool:
+        try:
+            for _ in range(epochs):
+                events, _ = pool.submit(run.next_epoch).result()
+                for event in events:
+                    cancel.raise_if_cancelled()
+                    yield event
+            return run.finish()
+        finally:
+            pool.shutdown(wait=True)
+            run.events.close()
+
+
+def training_lanes(device: torch.device, runs: int) -> Lanes:
+    """Where the MLP trains: on the CPU, lanes of one torch thread each, one per run up to the
+    threads allowed. A tiny MLP's steps gain nothing from two threads in one op (``make bench``),
+    while two runs side by side take half the time; and a single-threaded run gives the same
+    numbers on any machine, whatever its core count. Elsewhere, the caller's thread."""
+    if device.type != "cpu":
+        return InlineLanes()
+    return Lanes(min(cpu_lanes(), runs))
+
+
+class InlineLanes(contextlib.AbstractContextManager):
+    """``Lanes``' interface, run in the caller's thread (for CUDA, whose work is asynchronous)."""
+
+    def submit(self, fn, *args):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as err:  # Cancelled included; re-raised by ``result()``, as a lane's
+            future.set_exception(err)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@dataclass
+class _Run:
+    """One ``fit`` driven an epoch at a time, possibly from a lane's thread."""
+
+    lr: float
+    model: nn.Module
+    events: Generator[Event, None, list[float]]
+
+    def next_epoch(
+        self, checkpoints: tuple[int, ...] = (), val: Tensors | None = None
+    ) -> tuple[list[Event], np.ndarray | None]:
+        """Advance to the next epoch's end; at a checkpoint epoch, also the validation logits
+        (``fit`` is paused there, so the model is exactly that checkpoint)."""
+        events: list[Event] = []
+        for event in self.events:
+            events.append(event)
+            if isinstance(event, EpochFinished):
+                at_checkpoint = event.epoch in checkpoints and val is not None
+                return events, logits_of(self.model, val.x) if at_checkpoint else None
+        raise RuntimeError("fit had no epoch left")
+
+    def finish(self) -> list[float]:
+        """``fit``'s per-epoch losses, once its last epoch is done."""
+        try:
+            next(self.events)
+        except StopIteration as done:
+            return done.value
+        raise RuntimeError("fit went on past its last epoch")
 
 
 def recording_epochs(
@@ -374,10 +478,9 @@ def run_experiment(
     steps.total = grid_steps + best.epochs * final_batches
     yield FinalTrainingStarted(best.lr, best.epochs, len(train_val))
     model = new_model(architecture, config.seed, device)
-    final_losses = yield from fit(
-        model, train_val, lr=best.lr, epochs=best.epochs, batch_size=config.batch_size,
-        seed=config.seed, phase="final", steps=steps, cancel=cancel,
-    )  # fmt: skip
+    final_losses = yield from train_final(
+        model, train_val, best.lr, best.epochs, config, steps=steps, cancel=cancel
+    )
     cancel.raise_if_cancelled()
 
     # Calibration: one temperature, fitted on the chosen setting's validation logits (data the
