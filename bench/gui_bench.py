@@ -72,7 +72,7 @@ def responsiveness(
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from facecomic_gui.common.settings import AppSettings
-    from facecomic_gui.launch import create_app
+    from facecomic_gui.launch import create_app, keep_garbage_collection_short
     from facecomic_gui.main_window import MainWindow
     from facecomic_gui.train.form import TrainForm
 
@@ -81,6 +81,7 @@ def responsiveness(
     window = MainWindow(
         AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "runs", restore=False
     )
+    keep_garbage_collection_short(window)  # as the app does
     window.show()
 
     def wait(signal, timeout_s: float = 600) -> None:

@@ -89,12 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"facecomic: error: {problem}", file=sys.stderr)
         return 1
-    from facecomic_gui.launch import apply_start_arguments, create_app
+    from facecomic_gui.launch import apply_start_arguments, create_app, keep_garbage_collection_short
     from facecomic_gui.main_window import MainWindow
 
     create_app([])
 
     window = MainWindow(runs_dir=args.runs_dir)
+    keep_garbage_collection_short(window)
     apply_start_arguments(window, args)
     window.show()
     if os.environ.get("FACECOMIC_STARTUP_PROBE"):

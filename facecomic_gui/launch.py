@@ -4,6 +4,7 @@ and ``--self-test`` (so none of those imports another)."""
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -32,6 +33,26 @@ def create_app(argv: Sequence[str]):
     # 0.1 ms keeps the window smooth (measured by `make bench`) at no cost when the GUI is idle.
     sys.setswitchinterval(0.0001)
     return app
+
+
+def keep_garbage_collection_short(window) -> None:
+    """A full garbage collection walks every tracked object: about 220 ms here once torch, Qt and
+    the trainer are loaded, in whichever thread happens to allocate and with the GIL held, so the
+    window would freeze that long now and then. What is alive at start-up lives as long as the
+    app, so it is frozen out of the collector: now (Qt and the app), and again once the first
+    model, and with it torch, has loaded in the background (then a full collection takes well
+    under a millisecond). Later objects are collected as usual."""
+    gc.freeze()
+    frozen_after_model = False
+
+    def after_first_model(*_args: object) -> None:
+        nonlocal frozen_after_model
+        if not frozen_after_model:
+            frozen_after_model = True
+            gc.freeze()
+
+    window.model_changed.connect(after_first_model)
+    window.model_failed.connect(after_first_model)
 
 
 # Harmless warnings of Qt's offscreen platform that would only alarm a user.

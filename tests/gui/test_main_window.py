@@ -199,3 +199,33 @@ def test_only_the_worker_module_creates_threads():
         p.name for p in modules if p != GUI / "common" / "worker.py" and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_start_up_objects_are_frozen_out_of_full_collections(qtbot, settings, tmp_path: Path):
+    """A full collection over torch, Qt and the app takes ~220 ms with the GIL held: a frozen
+    window. Freezing what start-up made, again once the first model (and torch) is in, makes it
+    cheap; later objects are still collected."""
+    import gc
+
+    from facecomic_gui.launch import keep_garbage_collection_short
+
+    gc.unfreeze()
+    try:
+        win = MainWindow(settings, tmp_path / "runs", restore=False)
+        qtbot.addWidget(win)
+        keep_garbage_collection_short(win)
+        at_start = gc.get_freeze_count()
+        assert at_start > 0
+        with qtbot.waitSignal(win.model_changed, timeout=30_000):
+            pass
+        assert gc.get_freeze_count() > at_start  # the model's objects (and torch's) are frozen too
+        frozen = gc.get_freeze_count()
+        win.model_changed.emit(win.current_model)  # a later model changes nothing
+        assert gc.get_freeze_count() == frozen
+        cycle: list = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # new garbage is still found
+        win.close()
+    finally:
+        gc.unfreeze()
