@@ -13,7 +13,6 @@ for edge models because it quantises better), not the ImageNet mean/std; see ``b
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.common.checksum import file_sha256
 from trainer.common.configs import PreprocessConfig
 from trainer.common.errors import FaceComicError
 
@@ -193,14 +193,6 @@ def weights_path() -> Path:
         f"The EfficientNet-Lite0 weights ({WEIGHTS_FILE}) are missing; reinstall the package "
         f"{WEIGHTS_PACKAGE.replace('_', '-')}."
     )
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_weights(path: str | os.PathLike[str] | None = None) -> EfficientNetLite0:

@@ -5,12 +5,13 @@ how many rows and which columns. The CSV itself stays plain: header first, no co
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+from trainer.common.checksum import file_sha256
 
 CSV_COLUMNS = ("path", "label", "confidence", "flag", "error")
 UNSAVED_MODEL_NOTE = "the model was trained in this session and not saved to a file"
@@ -40,14 +41,6 @@ def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
     """``OUT.csv`` -> ``OUT.csv.json``."""
     target = Path(csv_path)
     return target.with_name(target.name + ".json")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def csv_sidecar(model_path: str | os.PathLike[str] | None, rows: int, *, now: datetime | None = None) -> dict:
