@@ -329,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             f"max {g['drop_worst_stall_ms']:.0f} ms (target < 100 ms) (load {g['load_average']:.1f})"
         )
         save()
+    from bench.micro_bench import run as micro_benchmarks
+
+    print("\n5. micro-benchmarks behind the app's settings:", flush=True)
+    results["micro"] = micro_benchmarks()
+    save()
     print(f"\nwritten to {out.relative_to(REPO)}")
     return 0 if math.isfinite(b) else 1
 

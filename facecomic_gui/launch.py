@@ -36,7 +36,7 @@ def create_app(argv: Sequence[str]):
 
 
 def keep_garbage_collection_short(window) -> None:
-    """A full garbage collection walks every tracked object: about 220 ms here once torch, Qt and
+    """A full garbage collection walks every tracked object: 216 ms here once torch, Qt and
     the trainer are loaded, in whichever thread happens to allocate and with the GIL held, so the
     window would freeze that long now and then. What is alive at start-up lives as long as the
     app, so it is frozen out of the collector: now (Qt and the app), and again once the first

@@ -60,8 +60,8 @@ class _LivePlotWidget(QWidget):
 
     def redraw(self, *, live: bool = False) -> None:  # pragma: no cover - overridden
         """``live``: a redraw while data arrives, with lines drawn without antialiasing. Smooth
-        wide lines cost much of a redraw (both plots over 2,700 batches: about 70 ms of the GUI
-        thread smooth, 40 ms live); the final state is drawn smooth by ``flush``."""
+        wide lines cost much of a redraw (both plots of a 2,700-batch run: 68 ms of the GUI thread
+        smooth, 25 ms live; bench/micro_bench.py); the final state is drawn smooth by ``flush``."""
         raise NotImplementedError
 
     def flush(self) -> None:

@@ -202,7 +202,7 @@ def test_only_the_worker_module_creates_threads():
 
 
 def test_start_up_objects_are_frozen_out_of_full_collections(qtbot, settings, tmp_path: Path):
-    """A full collection over torch, Qt and the app takes ~220 ms with the GIL held: a frozen
+    """A full collection over torch, Qt and the app takes about 216 ms with the GIL held: a frozen
     window. Freezing what start-up made, again once the first model (and torch) is in, makes it
     cheap; later objects are still collected."""
     import gc

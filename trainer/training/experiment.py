@@ -148,7 +148,7 @@ def sgd_batch(linears: list[nn.Linear], x: torch.Tensor, y: torch.Tensor, lr: fl
 
     Forward and backward are written out (a test checks them against autograd and torch.optim):
     each weight's gradient goes straight into its update as one ``addmm_`` (a 1280-128-128-2 step
-    on 64 images: 2.1 -> 1.1 ms; a warm pretrained run is mostly these steps), and ``torch.optim``
+    on 64 images: 1.74 -> 1.16 ms, bench/micro_bench.py; a warm pretrained run is mostly these steps), and ``torch.optim``
     would import ``torch._dynamo`` on first use, 1.5 s of start-up."""
     inputs = []
     h = x

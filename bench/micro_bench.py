@@ -1,0 +1,143 @@
+"""Small measurements behind three design choices, for ``make bench`` (section 5) or
+``python -m bench.micro_bench``: the written-out SGD step against autograd, a full garbage
+collection with the app loaded before and after ``gc.freeze()``, and a redraw of the live
+training plots drawn plainly against smoothly."""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def sgd_step_ms(steps: int = 300, repeats: int = 3) -> dict[str, float]:
+    """One 1280-128-128-2 step on 64 images, one torch thread: autograd plus ``p -= lr * grad``
+    (the step before) against ``sgd_batch``; best of ``repeats``, in ms per step."""
+    from trainer.model.mlp import paper_architecture
+    from trainer.training.experiment import mlp_linears, new_model, sgd_batch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(1400, 1280, generator=g), torch.randint(0, 2, (1400,), generator=g)
+        order = torch.randperm(1400, generator=g)
+        batches = [order[s : s + 64] for s in range(0, 1344, 64)]
+        model = new_model(paper_architecture(1280, 2), 0, torch.device("cpu"))
+        params, linears = list(model.parameters()), mlp_linears(model)
+
+        def autograd_step(index: torch.Tensor) -> float:
+            loss = F.cross_entropy(model(x[index]), y[index])
+            for p in params:
+                p.grad = None
+            loss.backward()
+            with torch.no_grad():
+                for p in params:
+                    p.add_(p.grad, alpha=-0.01)
+            return loss.item()
+
+        def written_out_step(index: torch.Tensor) -> float:
+            return sgd_batch(linears, x[index], y[index], 0.01)
+
+        def ms(step) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for i in range(steps):
+                    step(batches[i % len(batches)])
+                best = min(best, (time.perf_counter() - start) / steps * 1e3)
+            return best
+
+        return {"autograd_ms": ms(autograd_step), "written_out_ms": ms(written_out_step)}
+    finally:
+        torch.set_num_threads(previous)
+
+
+def full_collection_ms() -> dict[str, float]:
+    """A full ``gc.collect()`` with torch, Qt and the app imported, all objects collectable, then
+    with them frozen as the app does (``facecomic_gui.launch.keep_garbage_collection_short``)."""
+    import facecomic_gui.main_window  # noqa: F401  (what the app has loaded)
+    import trainer.prediction.predictor
+    import trainer.training.experiment  # noqa: F401
+
+    was_frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    gc.collect()
+    start = time.perf_counter()
+    gc.collect()
+    unfrozen = (time.perf_counter() - start) * 1e3
+    tracked = len(gc.get_objects())
+    gc.freeze()
+    start = time.perf_counter()
+    gc.collect()
+    frozen = (time.perf_counter() - start) * 1e3
+    if not was_frozen:
+        gc.unfreeze()
+    return {"objects": tracked, "unfrozen_ms": unfrozen, "frozen_ms": frozen}
+
+
+def plot_redraw_ms(repeats: int = 10) -> dict[str, float]:
+    """Both live plots of a 2,700-batch run (two learning rates of 1,100 batches and a final run
+    of 500; 50 epochs of accuracy each), redrawn and painted: live (plain) against smooth.
+    Median of ``repeats``, in ms of the GUI thread."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from facecomic_gui.launch import create_app
+    from facecomic_gui.train.plots import AccuracyPlotWidget, LossPlotWidget
+
+    app = create_app([])
+    loss, accuracy = LossPlotWidget(), AccuracyPlotWidget()
+    loss.resize(530, 280)
+    accuracy.resize(350, 280)
+    loss.show()
+    accuracy.show()
+    loss.set_epoch_range(50)
+    accuracy.set_epoch_range(50)
+    g = torch.Generator().manual_seed(0)
+    for name in ("lr 0.1", "lr 0.01"):
+        for i, value in enumerate(torch.rand(1100, generator=g).tolist()):
+            loss.add_point(name, i / 22, value)
+        for epoch, value in enumerate(torch.rand(50, generator=g).tolist(), start=1):
+            accuracy.add_point(name, epoch, 0.8 + 0.2 * value)
+    for i, value in enumerate(torch.rand(500, generator=g).tolist()):
+        loss.add_point("final", i / 22, value, final=True)
+    app.processEvents()
+
+    def median_ms(live: bool) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for widget in (loss, accuracy):
+                widget.redraw(live=live)
+                widget.repaint()
+            app.processEvents()
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+
+    median_ms(True)  # first paints lay out the axes
+    result = {"live_ms": median_ms(True), "smooth_ms": median_ms(False)}
+    loss.close()
+    accuracy.close()
+    return result
+
+
+def run() -> dict[str, dict[str, float]]:
+    step, collection, plots = sgd_step_ms(), full_collection_ms(), plot_redraw_ms()
+    print(
+        f"    SGD step, 1280-128-128-2 on 64 images, 1 thread: autograd + update "
+        f"{step['autograd_ms']:.2f} ms, written out {step['written_out_ms']:.2f} ms\n"
+        f"    full garbage collection with the app loaded ({collection['objects']:,} objects): "
+        f"{collection['unfrozen_ms']:.0f} ms, after gc.freeze() {collection['frozen_ms']:.2f} ms\n"
+        f"    redrawing both live plots of a 2,700-batch run: live (plain) {plots['live_ms']:.0f} ms, "
+        f"smooth {plots['smooth_ms']:.0f} ms of the GUI thread",
+        flush=True,
+    )
+    return {"sgd_step": step, "full_collection": collection, "plot_redraw": plots}
+
+
+if __name__ == "__main__":
+    print("Micro-benchmarks (2 cores here; see README, Performance):")
+    run()
