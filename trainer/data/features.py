@@ -302,8 +302,7 @@ def _lane_batch(paths, indices, config, channels_last, stopped) -> _LaneBatch | 
     for i in indices:
         if stopped():
             return None
-        outcome = _decode_one(paths[i], config, NEVER_CANCELLED)
-        value, seconds = outcome
+        value, seconds = _decode_one(paths[i], config, NEVER_CANCELLED)
         decode_seconds += seconds
         if isinstance(value, _Failure):
             failures[i] = value
