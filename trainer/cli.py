@@ -166,16 +166,36 @@ class ConsoleReporter:
                     f"val acc {event.val_accuracy:.4f}, val loss {event.val_loss:.4f}",
                     verbose=True,
                 )
-            case ev.EpochFinished(phase="final"):
-                self._print(f"  final epoch {event.epoch}: train loss {event.train_loss:.4f}", verbose=True)
+            case ev.EpochFinished(phase="final" | "refit"):
+                self._print(
+                    f"  {event.phase} epoch {event.epoch}: train loss {event.train_loss:.4f}", verbose=True
+                )
+            case ev.FinalTrainingStarted(phase="refit"):
+                self._print(
+                    f"Refitting lr {event.lr:g}, {event.epochs} epochs on every image ({event.train_size:,}) "
+                    "for the saved model; the holdout figures above are from before"
+                )
             case ev.FinalTrainingStarted():
                 self._print(
                     f"Retraining lr {event.lr:g}, {event.epochs} epochs on train+val ({event.train_size:,} images)"
                 )
+            case ev.NonFacesPrepared():
+                cached = " (from cache)" if event.from_cache else ""
+                self._print(
+                    f"Prepared {event.count:,} synthetic non-faces in {event.seconds:.1f}s{cached}",
+                    verbose=True,
+                )
             case ev.HoldoutEvaluated():
                 pass
             case ev.RunFinished(result=result):
-                self._print(report.format_grid(result.grid, result.grid_results, result.best))
+                self._print(
+                    report.format_grid(
+                        result.grid, result.grid_results, result.best, result.train_config.select_by
+                    )
+                )
+                heads = result.architecture.get("heads", 1)
+                if heads > 1:
+                    self._print(f"Model: an ensemble of {heads} heads, probabilities averaged")
                 self._print(report.format_holdout(result.holdout, result.class_names))
                 self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
         if isinstance(event, (ev.DecodeProgressed, ev.FeaturesProgressed, ev.BatchFinished)):

@@ -14,6 +14,7 @@ from PIL import Image
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.predict import jobs
+from trainer.model.face_likeness import NOT_A_FACE
 
 if TYPE_CHECKING:
     from trainer.model.model_file import LoadedModel
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 Source = Path | Image.Image
 ERROR_KEY, PENDING_KEY = "__error__", "__pending__"
 UNSURE_KEY = "__unsure__"  # a filter across classes: the rows the predictor flagged
+NOT_A_FACE_KEY = "__not_a_face__"  # the flagged rows whose flag is "not a face"
 
 
 @dataclass
@@ -44,8 +46,12 @@ class PredictionRow:
 
     @property
     def unsure(self) -> bool:
-        """Predicted, but flagged (unlike the training images, or low confidence)."""
+        """Predicted, but flagged (not a face, unlike the training images, or low confidence)."""
         return self.prediction is not None and self.prediction.ok and self.prediction.unsure
+
+    @property
+    def not_a_face(self) -> bool:
+        return self.unsure and self.prediction.flag == NOT_A_FACE
 
 
 def source_name(source: Source, counter: int) -> tuple[str, str]:
@@ -67,7 +73,8 @@ class PredictionSession:
         self.model: LoadedModel | None = None
         self.model_loading = False
         self.model_error: str | None = None
-        self.label_filter: str | None = None  # a class name, ERROR_KEY, UNSURE_KEY, or None for all
+        # A class name, ERROR_KEY, UNSURE_KEY, NOT_A_FACE_KEY, or None for all.
+        self.label_filter: str | None = None
         self._waiting: list[Source] = []  # dropped while the model was still loading
         self._queue: list[_Job] = []
         self._job: _Job | None = None
@@ -102,7 +109,7 @@ class PredictionSession:
         self.model = model
         self.model_loading = False
         self.model_error = None
-        if self.label_filter not in (None, ERROR_KEY, UNSURE_KEY, *model.class_names):
+        if self.label_filter not in (None, ERROR_KEY, UNSURE_KEY, NOT_A_FACE_KEY, *model.class_names):
             self.label_filter = None
             self.filter_changed.emit()
         not_yet_rows = [job for job in self._pending_jobs() if job.first_row is None]
@@ -168,17 +175,21 @@ class PredictionSession:
 
     def counts(self) -> dict[str, int]:
         """Rows per class, ERROR_KEY and PENDING_KEY; UNSURE_KEY counts flagged rows, which are
-        also counted in their class."""
+        also counted in their class, and NOT_A_FACE_KEY those flagged "not a face"."""
         counts: dict[str, int] = {}
         for row in self.rows:
             counts[row.filter_key] = counts.get(row.filter_key, 0) + 1
             if row.unsure:
                 counts[UNSURE_KEY] = counts.get(UNSURE_KEY, 0) + 1
+            if row.not_a_face:
+                counts[NOT_A_FACE_KEY] = counts.get(NOT_A_FACE_KEY, 0) + 1
         return counts
 
     def shown(self, row: PredictionRow) -> bool:
         if self.label_filter == UNSURE_KEY:
             return row.unsure
+        if self.label_filter == NOT_A_FACE_KEY:
+            return row.not_a_face
         return self.label_filter is None or row.filter_key == self.label_filter
 
     # -- jobs --------------------------------------------------------------------------------------

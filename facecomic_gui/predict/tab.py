@@ -36,6 +36,7 @@ from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.widgets import error_banner
 from facecomic_gui.predict.session import (
     ERROR_KEY,
+    NOT_A_FACE_KEY,
     PENDING_KEY,
     UNSURE_KEY,
     PredictionRow,
@@ -347,7 +348,13 @@ class PredictTabWidget(QWidget):
         self.filter_combo.addItem("Unsure", UNSURE_KEY)
         self.filter_combo.setItemData(
             self.filter_combo.count() - 1,
-            "Answers the model flagged: unlike its training images, or low confidence.",
+            "Answers the model flagged: not a face, unlike its training images, or low confidence.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        self.filter_combo.addItem("Not a face", NOT_A_FACE_KEY)
+        self.filter_combo.setItemData(
+            self.filter_combo.count() - 1,
+            "Pictures that look like neither a face nor a comic face (charts, documents, screenshots, ...).",
             Qt.ItemDataRole.ToolTipRole,
         )
         self.filter_combo.addItem("Unreadable", ERROR_KEY)
@@ -378,7 +385,9 @@ class PredictTabWidget(QWidget):
             for name, shown in zip(model.class_names, model.display_names, strict=True):
                 parts.append(f"{counts.get(name, 0):,} {shown}")
         if counts.get(UNSURE_KEY):
-            parts.append(f"{counts[UNSURE_KEY]:,} unsure")
+            not_faces = counts.get(NOT_A_FACE_KEY, 0)
+            of_which = f" ({not_faces:,} not a face)" if not_faces else ""
+            parts.append(f"{counts[UNSURE_KEY]:,} unsure{of_which}")
         if counts.get(ERROR_KEY):
             parts.append(f"{counts[ERROR_KEY]:,} unreadable")
         if counts.get(PENDING_KEY):

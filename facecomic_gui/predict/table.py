@@ -19,6 +19,7 @@ from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.widgets import percent
 from facecomic_gui.predict.session import PredictionRow, PredictionSession
 from trainer.data.dataset import display_name
+from trainer.model.face_likeness import NOT_A_FACE
 from trainer.model.novelty import LOW_CONFIDENCE, UNLIKE_TRAINING
 from trainer.prediction.export import printable
 
@@ -33,9 +34,9 @@ UNSURE_COLOUR = QColor("#8a8a8a")  # a flagged answer: muted, so sure answers st
 _ROOT = QModelIndex()  # the invalid index Qt passes for a flat table's parent
 # Sorting *Details* sorts by flag, from the answers to trust to those to check: sure, low
 # confidence, unlike the training images, unreadable, and rows still being predicted last.
-FLAG_ORDER = ("", LOW_CONFIDENCE, UNLIKE_TRAINING)
+FLAG_ORDER = ("", LOW_CONFIDENCE, UNLIKE_TRAINING, NOT_A_FACE)
 UNREADABLE_RANK, PENDING_RANK = len(FLAG_ORDER), len(FLAG_ORDER) + 1
-DETAILS_TOOLTIP = "Sorts by flag: sure, low confidence, unlike training images, unreadable."
+DETAILS_TOOLTIP = "Sorts by flag: sure, low confidence, unlike training images, not a face, unreadable."
 
 
 def flag_rank(row: PredictionRow) -> int:
@@ -122,6 +123,8 @@ class PredictionTableModel(QAbstractTableModel):
                     return "…"
                 if not p.ok:
                     return "Unreadable"
+                if row.not_a_face:
+                    return "Not a face"
                 return f"{p.display_label}?" if p.unsure else p.display_label
             if column == CONFIDENCE:
                 return "" if p is None or not p.ok else percent(p.confidence)
@@ -142,6 +145,11 @@ class PredictionTableModel(QAbstractTableModel):
             return printable(row.path) if row.path is not None else row.name
         elif role == Qt.ItemDataRole.ToolTipRole and column == DETAILS and p is not None and not p.ok:
             return p.error
+        elif role == Qt.ItemDataRole.ToolTipRole and column == LABEL and row.not_a_face:
+            return (
+                f"This picture does not look like a face or a comic face (the nearer class is "
+                f"{p.display_label}; both probabilities are in Details)."
+            )
         elif role == Qt.ItemDataRole.ToolTipRole and column == LABEL and row.unsure:
             return f"Unsure: {p.flag}. Treat this answer with care."
         elif role == Qt.ItemDataRole.ForegroundRole:

@@ -57,6 +57,7 @@ class TrainingSession:
     def _reset_run(self) -> None:
         self.grid_results: list[GridResult] = []
         self.best: GridResult | None = None
+        self.select_by = "accuracy"  # how the run shown picks its best setting (its config's rule)
         self.holdout: HoldoutMetrics | None = None
         self.final_epochs = 0
         self.batches_seen = 0
@@ -174,6 +175,7 @@ class TrainingSession:
             return False
         self._reset_run()
         self.grid = form.grid
+        self.select_by = form.config.resolved().select_by
         self.status = "Starting…"
         self._set_state(RUNNING)
         self.run_started.emit(form.grid)
@@ -203,6 +205,7 @@ class TrainingSession:
         self.class_names = model.class_names
         self.grid = model.grid
         self.grid_results = list(model.grid_results)
+        self.select_by = model.train_config.resolved().select_by
         self.best = model.best
         self.holdout = model.holdout
         self.final_epochs = len(model.final_train_losses)
@@ -227,9 +230,12 @@ class TrainingSession:
                 self.batches_seen += 1
             case ev.ConfigFinished():
                 self.grid_results.append(
-                    GridResult(event.lr, event.epochs, event.val_accuracy, event.val_loss)
-                )
-                self.best = pick_best(self.grid_results)
+                    GridResult(
+                        event.lr, event.epochs, event.val_accuracy, event.val_loss,
+                        head_accuracies=event.head_accuracies,
+                    )
+                )  # fmt: skip
+                self.best = pick_best(self.grid_results, self.select_by)
             case ev.FinalTrainingStarted():
                 self.final_epochs = event.epochs
             case ev.DecodeFinished() if event.unreadable:

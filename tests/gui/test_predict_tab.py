@@ -10,7 +10,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 
 from facecomic_gui.common import dialogs
-from facecomic_gui.predict.session import ERROR_KEY, UNSURE_KEY
+from facecomic_gui.predict.session import ERROR_KEY, NOT_A_FACE_KEY, UNSURE_KEY
 from facecomic_gui.predict.table import CONFIDENCE, DETAILS, FILE, LABEL, UNSURE_COLOUR
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
 from trainer.data.synthetic import comic_like, make_dataset
@@ -32,12 +32,16 @@ def test_dropping_files_and_folders_gives_labelled_rows(qtbot, window, tmp_path:
         drop(tab, [data / "faces", data / "comics" / "0.png", bad])
     assert tab.table_model.rowCount() == 6  # 4 from the folder, 1 file, 1 broken
     got = labels(tab)
-    # Synthetic squares are unlike the default model's training faces: labelled, but marked unsure ("?").
-    assert len(got) == 6 and all(label.rstrip("?") in {"Real face", "Comic"} for label in got[:5])
+    # Synthetic squares are no faces at all for the default model: "Not a face", muted, and both
+    # probabilities still in Details.
+    assert got[:5] == ["Not a face"] * 5
+    details = tab.table_model.data(tab.table_model.index(0, DETAILS))
+    assert details.startswith("Not a face") and "Real face" in details and "Comic" in details
     assert got[5] == "Unreadable"
     error_row = tab.table_model.rows[5]
     assert error_row.prediction.error == "not a readable image (unknown format or corrupt header)"
     assert "6 images" in tab.summary_label.text() and "1 unreadable" in tab.summary_label.text()
+    assert "5 unsure (5 not a face)" in tab.summary_label.text()
     confidence = tab.table_model.data(tab.table_model.index(0, CONFIDENCE))
     assert confidence.endswith("%")
     assert tab.stack.currentWidget() is tab.view
@@ -62,7 +66,7 @@ def test_paste_an_image_from_the_clipboard(qtbot, window):
     with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
         tab.paste_from_clipboard()
     assert tab.table_model.rows[0].name == "Pasted image 1"
-    assert labels(tab)[0].rstrip("?") in {"Real face", "Comic"}  # "?": flagged unsure
+    assert labels(tab)[0] == "Not a face"  # a flat synthetic square is no face to the default model
 
 
 def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkeypatch):
@@ -85,9 +89,14 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
         tab.filter_combo.setCurrentIndex(tab.filter_combo.findData(name))
         shown = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())]
         assert len(shown) == tab.session.counts().get(name, 0)
-        assert all(label.rstrip("?") == display for label in shown)  # "?": flagged unsure
+        # The nearer class; "?" when flagged unsure, and "Not a face" for these synthetic squares.
+        assert all(label.rstrip("?") == display or label == "Not a face" for label in shown)
         shown_total += len(shown)
     assert shown_total == 10  # every readable image is in exactly one class
+    tab.filter_combo.setCurrentIndex(tab.filter_combo.findData(NOT_A_FACE_KEY))
+    not_faces = [tab.proxy.data(tab.proxy.index(r, LABEL)) for r in range(tab.proxy.rowCount())]
+    assert not_faces == ["Not a face"] * tab.session.counts()[NOT_A_FACE_KEY]
+    assert len(not_faces) == sum(row.not_a_face for row in tab.session.rows) > 0
     tab.filter_combo.setCurrentIndex(0)
     assert tab.proxy.rowCount() == 11
 

@@ -173,19 +173,19 @@ def _set(*keys_and_value):
 
 
 def _nan(tensors):
-    tensors["layers.2.weight"][3, 5] = float("nan")
+    tensors["weights.1"][0, 3, 5] = float("nan")
 
 
 def _inf(tensors):
-    tensors["layers.4.bias"][0] = float("-inf")
+    tensors["biases.2"][0, 0] = float("-inf")
 
 
 def _float64(tensors):
-    tensors["layers.0.bias"] = tensors["layers.0.bias"].double()
+    tensors["biases.0"] = tensors["biases.0"].double()
 
 
 def _extra(tensors):
-    tensors["layers.6.weight"] = torch.zeros(2, 2)
+    tensors["weights.3"] = torch.zeros(1, 2, 2)
 
 
 def _drop_preprocess_key(meta):
@@ -221,21 +221,21 @@ def _drop_preprocess_key(meta):
         (
             _set("architecture", "hidden_sizes", [64, 128]),
             None,
-            "the weights do not match the architecture it declares ('layers.0.weight' has shape "
-            "[128, 1728], not [64, 1728])",
+            "the weights do not match the architecture it declares ('weights.0' has shape "
+            "[1, 128, 1728], not [1, 64, 1728])",
         ),
         (
             None,
             _extra,
-            "the weights do not match the architecture it declares (unexpected tensor 'layers.6.weight')",
+            "the weights do not match the architecture it declares (unexpected tensor 'weights.3')",
         ),
         (
             None,
             _float64,
-            "the weights do not match the architecture it declares ('layers.0.bias' is stored as F64, not F32)",
+            "the weights do not match the architecture it declares ('biases.0' is stored as F64, not F32)",
         ),
-        (None, _nan, "the weights in 'layers.2.weight' include NaN or infinite values"),
-        (None, _inf, "the weights in 'layers.4.bias' include NaN or infinite values"),
+        (None, _nan, "the weights in 'weights.1' include NaN or infinite values"),
+        (None, _inf, "the weights in 'biases.2' include NaN or infinite values"),
         (
             _set("preprocess", "grayscale", True),
             None,

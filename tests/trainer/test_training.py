@@ -243,28 +243,80 @@ def test_history_keeps_each_grid_epoch_and_survives_the_model_file(dataset: Path
     assert loaded.best == result.best
 
 
+def _reference_heads(model, hidden: list[int]) -> list[torch.nn.Sequential]:
+    """Each head of an ensemble as a plain ``nn.Sequential`` MLP with a copy of its weights."""
+    heads = []
+    for k in range(model.heads):
+        layers: list[torch.nn.Module] = []
+        for i, (w, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            linear = torch.nn.Linear(w.shape[2], w.shape[1])
+            with torch.no_grad():
+                linear.weight.copy_(w[k])
+                linear.bias.copy_(b[k])
+            layers.append(linear)
+            if i < len(hidden):
+                layers.append(torch.nn.ReLU())
+        heads.append(torch.nn.Sequential(*layers))
+    return heads
+
+
+@pytest.mark.parametrize("heads", [1, 3])
 @pytest.mark.parametrize("hidden", [[], [16], [32, 16, 8]])
-def test_written_out_sgd_step_equals_autograd(hidden: list[int]):
-    """``sgd_batch``'s forward, loss and backward against autograd, for any MLP depth."""
+def test_written_out_sgd_step_equals_separate_torch_optim_runs(hidden: list[int], heads: int):
+    """``sgd_step`` (forward, loss and backward written out, all heads in one batched product)
+    against each head trained alone by autograd and ``torch.optim.SGD`` on its own batches."""
     from trainer.model.mlp import build_model
-    from trainer.training.experiment import mlp_linears, sgd_batch
+    from trainer.training.experiment import sgd_step
 
     arch = {"name": "mlp", "input_size": 40, "hidden_sizes": hidden, "num_classes": 3, "activation": "relu"}
-    ours = build_model(arch, torch.Generator().manual_seed(0))
-    reference = build_model(arch, torch.Generator().manual_seed(0))
-    x = torch.randn(24, 40, generator=torch.Generator().manual_seed(1))
-    y = torch.randint(0, 3, (24,), generator=torch.Generator().manual_seed(2))
+    ours = build_model({**arch, "heads": heads}, seed=0)
+    references = _reference_heads(ours, hidden)
+    optimisers = [torch.optim.SGD(r.parameters(), lr=0.1) for r in references]
+    generator = torch.Generator().manual_seed(1)
     for _ in range(3):
-        loss = sgd_batch(mlp_linears(ours), x, y, 0.1)
-        expected = torch.nn.functional.cross_entropy(reference(x), y)
-        reference.zero_grad()
-        expected.backward()
-        with torch.no_grad():
-            for p in reference.parameters():
-                p.add_(p.grad, alpha=-0.1)
-        assert loss == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
-    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        x = torch.randn(heads, 24, 40, generator=generator)  # each head its own batch
+        y = torch.randint(0, 3, (heads, 24), generator=generator)
+        loss = sgd_step(ours, x, y, 0.1)
+        expected = []
+        for k, (reference, optimiser) in enumerate(zip(references, optimisers, strict=True)):
+            optimiser.zero_grad()
+            value = torch.nn.functional.cross_entropy(reference(x[k]), y[k])
+            value.backward()
+            optimiser.step()
+            expected.append(value.item())
+        assert loss == pytest.approx(sum(expected) / heads, rel=1e-6, abs=1e-7)
+    for k, reference in enumerate(references):
+        linears = [m for m in reference if isinstance(m, torch.nn.Linear)]
+        for i, linear in enumerate(linears):
+            torch.testing.assert_close(ours.weights[i][k], linear.weight.detach(), rtol=0, atol=1e-6)
+            torch.testing.assert_close(ours.biases[i][k], linear.bias.detach(), rtol=0, atol=1e-6)
+
+
+def test_the_ensemble_averages_the_probabilities_of_its_heads():
+    """The ensemble's logits are the log of its heads' mean softmax, each head computed alone."""
+    from trainer.model.mlp import build_model
+
+    arch = {"name": "mlp", "input_size": 12, "hidden_sizes": [8], "num_classes": 2, "activation": "relu"}
+    ensemble = build_model({**arch, "heads": 4}, seed=3)
+    x = torch.randn(10, 12, generator=torch.Generator().manual_seed(0))
+    alone = torch.stack([torch.softmax(head(x), dim=1) for head in _reference_heads(ensemble, [8])])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.softmax(ensemble(x), dim=1), alone.mean(dim=0))
+        single = build_model({**arch, "heads": 1}, seed=3)
+        torch.testing.assert_close(single(x), _reference_heads(single, [8])[0](x))  # one head: its logits
+    heads_differ = [h.weight for h in (r[0] for r in _reference_heads(ensemble, [8]))]
+    assert not torch.equal(heads_differ[0], heads_differ[1])  # each head has its own seed
+
+
+def test_head_zero_of_an_ensemble_is_the_single_mlp_of_the_same_seed():
+    """One head is the paper's single MLP: an ensemble's first head starts from the same weights
+    and sees the same shuffling, so ``--heads 1`` keeps the paper recipe's numbers."""
+    from trainer.model.mlp import build_model
+
+    arch = paper_architecture(1728, 2, heads=3)
+    ensemble, single = build_model(arch, seed=7), build_model({**arch, "heads": 1}, seed=7)
+    for w_ens, w_one in zip(ensemble.weights, single.weights, strict=True):
+        assert torch.equal(w_ens[0], w_one[0])
 
 
 def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
@@ -287,7 +339,7 @@ def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
         torch.set_num_threads(2)
         both_in = threading.Barrier(2, timeout=30)  # breaks, failing the run, unless two runs meet
         seen: list[tuple[str, int]] = []
-        real = experiment.sgd_batch
+        real = experiment.sgd_step
 
         def meeting(*args):
             seen.append((threading.current_thread().name, torch.get_num_threads()))
@@ -295,7 +347,7 @@ def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
                 both_in.wait()
             return real(*args)
 
-        monkeypatch.setattr(experiment, "sgd_batch", meeting)
+        monkeypatch.setattr(experiment, "sgd_step", meeting)
         events, side_by_side = collect(grid_search(train, val, grid, config, arch))
         assert torch.get_num_threads() == 2  # put back for the caller
     finally:

@@ -17,11 +17,21 @@ SPLIT_NAMES = ("train", "val", "holdout")
 RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 MAX_SEED = 2**32 - 1
 FEATURE_KINDS = ("pretrained", "pixels")
+SELECT_BY = ("auto", "loss", "accuracy")
+CLASS_PRIORS = ("auto", "balanced", "data")
 # Upper limits that keep a typo from asking for the impossible; the CLI and the app both enforce
 # them, because both build these dataclasses (field metadata ``min``/``max`` lets a form show them).
 MAX_BATCH_SIZE = 2**20
 MAX_EPOCHS = 1_000_000
 MAX_THREADS = 1024
+MAX_HEADS = 64
+# What "auto" means per feature kind. Pixels keep the paper's recipe exactly: one head, the grid
+# picked by validation accuracy, classes as the data has them. Pretrained features get an
+# ensemble picked by validation loss (steadier: README, "Accuracy") with a balanced class prior.
+AUTO_RECIPE = {
+    "pixels": {"heads": 1, "select_by": "accuracy", "class_prior": "data"},
+    "pretrained": {"heads": 5, "select_by": "loss", "class_prior": "balanced"},
+}
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -89,11 +99,11 @@ class GridSpec:
     the README); ``PAPER_GRID`` is the paper's own."""
 
     learning_rates: tuple[float, ...] = field(
-        default=(0.1, 0.01),
+        default=(0.1, 0.03),
         metadata=_flag("learning rates to try", "--lr", nargs="+", type=float, metavar="LR", min=0.0),
     )
     epochs: tuple[int, ...] = field(
-        default=(5, 20, 50),
+        default=(5, 10, 20),
         metadata=_flag(
             "epoch counts to try", "--epochs", nargs="+", type=int, metavar="N", min=1, max=MAX_EPOCHS
         ),
@@ -155,6 +165,45 @@ class TrainConfig:
         default="auto",
         metadata=_flag("auto (CUDA when present), cpu or cuda", "--device", choices=("auto", "cpu", "cuda")),
     )
+    heads: int = field(
+        default=0,
+        metadata=_flag(
+            "MLP heads averaged in the ensemble, each with its own seed and shuffling "
+            "(0: auto, 5 for pretrained features, 1 for pixels as in the paper)",
+            "--heads", type=int, min=0, max=MAX_HEADS,
+        ),
+    )  # fmt: skip
+    select_by: str = field(
+        default="auto",
+        metadata=_flag(
+            "how the grid picks its setting: validation loss or accuracy "
+            "(auto: loss for pretrained features, accuracy for pixels as in the paper)",
+            "--select-by", choices=SELECT_BY,
+        ),
+    )  # fmt: skip
+    class_prior: str = field(
+        default="auto",
+        metadata=_flag(
+            "balanced: answer as if both classes were equally common, whatever the folder holds; "
+            "data: as the training data has them (auto: balanced for pretrained, data for pixels)",
+            "--class-prior", choices=CLASS_PRIORS,
+        ),
+    )  # fmt: skip
+    split_seed: int | None = field(
+        default=None,
+        metadata=_flag(
+            "seed for the split alone, so training seeds can vary over one fixed split (default: --seed)",
+            "--split-seed", type=int, min=0, max=MAX_SEED,
+        ),
+    )  # fmt: skip
+    refit_all: bool = field(
+        default=False,
+        metadata=_flag(
+            "after scoring the holdout, retrain the chosen setting on every image (train, val and "
+            "holdout) for the saved model; its holdout figures stay those of the run that chose it",
+            "--refit-all", action="store_true",
+        ),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_KINDS:
@@ -171,6 +220,30 @@ class TrainConfig:
             raise ValueError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9:
             raise ValueError("The split fractions must be three numbers that sum to 1.")
+        if not _is_int(self.heads) or not 0 <= self.heads <= MAX_HEADS:
+            raise ValueError(f"The number of heads must be a whole number from 0 (auto) to {MAX_HEADS}.")
+        if self.select_by not in SELECT_BY:
+            raise ValueError(f"Unknown select_by {self.select_by!r}; use {', '.join(SELECT_BY)}.")
+        if self.class_prior not in CLASS_PRIORS:
+            raise ValueError(f"Unknown class_prior {self.class_prior!r}; use {', '.join(CLASS_PRIORS)}.")
+        if self.split_seed is not None and (
+            not _is_int(self.split_seed) or not 0 <= self.split_seed <= MAX_SEED
+        ):
+            raise ValueError(f"The split seed must be a whole number from 0 to {MAX_SEED}.")
+        if not isinstance(self.refit_all, bool):
+            raise ValueError("refit_all must be true or false")
+
+    def resolved(self) -> TrainConfig:
+        """This config with every "auto" replaced by what it means for ``features``; runs and
+        model files keep the resolved form, so a file says exactly what was done."""
+        auto = AUTO_RECIPE[self.features]
+        return dataclasses.replace(
+            self,
+            heads=self.heads or auto["heads"],
+            select_by=auto["select_by"] if self.select_by == "auto" else self.select_by,
+            class_prior=auto["class_prior"] if self.class_prior == "auto" else self.class_prior,
+            split_seed=self.seed if self.split_seed is None else self.split_seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

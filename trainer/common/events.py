@@ -67,6 +67,7 @@ class EpochFinished:
     train_loss: float
     val_accuracy: float | None  # None in the final training, which has no validation set
     val_loss: float | None
+    head_accuracies: tuple[float, ...] = ()  # each head's own validation accuracy (ensembles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class ConfigFinished:
     val_loss: float
     index: int  # 1-based position in the grid
     total: int
+    head_accuracies: tuple[float, ...] = ()  # each head's own validation accuracy (ensembles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,16 @@ class FinalTrainingStarted:
     lr: float
     epochs: int
     train_size: int
+    phase: str = "final"  # "final": on train+val; "refit": on every image, after the holdout
+
+
+@dataclass(frozen=True, slots=True)
+class NonFacesPrepared:
+    """The synthetic non-face pictures that the "not a face" scorer learns against are ready."""
+
+    count: int
+    from_cache: bool
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,7 @@ Event = (
     | EpochFinished
     | ConfigFinished
     | FinalTrainingStarted
+    | NonFacesPrepared
     | HoldoutEvaluated
     | RunFinished
     | FeaturesProgressed

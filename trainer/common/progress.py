@@ -26,7 +26,7 @@ MIN_SECONDS_FOR_ETA = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    phase: str  # "decode", "grid", "final", "holdout", "done" or "scan"
+    phase: str  # "scan", "decode", "features", "split", "grid", "final", "refit", "holdout" or "done"
     text: str
     fraction: float  # 0..1 within the phase
     eta_seconds: float | None  # time left in the phase, once there is enough to estimate it
@@ -68,10 +68,11 @@ class ProgressTracker:
                     f"{self._settings_done}/{self._settings_total or '?'} settings scored"
                 )
                 self.current = Progress("grid", text, _frac(event.step, event.total_steps), eta)
-            case BatchFinished(phase="final"):
+            case BatchFinished(phase="final" | "refit"):
                 eta = self._eta(event.step - self._phase_base, event.total_steps - event.step, now)
-                text = f"Final training on train+val: lr {event.lr:g}, epoch {event.epoch}"
-                self.current = Progress("final", text, _frac(event.step, event.total_steps), eta)
+                on = "train+val" if event.phase == "final" else "every image"
+                text = f"Final training on {on}: lr {event.lr:g}, epoch {event.epoch}"
+                self.current = Progress(event.phase, text, _frac(event.step, event.total_steps), eta)
             case ConfigFinished():
                 self._settings_done, self._settings_total = event.index, event.total
             case FinalTrainingStarted():

@@ -412,3 +412,45 @@ def _extract_with_decode_pool(
             yield FeaturesProgressed(done, len(results), from_cache)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def non_face_embeddings(
+    config: PreprocessConfig,
+    *,
+    options: DecodeOptions = DecodeOptions(),
+    device: str = "auto",
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[np.ndarray, bool]:
+    """Backbone embeddings of the synthetic non-faces (``trainer.data.non_faces``), and whether
+    they came from the cache. They are the same for every run on a machine, so they are computed
+    once (about 2 s on 2 cores) and kept in the cache folder; a damaged cache file is a miss."""
+    from trainer.data.non_faces import NEGATIVES, generator_description, non_face_pixels
+    from trainer.model.backbone import BACKBONE_NAME, EMBEDDING_SIZE, WEIGHTS_SHA256
+
+    ident = json.dumps(
+        {
+            "generator": generator_description(),
+            "backbone": BACKBONE_NAME,
+            "weights": WEIGHTS_SHA256,
+            "preprocess": config.to_dict(),
+            "format": CACHE_FORMAT,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    path = options.resolved_cache_dir / f"non-faces-{BACKBONE_NAME}-{config.size}-{digest}.npy"
+    if options.use_cache:
+        try:
+            if path.is_file():
+                cached = np.load(path, allow_pickle=False, mmap_mode="r")
+                if cached.dtype == np.float32 and cached.shape == (NEGATIVES, EMBEDDING_SIZE):
+                    return np.array(cached), True
+        except Exception:  # the cache is an optimisation: any damage is a miss, rebuilt below
+            pass
+    embeddings = embed_pixels(non_face_pixels(config), config, device=device, cancel=cancel)
+    if options.use_cache:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path) as handle:
+                np.save(handle, embeddings)
+    return embeddings, False

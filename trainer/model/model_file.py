@@ -32,17 +32,22 @@ from trainer.common.configs import (
 from trainer.common.errors import ModelFileError
 from trainer.data.dataset import display_name
 from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
-from trainer.model.mlp import build_model, mlp_tensor_shapes
+from trainer.model.face_likeness import METHOD as FACE_LIKENESS_METHOD
+from trainer.model.face_likeness import PREFIX as FACE_LIKENESS_PREFIX
+from trainer.model.face_likeness import FaceLikeness
+from trainer.model.mlp import build_model, legacy_state_dict, mlp_tensor_shapes
 from trainer.model.novelty import METHOD as NOVELTY_METHOD
 from trainer.model.novelty import NoveltyDetector
 from trainer.training.results import EpochPoint, EvaluatedImage, GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
-# 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 1 still loads.
-FORMAT_VERSION = 2
+# 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 3 added ensembles
+# (``architecture.heads``, stacked weights), ``class_prior`` and ``face_likeness``. 1 and 2 still load.
+FORMAT_VERSION = 3
 from trainer.common.configs import FEATURE_KINDS  # noqa: E402
 
 NOVELTY_PREFIX = "novelty."
+DETECTOR_PREFIXES = (NOVELTY_PREFIX, FACE_LIKENESS_PREFIX)
 MAX_NOVELTY_REFERENCES = 4096
 METADATA_KEY = "facecomic"
 MAX_MODEL_BYTES = 512 * 1024 * 1024  # far above any MLP here; refuses to read arbitrary huge files
@@ -54,13 +59,24 @@ class LoadedModel:
     metadata: dict[str, Any]
     path: Path | None
     novelty: NoveltyDetector | None = None  # None in format-1 files
+    face_likeness: FaceLikeness | None = None  # None before format 3
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Every tensor the file holds: the head's weights, plus the novelty detector's."""
+        """Every tensor the file holds: the heads' weights, plus the detectors'."""
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        if self.novelty is not None:
-            state.update({k: torch.from_numpy(v) for k, v in self.novelty.tensors().items()})
+        for detector in (self.novelty, self.face_likeness):
+            if detector is not None:
+                state.update({k: torch.from_numpy(v) for k, v in detector.tensors().items()})
         return state
+
+    @property
+    def heads(self) -> int:
+        return self.model.heads
+
+    @property
+    def refit_all(self) -> bool:
+        """Whether the saved weights also learned from the holdout (its figures come from before)."""
+        return bool(self.metadata.get("refit_all", False))
 
     @property
     def features(self) -> dict[str, Any]:
@@ -103,7 +119,7 @@ class LoadedModel:
 
     @property
     def grid_results(self) -> tuple[GridResult, ...]:
-        return tuple(GridResult(**r) for r in self.metadata.get("grid_results", []))
+        return tuple(GridResult.from_dict(r) for r in self.metadata.get("grid_results", []))
 
     def evaluated_images(self, split: str) -> tuple[EvaluatedImage, ...]:
         """The ``"holdout"`` or ``"val"`` images of the run, scored (empty for older files)."""
@@ -168,6 +184,13 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
         "features": result.features,
         "calibration": {"temperature": result.temperature, "method": "temperature scaling on validation NLL"},
         **({"novelty": result.novelty.metadata()} if result.novelty is not None else {}),
+        **({"face_likeness": result.face_likeness.metadata()} if result.face_likeness is not None else {}),
+        "class_prior": {
+            "method": result.train_config.class_prior,
+            "offset": list(result.class_offset) if result.class_offset is not None else None,
+        },
+        "refit_all": result.train_config.refit_all,
+        "trained_on": dict(zip(result.class_names, result.trained_on, strict=True)),
         "evaluation": {
             "dataset_root": result.dataset_root,
             "holdout": [image.to_list() for image in result.holdout_images],
@@ -178,22 +201,21 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
 
 def model_from_result(result: RunResult) -> LoadedModel:
     """The trained model in memory, as if saved and loaded, for "Use for predictions"."""
-    model = build_model(result.architecture)
+    model = build_model(result.architecture, offset=result.class_offset)
     model.load_state_dict(result.state_dict)
     model.eval()
-    return LoadedModel(model, result_metadata(result), None, result.novelty)
+    return LoadedModel(model, result_metadata(result), None, result.novelty, result.face_likeness)
 
 
 def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> Path:
     """Write atomically: temp file, fsync, rename. A crash leaves the old file or none."""
     if isinstance(model, RunResult):
-        state = dict(model.state_dict)
-        if model.novelty is not None:
-            state.update({k: torch.from_numpy(v) for k, v in model.novelty.tensors().items()})
-        metadata = result_metadata(model)
-    else:
-        state = model.tensors()
-        metadata = model.metadata
+        model = model_from_result(model)
+    state = model.tensors()
+    metadata = model.metadata
+    if "heads" not in metadata["architecture"]:  # a file from before ensembles: now stacked weights
+        architecture = {**metadata["architecture"], "heads": model.heads}
+        metadata = {**metadata, "architecture": architecture, "format_version": FORMAT_VERSION}
     tensors = {k: v.contiguous() for k, v in state.items()}
     payload = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
     target = Path(path)
@@ -232,6 +254,9 @@ def _mlp_tensors(metadata: dict[str, Any]) -> dict[str, tuple[int, ...]]:
             )
         shapes[NOVELTY_PREFIX + "center"] = (given,)
         shapes[NOVELTY_PREFIX + "references"] = (references, given)
+    if metadata.get("face_likeness") is not None:
+        for part in ("mean", "scale", "weight"):
+            shapes[FACE_LIKENESS_PREFIX + part] = (given,)
     return shapes
 
 
@@ -282,23 +307,30 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     for name, tensor in tensors.items():
         if not bool(torch.isfinite(tensor).all()):
             raise bad(f"the weights in {name!r} include NaN or infinite values")
-    novelty_tensors = {k: tensors.pop(k).numpy() for k in list(tensors) if k.startswith(NOVELTY_PREFIX)}
-    novelty = None
+    detector_tensors = {k: tensors.pop(k).numpy() for k in list(tensors) if k.startswith(DETECTOR_PREFIXES)}
+    novelty = face_likeness = None
     if "novelty" in metadata:
         try:
-            novelty = NoveltyDetector.from_parts(metadata["novelty"], novelty_tensors)
+            novelty = NoveltyDetector.from_parts(metadata["novelty"], detector_tensors)
         except (KeyError, ValueError, TypeError) as err:
             raise bad(f"its novelty detector is damaged ({_first_line(err)})") from None
+    if metadata.get("face_likeness") is not None:
+        try:
+            face_likeness = FaceLikeness.from_parts(metadata["face_likeness"], detector_tensors)
+        except (KeyError, ValueError, TypeError) as err:
+            raise bad(f"its face-likeness scorer is damaged ({_first_line(err)})") from None
     try:
-        model = build_model(metadata["architecture"])
+        model = build_model(metadata["architecture"], offset=_class_offset(metadata))
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise bad(f"its architecture is not one this app can build ({_first_line(err)})") from None
+    if "heads" not in metadata["architecture"]:
+        tensors = legacy_state_dict(tensors)  # one head, as files before ensembles stored it
     try:
         model.load_state_dict(tensors, strict=True)
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
         raise bad(f"the weights do not match the architecture it declares ({_first_line(err)})") from None
     model.eval()
-    loaded = LoadedModel(model, metadata, target, novelty)
+    loaded = LoadedModel(model, metadata, target, novelty, face_likeness)
     try:
         # Read every part the app shows now, so a damaged file fails here and not later in a widget.
         loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results  # noqa: B018
@@ -374,6 +406,36 @@ def _check_features(metadata: dict[str, Any], bad) -> None:
     novelty = metadata.get("novelty")
     if novelty is not None and (not isinstance(novelty, dict) or novelty.get("method") != NOVELTY_METHOD):
         raise bad(f"its novelty detector is not one this app knows ({NOVELTY_METHOD})")
+    scorer = metadata.get("face_likeness")
+    if scorer is not None and (not isinstance(scorer, dict) or scorer.get("method") != FACE_LIKENESS_METHOD):
+        raise bad(f"its face-likeness scorer is not one this app knows ({FACE_LIKENESS_METHOD})")
+    try:
+        _class_offset(metadata)
+    except (TypeError, ValueError) as err:
+        raise bad(f"its class prior is damaged ({err})") from None
+
+
+def _class_offset(metadata: dict[str, Any]) -> list[float] | None:
+    """The logit offset of a balanced class prior, checked; None when the model has none."""
+    prior = metadata.get("class_prior")
+    if prior is None:
+        return None
+    if not isinstance(prior, dict):
+        raise ValueError("it is not a mapping")
+    offset = prior.get("offset")
+    if offset is None:
+        return None
+    classes = metadata.get("class_names")
+    if (
+        not isinstance(offset, list)
+        or not isinstance(classes, list)
+        or len(offset) != len(classes)
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in offset
+        )
+    ):
+        raise ValueError("its offset must be one finite number per class")
+    return [float(v) for v in offset]
 
 
 def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -> None:
@@ -392,7 +454,7 @@ def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -
     if len(metadata["class_names"]) != metadata["architecture"].get("num_classes"):
         raise bad("its class names do not match its number of outputs")
     parameters = sum(
-        math.prod(shape) for name, shape in expected.items() if not name.startswith(NOVELTY_PREFIX)
+        math.prod(shape) for name, shape in expected.items() if not name.startswith(DETECTOR_PREFIXES)
     )
     if parameters > MAX_PARAMETERS:
         raise bad(f"its architecture has {parameters:,} weights, far more than any FaceComic model")

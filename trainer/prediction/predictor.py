@@ -31,7 +31,7 @@ class Prediction:
     display_label: str | None = None  # "Real face" / "Comic"
     confidence: float | None = None  # calibrated probability of ``label``
     probabilities: dict[str, float] | None = None  # calibrated, per class
-    flag: str = ""  # empty when the model is sure; else "unlike training images" or "low confidence"
+    flag: str = ""  # "" when sure; else "not a face", "unlike training images" or "low confidence"
     error: str | None = None
 
     @property
@@ -97,10 +97,10 @@ class Predictor:
             for j, reason in decoded.errors.items():
                 errors[path_index[j]] = reason
         good = [i for i in range(len(items)) if pixels[i] is not None]
-        probabilities, unlike = (
-            self.probabilities_and_novelty(np.stack([pixels[i] for i in good]), cancel=cancel)
+        probabilities, unlike, not_a_face = (
+            self.probabilities_and_flags(np.stack([pixels[i] for i in good]), cancel=cancel)
             if good
-            else (None, None)
+            else (None, None, None)
         )
         names = self.loaded.class_names
         shown = self.loaded.display_names
@@ -115,7 +115,7 @@ class Predictor:
             probs = probabilities[row]
             best = int(np.argmax(probs))
             confidence = float(probs[best])
-            flag = flag_for(probs, bool(unlike[row]))
+            flag = flag_for(probs, bool(unlike[row]), bool(not_a_face[row]))
             results.append(
                 Prediction(
                     label,
@@ -138,17 +138,19 @@ class Predictor:
         return to_model_input(pixels, self.config).numpy()
 
     @torch.inference_mode()
-    def probabilities_and_novelty(
+    def probabilities_and_flags(
         self, pixels: np.ndarray, *, cancel: CancelToken = NEVER_CANCELLED
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated class probabilities, and whether each image is unlike the training images."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated class probabilities; whether each image is unlike the training images; and
+        whether it is not a face at all (both False where the model has no such detector)."""
         inputs = self.head_inputs(pixels, cancel=cancel)
         logits = self._model(torch.from_numpy(inputs)).numpy()
         probabilities = softmax(logits, self.loaded.temperature)
-        novelty = self.loaded.novelty
+        novelty, scorer = self.loaded.novelty, self.loaded.face_likeness
         unlike = novelty.is_unlike(inputs) if novelty is not None else np.zeros(len(inputs), bool)
-        return probabilities, unlike
+        not_a_face = scorer.is_not_a_face(inputs) if scorer is not None else np.zeros(len(inputs), bool)
+        return probabilities, unlike, not_a_face
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Calibrated softmax for ``(N, size, size, 3)`` uint8 pixels."""
-        return self.probabilities_and_novelty(pixels)[0]
+        return self.probabilities_and_flags(pixels)[0]

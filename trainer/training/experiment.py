@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
@@ -33,17 +32,20 @@ from trainer.common.events import (
     FeaturesFinished,
     FinalTrainingStarted,
     HoldoutEvaluated,
+    NonFacesPrepared,
     RunFinished,
     SplitMade,
 )
 from trainer.common.lanes import Lanes, cpu_lanes
 from trainer.data.dataset import SkippedFile, scan_dataset
 from trainer.data.decoding import decode_files
+from trainer.data.non_faces import generator_description
 from trainer.data.preprocess import to_model_input
 from trainer.data.splits import check_class_sizes, make_split
 from trainer.model.calibration import fit_temperature, softmax
-from trainer.model.mlp import build_model, paper_architecture
-from trainer.model.novelty import fit_novelty
+from trainer.model.face_likeness import FaceLikeness, fit_face_likeness
+from trainer.model.mlp import MLPEnsemble, build_model, combine_heads, head_seed, paper_architecture
+from trainer.model.novelty import NoveltyDetector, fit_novelty
 from trainer.training.results import (
     EpochPoint,
     EvaluatedImage,
@@ -90,7 +92,7 @@ class Tensors:
 
 
 def fit(
-    model: nn.Module,
+    model: MLPEnsemble,
     train: Tensors,
     *,
     lr: float,
@@ -102,97 +104,127 @@ def fit(
     steps: StepCounter | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Generator[Event, None, list[float]]:
-    """Plain SGD (no momentum, as the paper) on cross-entropy; returns the per-epoch train loss."""
+    """Plain SGD (no momentum, as the paper) on cross-entropy, every head at once, each on its own
+    shuffling of ``train``; returns the per-epoch train loss (the mean over the heads)."""
     steps = steps or StepCounter(total=epochs * math.ceil(len(train) / batch_size))
-    linears = mlp_linears(model)
-    shuffle = torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
+    shuffles = [
+        torch.Generator().manual_seed(head_seed(seed, head) + SHUFFLE_SEED_OFFSET)
+        for head in range(model.heads)
+    ]
     n = len(train)
     batches = math.ceil(n / batch_size)
-    num_classes = model.layers[-1].out_features
     losses: list[float] = []
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(n, generator=shuffle).to(train.x.device)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(train.x.device)
         model.train()
         loss_sum = 0.0
         for batch in range(batches):
             cancel.raise_if_cancelled()
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            value = sgd_batch(linears, train.x[index], train.y[index], lr)
-            loss_sum += value * len(index)
+            index = orders[:, batch * batch_size : (batch + 1) * batch_size]  # (heads, batch)
+            value = sgd_step(model, train.x[index], train.y[index], lr)
+            loss_sum += value * index.shape[1]
             steps.done += 1
             yield BatchFinished(phase, lr, epoch, batch + 1, batches, value, steps.done, steps.total)
         losses.append(loss_sum / n)
         cancel.raise_if_cancelled()
         val_accuracy = val_loss = None
+        head_accuracies: tuple[float, ...] = ()
         if val is not None:
-            val_accuracy, val_loss, _ = evaluate(model, val, num_classes)
-        yield EpochFinished(phase, lr, epoch, losses[-1], val_accuracy, val_loss)
+            val_accuracy, val_loss, per_head = evaluate(model, val)
+            head_accuracies = tuple(float(a) for a in per_head) if model.heads > 1 else ()
+        yield EpochFinished(phase, lr, epoch, losses[-1], val_accuracy, val_loss, head_accuracies)
     return losses
 
 
-def mlp_linears(model: nn.Module) -> list[nn.Linear]:
-    """The Linear layers of an ``MLP`` (Linear, ReLU, ..., Linear), which ``sgd_batch`` trains."""
-    layers = list(model.layers)
-    linears = layers[0::2]
-    if not all(isinstance(m, nn.Linear) for m in linears) or not all(
-        isinstance(m, nn.ReLU) for m in layers[1::2]
-    ):
-        raise TypeError("sgd_batch trains an MLP of Linear layers with ReLU between them")
-    return linears
-
-
 @torch.no_grad()
-def sgd_batch(linears: list[nn.Linear], x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
-    """One step of the paper's plain SGD, w <- w - lr * dL/dw on the mean cross-entropy; returns
-    the loss before the step.
+def sgd_step(model: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
+    """One step of the paper's plain SGD for every head, w <- w - lr * dL/dw on each head's mean
+    cross-entropy over its own batch; ``x`` is ``(heads, batch, in)``, ``y`` ``(heads, batch)``.
+    Returns the loss before the step, averaged over the heads.
 
-    Forward and backward are written out (a test checks them against autograd and torch.optim):
-    each weight's gradient goes straight into its update as one ``addmm_`` (a 1280-128-128-2 step
-    on 64 images: 1.74 -> 1.16 ms, bench/micro_bench.py; a warm pretrained run is mostly these steps), and ``torch.optim``
-    would import ``torch._dynamo`` on first use, 1.5 s of start-up."""
+    Forward and backward are written out (tests check them against autograd and ``torch.optim``):
+    each weight's gradient goes straight into its update as one ``addmm_`` (one head) or
+    ``baddbmm_`` (all heads in one batched product), and ``torch.optim`` would import
+    ``torch._dynamo`` on first use, 1.5 s of start-up. One head runs the 2-D ops of the paper's
+    single MLP, so its numbers are exactly those of the MLP before ensembles."""
+    if model.heads == 1:
+        return _sgd_step_one_head([w[0] for w in model.weights], [b[0] for b in model.biases], x[0], y[0], lr)
+    heads, batch = y.shape
     inputs = []
     h = x
-    for i, layer in enumerate(linears):
+    last = len(model.weights) - 1
+    for i, (w, b) in enumerate(zip(model.weights, model.biases, strict=True)):
         inputs.append(h)
-        h = torch.addmm(layer.bias, h, layer.weight.t())
-        if i < len(linears) - 1:
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if i < last:
+            h = h.relu_()
+    log_probs = torch.log_softmax(h, dim=2)
+    loss = -log_probs.gather(2, y.unsqueeze(2)).mean()
+    grad = log_probs.exp_()  # d(mean CE)/d(logits) = (softmax - one-hot) / batch, per head
+    grad.scatter_add_(2, y.unsqueeze(2), torch.full((heads, batch, 1), -1.0, device=grad.device))
+    grad /= batch
+    for i in reversed(range(len(model.weights))):
+        w, below = model.weights[i], inputs[i]
+        grad_below = torch.bmm(grad, w).mul_(below > 0) if i > 0 else None  # before the update
+        w.baddbmm_(grad.transpose(1, 2), below, alpha=-lr)
+        model.biases[i].add_(grad.sum(dim=1), alpha=-lr)
+        grad = grad_below
+    return float(loss)
+
+
+def _sgd_step_one_head(
+    weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, lr: float
+) -> float:
+    inputs = []
+    h = x
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        inputs.append(h)
+        h = torch.addmm(b, h, w.t())
+        if i < len(weights) - 1:
             h = h.relu_()
     log_probs = torch.log_softmax(h, dim=1)
     loss = -log_probs.gather(1, y[:, None]).mean()
-    grad = log_probs.exp_()  # d(mean CE)/d(logits) = (softmax - one-hot) / batch
+    grad = log_probs.exp_()
     grad[torch.arange(len(y), device=y.device), y] -= 1.0
     grad /= len(y)
-    for i in reversed(range(len(linears))):
-        layer, below = linears[i], inputs[i]
-        grad_below = (grad @ layer.weight).mul_(below > 0) if i > 0 else None  # before the update
-        layer.weight.addmm_(grad.t(), below, alpha=-lr)
-        layer.bias.add_(grad.sum(dim=0), alpha=-lr)
+    for i in reversed(range(len(weights))):
+        w, below = weights[i], inputs[i]
+        grad_below = (grad @ w).mul_(below > 0) if i > 0 else None
+        w.addmm_(grad.t(), below, alpha=-lr)
+        biases[i].add_(grad.sum(dim=0), alpha=-lr)
         grad = grad_below
     return float(loss)
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: Tensors, num_classes: int) -> tuple[float, float, np.ndarray]:
-    """Accuracy, mean cross-entropy and predicted labels."""
+def evaluate(model: MLPEnsemble, data: Tensors) -> tuple[float, float, np.ndarray]:
+    """The ensemble's accuracy and mean cross-entropy, and each head's accuracy alone."""
     model.eval()
     loss_sum = 0.0
-    predicted = []
+    predicted, head_predicted = [], []
     for start in range(0, len(data), EVAL_BATCH):
-        logits = model(data.x[start : start + EVAL_BATCH])
+        per_head = model.head_logits(data.x[start : start + EVAL_BATCH])
+        logits = combine_heads(per_head)
+        if model.has_offset:  # each head alone is judged with the same class prior as the whole
+            logits, per_head = logits + model.offset, per_head + model.offset
         target = data.y[start : start + EVAL_BATCH]
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         predicted.append(logits.argmax(dim=1).cpu())
-    pred = torch.cat(predicted).numpy() if predicted else np.zeros(0, np.int64)
+        head_predicted.append(per_head.argmax(dim=2).cpu())
+    truth = data.y.cpu().numpy()
     n = max(len(data), 1)
-    accuracy = float((pred == data.y.cpu().numpy()).sum() / n)
-    return accuracy, loss_sum / n, pred
+    if not predicted:
+        return 0.0, 0.0, np.zeros(model.heads)
+    accuracy = float((torch.cat(predicted).numpy() == truth).sum() / n)
+    head_accuracy = (torch.cat(head_predicted, dim=1).numpy() == truth).sum(axis=1) / n
+    return accuracy, loss_sum / n, head_accuracy
 
 
 @torch.inference_mode()
-def logits_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+def logits_of(model: MLPEnsemble, x: torch.Tensor) -> np.ndarray:
     model.eval()
     parts = [model(x[start : start + EVAL_BATCH]).float().cpu() for start in range(0, len(x), EVAL_BATCH)]
-    return torch.cat(parts).numpy() if parts else np.zeros((0, model.layers[-1].out_features), np.float32)
+    return torch.cat(parts).numpy() if parts else np.zeros((0, model.num_classes), np.float32)
 
 
 def evaluated_images(
@@ -202,6 +234,7 @@ def evaluated_images(
     labels: np.ndarray,
     probs: np.ndarray,
     unlike: np.ndarray,
+    not_a_face: np.ndarray,
 ) -> tuple[EvaluatedImage, ...]:
     prefix = len(os.fspath(root).rstrip(os.sep)) + 1
     return tuple(
@@ -209,9 +242,9 @@ def evaluated_images(
             os.fspath(ok_paths[i])[prefix:],
             int(labels[i]),
             tuple(float(v) for v in row),
-            flag_for(row, bool(far)),
+            flag_for(row, bool(far), bool(odd)),
         )
-        for i, row, far in zip(index, probs, unlike, strict=True)
+        for i, row, far, odd in zip(index, probs, unlike, not_a_face, strict=True)
     )
 
 
@@ -238,8 +271,22 @@ def feature_metadata(features: str) -> dict:
     return {"kind": "pixels"}
 
 
-def new_model(architecture: dict, seed: int, device: torch.device) -> nn.Module:
-    return build_model(architecture, torch.Generator().manual_seed(seed)).to(device)
+def new_model(
+    architecture: dict, seed: int, device: torch.device, offset: list[float] | None = None
+) -> MLPEnsemble:
+    return build_model(architecture, seed, offset=offset).to(device)
+
+
+def class_offset(labels: torch.Tensor, num_classes: int, prior: str) -> list[float] | None:
+    """Minus the log of each class's share of ``labels`` for a balanced prior; None for "data".
+
+    Adding it to the logits (logit adjustment, Menon et al., 2021) answers as if both classes were
+    equally common: a model trained on 4 faces per comic no longer calls a drawing a face because
+    faces were the likelier answer in its folder (face2comics -> diverse: 0.81 -> 0.85, README)."""
+    if prior != "balanced":
+        return None
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).double().clamp(min=1)
+    return [float(v) for v in -torch.log(counts / counts.sum())]
 
 
 def grid_search(
@@ -263,8 +310,9 @@ def grid_search(
         total=len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
     )
     runs = []
+    offset = class_offset(train.y, architecture["num_classes"], config.class_prior)
     for lr in grid.learning_rates:
-        model = new_model(architecture, config.seed, train.x.device)
+        model = new_model(architecture, config.seed, train.x.device, offset)
         events = fit(
             model, train, lr=lr, epochs=max_epochs, batch_size=config.batch_size, seed=config.seed,
             phase="grid", val=val, steps=StepCounter(total=steps.total), cancel=cancel,
@@ -284,12 +332,13 @@ def grid_search(
                         yield event
                         if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
                             result = GridResult(
-                                run.lr, event.epoch, event.val_accuracy, event.val_loss, val_logits
-                            )
+                                run.lr, event.epoch, event.val_accuracy, event.val_loss, val_logits,
+                                event.head_accuracies,
+                            )  # fmt: skip
                             results[(run.lr, event.epoch)] = result
                             yield ConfigFinished(
                                 run.lr, event.epoch, result.val_accuracy, result.val_loss, len(results),
-                                len(grid.settings),
+                                len(grid.settings), event.head_accuracies,
                             )  # fmt: skip
         finally:
             pool.shutdown(wait=True)  # after a failed round, the other runs finish theirs first
@@ -299,22 +348,25 @@ def grid_search(
 
 
 def train_final(
-    model: nn.Module, train_val: Tensors, lr: float, epochs: int, config: TrainConfig, *,
-    steps: StepCounter, cancel: CancelToken = NEVER_CANCELLED,
-) -> Generator[Event, None, list[float]]:  # fmt: skip
-    """The best setting retrained on train+val, on one lane, so it runs as the grid's runs do."""
+    data: Tensors, lr: float, epochs: int, config: TrainConfig, architecture: dict, *,
+    steps: StepCounter, cancel: CancelToken = NEVER_CANCELLED, phase: str = "final",
+) -> Generator[Event, None, tuple[MLPEnsemble, list[float]]]:  # fmt: skip
+    """The best setting retrained on ``data`` (train+val, or every image for a refit) from a
+    fresh init, on one lane, so it runs as the grid's runs do."""
+    offset = class_offset(data.y, architecture["num_classes"], config.class_prior)
+    model = new_model(architecture, config.seed, data.x.device, offset)
     run = _Run(lr, model, fit(
-        model, train_val, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-        phase="final", steps=steps, cancel=cancel,
+        model, data, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
+        phase=phase, steps=steps, cancel=cancel,
     ))  # fmt: skip
-    with training_lanes(train_val.x.device, 1) as pool:
+    with training_lanes(data.x.device, 1) as pool:
         try:
             for _ in range(epochs):
                 events, _ = pool.submit(run.next_epoch).result()
                 for event in events:
                     cancel.raise_if_cancelled()
                     yield event
-            return run.finish()
+            return model, run.finish()
         finally:
             pool.shutdown(wait=True)
             run.events.close()
@@ -353,7 +405,7 @@ class _Run:
     """One ``fit`` driven an epoch at a time, possibly from a lane's thread."""
 
     lr: float
-    model: nn.Module
+    model: MLPEnsemble
     events: Generator[Event, None, list[float]]
 
     def next_epoch(
@@ -411,8 +463,10 @@ def run_experiment(
 
     ``decode.threads`` (0: all cores) lets the desktop app keep a core free for its window.
     ``preprocess`` defaults to what ``config.features`` needs (see ``feature_preprocess``).
+    Every "auto" in ``config`` is resolved first (``TrainConfig.resolved``); the result keeps it so.
     """
     start = time.perf_counter()
+    config = config.resolved()
     preprocess = preprocess or feature_preprocess(config.features)
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -426,31 +480,15 @@ def run_experiment(
     paths = [p for files in scan.files for p in files]
     labels = np.array([c for c, files in enumerate(scan.files) for _ in files], dtype=np.int64)
     keys = [scan.pair_key(c, p) for c, files in enumerate(scan.files) for p in files]
-    if config.features == "pretrained":
-        from trainer.data.features import extract_features
-
-        extracted = yield from extract_features(
-            paths,
-            backbone_input=preprocess,
-            options=decode,
-            cancel=cancel,
-            root=scan.root,
-            device=device.type,
-        )
-        ok_indices, errors = extracted.ok_indices, extracted.errors
-        unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
-        yield FeaturesFinished(len(ok_indices), extracted.from_cache, unreadable, extracted.seconds)
-        x_all = torch.from_numpy(extracted.features).to(device)
-    else:
-        decoded = yield from decode_files(paths, preprocess, decode, root=scan.root, cancel=cancel)
-        ok_indices, errors = decoded.ok_indices, decoded.errors
-        unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
-        yield DecodeFinished(len(ok_indices), decoded.from_cache, unreadable, decoded.seconds)
-        x_all = to_model_input(decoded.pixels, preprocess).to(device)
+    x_all, ok_indices, unreadable = yield from _head_inputs(
+        paths, config, preprocess, decode, scan.root, device, cancel
+    )
 
     labels = labels[ok_indices]
     keys = [keys[i] for i in ok_indices]
-    split = make_split(labels, keys, scan.class_names, config.split, config.split_fractions, config.seed)
+    split = make_split(
+        labels, keys, scan.class_names, config.split, config.split_fractions, config.split_seed
+    )
     num_classes = len(scan.class_names)
     split_counts = split.counts(labels, num_classes)
     yield SplitMade(config.split, scan.class_names, split_counts)
@@ -463,46 +501,63 @@ def run_experiment(
 
     train, val, holdout = (tensors(part) for part in split.parts())
     train_val = tensors(np.concatenate([split.train, split.val]))
-    architecture = paper_architecture(x_all.shape[1], num_classes)
+    everything = Tensors(x_all, y_all)
+    architecture = paper_architecture(x_all.shape[1], num_classes, config.heads)
 
     max_epochs = max(grid.epochs)
     grid_steps = len(grid.learning_rates) * max_epochs * math.ceil(len(train) / config.batch_size)
     final_batches = math.ceil(len(train_val) / config.batch_size)
-    steps = StepCounter(total=grid_steps + max_epochs * final_batches)  # refined once best is known
+    refit_batches = math.ceil(len(everything) / config.batch_size) if config.refit_all else 0
+    # Refined once best is known.
+    steps = StepCounter(total=grid_steps + max_epochs * (final_batches + refit_batches))
     history: list[EpochPoint] = []
     grid_results = yield from recording_epochs(
         grid_search(train, val, grid, config, architecture, steps=steps, cancel=cancel), history
     )
-    best = pick_best(grid_results)
+    best = pick_best(grid_results, config.select_by)
 
-    steps.total = grid_steps + best.epochs * final_batches
+    steps.total = grid_steps + best.epochs * (final_batches + refit_batches)
     yield FinalTrainingStarted(best.lr, best.epochs, len(train_val))
-    model = new_model(architecture, config.seed, device)
-    final_losses = yield from train_final(
-        model, train_val, best.lr, best.epochs, config, steps=steps, cancel=cancel
+    model, final_losses = yield from train_final(
+        train_val, best.lr, best.epochs, config, architecture, steps=steps, cancel=cancel
     )
     cancel.raise_if_cancelled()
 
     # Calibration: one temperature, fitted on the chosen setting's validation logits (data the
     # grid model never trained on), applied to the final model. It changes no prediction.
     temperature = fit_temperature(best.val_logits, val.y.cpu().numpy())
-    novelty = fit_novelty(train_val.x.cpu().numpy(), seed=config.seed)
+    negatives = yield from _non_face_inputs(config, preprocess, decode, device, cancel)
+    novelty, face_likeness = _fit_detectors(train_val, negatives, config)
     holdout_probs = softmax(logits_of(model, holdout.x), temperature)
     holdout_unlike = novelty.is_unlike(holdout.x.cpu().numpy())
+    holdout_not_face = not_a_face(face_likeness, holdout.x)
     metrics = HoldoutMetrics.from_probabilities(
-        holdout.y.cpu().numpy(), holdout_probs, num_classes, unlike=holdout_unlike
-    )
+        holdout.y.cpu().numpy(), holdout_probs, num_classes, unlike=holdout_unlike,
+        not_a_face=holdout_not_face if face_likeness is not None else None,
+    )  # fmt: skip
     yield HoldoutEvaluated(metrics)
     # What the error gallery shows: every holdout image, and the validation images as the chosen
     # grid checkpoint saw them, with calibrated probabilities and the flag prediction would give.
     ok_paths = [paths[i] for i in ok_indices]
     holdout_images = evaluated_images(
-        scan.root, ok_paths, split.holdout, labels, holdout_probs, holdout_unlike
+        scan.root, ok_paths, split.holdout, labels, holdout_probs, holdout_unlike, holdout_not_face
     )
-    val_probs = softmax(best.val_logits, temperature)
+    val_x = val.x.cpu().numpy()
     val_images = evaluated_images(
-        scan.root, ok_paths, split.val, labels, val_probs, novelty.is_unlike(val.x.cpu().numpy())
-    )
+        scan.root, ok_paths, split.val, labels, softmax(best.val_logits, temperature),
+        novelty.is_unlike(val_x), not_a_face(face_likeness, val.x),
+    )  # fmt: skip
+
+    trained_on = train_val
+    if config.refit_all:
+        # The holdout has done its job (the figures above); the saved model learns from it too.
+        yield FinalTrainingStarted(best.lr, best.epochs, len(everything), phase="refit")
+        model, final_losses = yield from train_final(
+            everything, best.lr, best.epochs, config, architecture, steps=steps, cancel=cancel, phase="refit"
+        )
+        cancel.raise_if_cancelled()
+        novelty, face_likeness = _fit_detectors(everything, negatives, config)
+        trained_on = everything
 
     result = RunResult(
         dataset_root=str(scan.root),
@@ -527,6 +582,73 @@ def run_experiment(
         holdout_images=holdout_images,
         val_images=val_images,
         history=tuple(history),
+        face_likeness=face_likeness,
+        class_offset=tuple(model.offset.tolist()) if model.has_offset else None,
+        trained_on=tuple(int(v) for v in torch.bincount(trained_on.y.cpu(), minlength=num_classes)),
     )
     yield RunFinished(result)
     return result
+
+
+def not_a_face(scorer: FaceLikeness | None, x: torch.Tensor) -> np.ndarray:
+    """The "not a face" flag of each row; all False for a model without the scorer."""
+    return scorer.is_not_a_face(x.cpu().numpy()) if scorer is not None else np.zeros(len(x), bool)
+
+
+def _head_inputs(
+    paths: list[Path],
+    config: TrainConfig,
+    preprocess: PreprocessConfig,
+    decode: DecodeOptions,
+    root: Path,
+    device: torch.device,
+    cancel: CancelToken,
+) -> Generator[Event, None, tuple[torch.Tensor, np.ndarray, tuple[SkippedFile, ...]]]:
+    """What the head learns from, for every readable file: backbone embeddings or the paper's
+    normalised pixels; also which files were readable and why the others were not."""
+    if config.features == "pretrained":
+        from trainer.data.features import extract_features
+
+        extracted = yield from extract_features(
+            paths, backbone_input=preprocess, options=decode, cancel=cancel, root=root, device=device.type
+        )
+        ok_indices, errors = extracted.ok_indices, extracted.errors
+        unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
+        yield FeaturesFinished(len(ok_indices), extracted.from_cache, unreadable, extracted.seconds)
+        return torch.from_numpy(extracted.features).to(device), ok_indices, unreadable
+    decoded = yield from decode_files(paths, preprocess, decode, root=root, cancel=cancel)
+    ok_indices, errors = decoded.ok_indices, decoded.errors
+    unreadable = tuple(SkippedFile(str(paths[i]), reason) for i, reason in sorted(errors.items()))
+    yield DecodeFinished(len(ok_indices), decoded.from_cache, unreadable, decoded.seconds)
+    return to_model_input(decoded.pixels, preprocess).to(device), ok_indices, unreadable
+
+
+def _non_face_inputs(
+    config: TrainConfig,
+    preprocess: PreprocessConfig,
+    decode: DecodeOptions,
+    device: torch.device,
+    cancel: CancelToken,
+) -> Generator[Event, None, np.ndarray | None]:
+    """The backbone embeddings of the synthetic non-faces that the "not a face" scorer learns
+    against; None for pixel models, where that scorer does not work (README, "Not a face")."""
+    if config.features != "pretrained":
+        return None
+    from trainer.data.features import non_face_embeddings
+
+    began = time.perf_counter()
+    inputs, from_cache = non_face_embeddings(preprocess, options=decode, device=device.type, cancel=cancel)
+    yield NonFacesPrepared(len(inputs), from_cache, time.perf_counter() - began)
+    return inputs
+
+
+def _fit_detectors(
+    data: Tensors, negatives: np.ndarray | None, config: TrainConfig
+) -> tuple[NoveltyDetector, FaceLikeness | None]:
+    """The "unsure" detectors, on the images the saved weights learned from."""
+    x = data.x.cpu().numpy()
+    novelty = fit_novelty(x, seed=config.seed)
+    if negatives is None:
+        return novelty, None
+    face_likeness = fit_face_likeness(x, negatives, seed=config.seed, generator=generator_description())
+    return novelty, face_likeness

@@ -48,23 +48,36 @@ def format_split(method: str, class_names: Sequence[str], counts: Sequence[Seque
     return f"Split ({method}):\n" + _indent(_table(rows))
 
 
-def format_grid(grid: GridSpec, results: Sequence[GridResult], best: GridResult | None = None) -> str:
-    """lr rows x epoch columns, each cell "acc / loss", as the paper's results table."""
+def format_grid(
+    grid: GridSpec,
+    results: Sequence[GridResult],
+    best: GridResult | None = None,
+    select_by: str | None = None,
+) -> str:
+    """lr rows x epoch columns, each cell "acc / loss", as the paper's results table; for an
+    ensemble, each cell also gives the range of its heads' own accuracies."""
     by_setting = {(r.lr, r.epochs): r for r in results}
-    header = ["Validation acc / loss", *(f"{e} epoch{'s' if e != 1 else ''}" for e in grid.epochs)]
+    heads = max((len(r.head_accuracies) for r in results), default=0)
+    title = "Validation acc / loss" + (f" (its {heads} heads' acc)" if heads else "")
+    header = [title, *(f"{e} epoch{'s' if e != 1 else ''}" for e in grid.epochs)]
     rows = [header]
     for lr in grid.learning_rates:
         row = [f"lr {lr:g}"]
         for epochs in grid.epochs:
             r = by_setting.get((lr, epochs))
             cell = "…" if r is None else f"{r.val_accuracy:.3f} / {r.val_loss:.3f}"
+            if r is not None and r.head_spread is not None:
+                low, high = r.head_spread
+                cell += f" ({low:.3f}-{high:.3f})"
             if best is not None and r is best:
                 cell = f"*{cell}"
             row.append(cell)
         rows.append(row)
     text = _table(rows)
     if best is not None:
-        text += f"\nBest (*): lr {best.lr:g}, {best.epochs} epoch{'s' if best.epochs != 1 else ''}"
+        rule = f", lowest validation {'loss' if select_by == 'loss' else 'accuracy'}" if select_by else ""
+        rule = rule.replace("lowest validation accuracy", "highest validation accuracy")
+        text += f"\nBest (*): lr {best.lr:g}, {best.epochs} epoch{'s' if best.epochs != 1 else ''}{rule}"
     return text
 
 
@@ -80,6 +93,8 @@ def format_holdout(metrics: HoldoutMetrics, class_names: Sequence[str]) -> str:
         lines.append(
             f"  calibration: expected calibration error {metrics.ece:.4f} (15 bins, calibrated probabilities)"
         )
+    if metrics.not_a_face_fraction is not None:
+        lines.append(f"  flagged not a face: {metrics.not_a_face_fraction:.1%} of the holdout")
     if metrics.unlike_fraction is not None:
         lines.append(f"  flagged unlike training images: {metrics.unlike_fraction:.1%} of the holdout")
     return "\n".join(lines)

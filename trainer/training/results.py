@@ -14,6 +14,7 @@ from trainer.model.calibration import ReliabilityBin, expected_calibration_error
 if TYPE_CHECKING:
     import torch
 
+    from trainer.model.face_likeness import FaceLikeness
     from trainer.model.novelty import NoveltyDetector
 
 
@@ -47,12 +48,15 @@ class EvaluatedImage:
         return cls(path, label, tuple(float(p) for p in probabilities), flag)
 
 
-def flag_for(probabilities: Any, unlike: bool) -> str:
-    """The prediction flag: how unlike the training images, then how unsure."""
+def flag_for(probabilities: Any, unlike: bool, not_a_face: bool = False) -> str:
+    """The prediction flag, in this order: not a face, unlike the training images, unsure."""
     from trainer.model.calibration import LOW_CONFIDENCE
+    from trainer.model.face_likeness import NOT_A_FACE
     from trainer.model.novelty import LOW_CONFIDENCE as LOW_CONFIDENCE_FLAG
     from trainer.model.novelty import UNLIKE_TRAINING
 
+    if not_a_face:
+        return NOT_A_FACE
     if unlike:
         return UNLIKE_TRAINING
     return LOW_CONFIDENCE_FLAG if float(max(probabilities)) < LOW_CONFIDENCE else ""
@@ -96,18 +100,43 @@ class GridResult:
     val_loss: float
     # The checkpoint's validation logits, kept to fit the temperature of the chosen setting.
     val_logits: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Each head's own validation accuracy, for an ensemble (empty for one head).
+    head_accuracies: tuple[float, ...] = ()
+
+    @property
+    def head_spread(self) -> tuple[float, float] | None:
+        """The lowest and highest accuracy of a single head, or None for one head."""
+        return (min(self.head_accuracies), max(self.head_accuracies)) if self.head_accuracies else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "lr": self.lr,
             "epochs": self.epochs,
             "val_accuracy": self.val_accuracy,
             "val_loss": self.val_loss,
         }
+        if self.head_accuracies:
+            out["head_accuracies"] = list(self.head_accuracies)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GridResult:
+        return cls(
+            float(data["lr"]),
+            int(data["epochs"]),
+            float(data["val_accuracy"]),
+            float(data["val_loss"]),
+            head_accuracies=tuple(float(a) for a in data.get("head_accuracies") or ()),
+        )
 
 
-def pick_best(results: list[GridResult]) -> GridResult:
-    """Highest validation accuracy; ties go to the lower loss, then to the earlier setting."""
+def pick_best(results: list[GridResult], select_by: str = "accuracy") -> GridResult:
+    """By ``"accuracy"`` (the paper): highest validation accuracy, ties to the lower loss. By
+    ``"loss"``: the lowest validation loss (NLL), ties to the higher accuracy; far steadier than
+    accuracy on small validation sets, where one image decides between settings. Remaining ties go
+    to the earlier setting."""
+    if select_by == "loss":
+        return min(results, key=lambda r: (r.val_loss, -r.val_accuracy))
     return min(results, key=lambda r: (-r.val_accuracy, r.val_loss))
 
 
@@ -122,6 +151,7 @@ class HoldoutMetrics:
     ece: float | None = None  # expected calibration error of the calibrated probabilities
     reliability: tuple[ReliabilityBin, ...] = ()
     unlike_fraction: float | None = None  # share of holdout images flagged "unlike training images"
+    not_a_face_fraction: float | None = None  # share of holdout images flagged "not a face"
 
     @classmethod
     def from_probabilities(
@@ -130,6 +160,7 @@ class HoldoutMetrics:
         probabilities: np.ndarray,
         num_classes: int,
         unlike: np.ndarray | None = None,
+        not_a_face: np.ndarray | None = None,
     ) -> HoldoutMetrics:
         """Metrics of calibrated probabilities: loss is their cross-entropy, plus ECE."""
         labels = np.asarray(labels, np.int64)
@@ -147,6 +178,7 @@ class HoldoutMetrics:
             ece=expected_calibration_error(probabilities, labels),
             reliability=tuple(reliability(probabilities, labels)),
             unlike_fraction=float(np.mean(unlike)) if unlike is not None and n else None,
+            not_a_face_fraction=float(np.mean(not_a_face)) if not_a_face is not None and n else None,
         )
 
     @classmethod
@@ -181,6 +213,7 @@ class HoldoutMetrics:
             "ece": self.ece,
             "reliability": [b.to_dict() for b in self.reliability],
             "unlike_fraction": self.unlike_fraction,
+            "not_a_face_fraction": self.not_a_face_fraction,
         }
 
     @classmethod
@@ -195,6 +228,9 @@ class HoldoutMetrics:
             ece=None if data.get("ece") is None else float(data["ece"]),
             reliability=tuple(ReliabilityBin.from_dict(b) for b in data.get("reliability") or ()),
             unlike_fraction=None if data.get("unlike_fraction") is None else float(data["unlike_fraction"]),
+            not_a_face_fraction=(
+                None if data.get("not_a_face_fraction") is None else float(data["not_a_face_fraction"])
+            ),
         )
 
 
@@ -223,6 +259,11 @@ class RunResult:
     val_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
     # Per learning rate and epoch of the grid: train loss, validation accuracy and loss.
     history: tuple[EpochPoint, ...] = field(default=(), repr=False)
+    face_likeness: FaceLikeness | None = field(default=None, repr=False)
+    # Minus the log class prior added to the logits (balanced prior), or None.
+    class_offset: tuple[float, ...] | None = None
+    # Images per class the saved weights were trained on: train+val, or every image with refit_all.
+    trained_on: tuple[int, ...] = ()
 
     def split_dict(self) -> dict[str, Any]:
         return {
@@ -250,4 +291,9 @@ class RunResult:
             "seed": self.train_config.seed,
             "features": self.features,
             "temperature": self.temperature,
+            "heads": self.architecture.get("heads", 1),
+            "select_by": self.train_config.select_by,
+            "class_prior": self.train_config.class_prior,
+            "refit_all": self.train_config.refit_all,
+            "trained_on": dict(zip(self.class_names, self.trained_on, strict=True)),
         }
