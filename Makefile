@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv run test lint format bench model cross package test-package bench-package clean lock
+.PHONY: venv run test lint format bench model cross honesty package test-package bench-package clean lock
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 lock:
 	rm -rf build/lock-venv
 	$(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip --disable-pip-version-check --quiet install -e '.[test,dev]'
+	build/lock-venv/bin/python -m pip --disable-pip-version-check --quiet install -e '.[test,dev,eval]'
 	( echo "# Exact versions for make run / make test; regenerate with make lock (see Makefile)."; \
 	  echo "# Python $$(build/lock-venv/bin/python -c 'import platform; print(platform.python_version())')"; \
 	  build/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' ) > $(CONSTRAINTS).part
@@ -60,11 +60,21 @@ model: $(STAMP)
 		--no-cache --out assets/facecomic-default.safetensors --json assets/facecomic-default.json
 	rm -rf $(MODEL_DATA)
 
-# Train on one sample, score on the other, both ways (README "Accuracy").
+# Train on some samples, score on another; the spread over seeds (README "Accuracy").
 cross: $(STAMP)
 	$(BIN)/python -m bench.cross_source
 
-bench: $(STAMP)
+# The evaluation-only extra (scikit-image's sample pictures), pinned like everything else.
+EVAL_STAMP := $(VENV)/.installed-eval
+$(EVAL_STAMP): $(STAMP)
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,eval]'
+	touch $(EVAL_STAMP)
+
+# "Not a face" and the other flags on pictures nothing trained on (README "Not a face").
+honesty: $(EVAL_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench.honesty $(HONESTY_ARGS)
+
+bench: $(EVAL_STAMP)
 	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
 
 # The self-contained app in dist/FaceComic/ (see build.spec); `make test-package` checks it.

@@ -85,8 +85,8 @@ def network_variants(count: int) -> None:
 
 def train_head(x: np.ndarray, y: np.ndarray, lr: float, epochs: int, seed: int = 0) -> torch.nn.Module:
     """The paper's recipe on embeddings: MLP 1280-128-128-2, plain SGD, batch 64, cross-entropy."""
-    generator = torch.Generator().manual_seed(seed)
-    model = build_model(paper_architecture(x.shape[1], 2), generator)
+    generator = torch.Generator().manual_seed(seed)  # shuffling; the init has its own (build_model)
+    model = build_model(paper_architecture(x.shape[1], 2), seed=seed)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(epochs):

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 
 
-def sgd_step_ms(steps: int = 300, repeats: int = 3) -> dict[str, float]:
-    """One 1280-128-128-2 step on 64 images, one torch thread: autograd plus ``p -= lr * grad``
-    (the step before) against ``sgd_batch``; best of ``repeats``, in ms per step."""
+def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str, float]:
+    """1280-128-128-2 steps on 64 images, one torch thread, best of ``repeats``, in ms per step:
+    autograd plus ``p -= lr * grad`` (the step before it was written out) against ``sgd_step``
+    for one head; and ``heads`` heads in one batched ``sgd_step`` against ``heads`` one-head steps."""
     from trainer.model.mlp import paper_architecture
-    from trainer.training.experiment import mlp_linears, new_model, sgd_batch
+    from trainer.training.experiment import new_model, sgd_step
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -28,7 +29,9 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3) -> dict[str, float]:
         order = torch.randperm(1400, generator=g)
         batches = [order[s : s + 64] for s in range(0, 1344, 64)]
         model = new_model(paper_architecture(1280, 2), 0, torch.device("cpu"))
-        params, linears = list(model.parameters()), mlp_linears(model)
+        params = list(model.parameters())
+        singles = [new_model(paper_architecture(1280, 2), k, torch.device("cpu")) for k in range(heads)]
+        ensemble = new_model(paper_architecture(1280, 2, heads), 0, torch.device("cpu"))
 
         def autograd_step(index: torch.Tensor) -> float:
             loss = F.cross_entropy(model(x[index]), y[index])
@@ -41,7 +44,14 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3) -> dict[str, float]:
             return loss.item()
 
         def written_out_step(index: torch.Tensor) -> float:
-            return sgd_batch(linears, x[index], y[index], 0.01)
+            return sgd_step(model, x[index][None], y[index][None], 0.01)
+
+        def separate_heads_step(index: torch.Tensor) -> float:
+            return sum(sgd_step(m, x[index][None], y[index][None], 0.01) for m in singles) / heads
+
+        def batched_heads_step(index: torch.Tensor) -> float:
+            stacked = index.expand(heads, -1)
+            return sgd_step(ensemble, x[stacked], y[stacked], 0.01)
 
         def ms(step) -> float:
             best = float("inf")
@@ -52,7 +62,13 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3) -> dict[str, float]:
                 best = min(best, (time.perf_counter() - start) / steps * 1e3)
             return best
 
-        return {"autograd_ms": ms(autograd_step), "written_out_ms": ms(written_out_step)}
+        return {
+            "autograd_ms": ms(autograd_step),
+            "written_out_ms": ms(written_out_step),
+            "heads": heads,
+            "separate_heads_ms": ms(separate_heads_step),
+            "batched_heads_ms": ms(batched_heads_step),
+        }
     finally:
         torch.set_num_threads(previous)
 
@@ -129,6 +145,8 @@ def run() -> dict[str, dict[str, float]]:
     print(
         f"    SGD step, 1280-128-128-2 on 64 images, 1 thread: autograd + update "
         f"{step['autograd_ms']:.2f} ms, written out {step['written_out_ms']:.2f} ms\n"
+        f"    {step['heads']} heads, 1 thread: {step['heads']} one-head steps "
+        f"{step['separate_heads_ms']:.2f} ms, one batched step {step['batched_heads_ms']:.2f} ms\n"
         f"    full garbage collection with the app loaded ({collection['objects']:,} objects): "
         f"{collection['unfrozen_ms']:.0f} ms, after gc.freeze() {collection['frozen_ms']:.2f} ms\n"
         f"    redrawing both live plots of a 2,700-batch run: live (plain) {plots['live_ms']:.0f} ms, "

@@ -95,7 +95,7 @@ def torchvision_baseline(root: Path, grid: GridSpec, config: TrainConfig) -> dic
     arch = paper_architecture(pre.input_size, len(dataset.classes))
 
     def train(index: list[int], lr: float, epochs: int) -> torch.nn.Module:
-        model = build_model(arch, torch.Generator().manual_seed(config.seed))
+        model = build_model(arch, seed=config.seed)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
         for _ in range(epochs):
             for x, y in loader(index, True):

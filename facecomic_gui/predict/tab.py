@@ -193,8 +193,11 @@ class PredictTabWidget(QWidget):
             accuracy = f" · holdout accuracy <b>{holdout.accuracy:.1%}</b>" if holdout else ""
             if holdout is not None and holdout.ece is not None:
                 accuracy += f", calibration error {holdout.ece:.3f}"
+            if holdout is not None and model.refit_all:
+                accuracy += " (of the run that chose it; then refitted on every image)"
+            heads = f" · {model.heads} heads" if model.heads > 1 else ""
             self.model_label.setText(
-                f"Model: <b>{model.name}</b> · {model.feature_kind} features · "
+                f"Model: <b>{model.name}</b> · {model.feature_kind} features{heads} · "
                 f"classes: {', '.join(model.display_names)}{accuracy}"
             )
             self.model_label.setToolTip(str(model.path) if model.path else "")

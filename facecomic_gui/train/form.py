@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig, field_limits
 
 CHOICE_FIELDS = ("features", "split")
-TEXT_FIELDS = ("learning_rates", "epochs", "batch_size", "seed")
+TEXT_FIELDS = ("learning_rates", "epochs", "batch_size", "seed", "heads")
 FIELDS = CHOICE_FIELDS + TEXT_FIELDS
 _OWNER = {"features": TrainConfig, "split": TrainConfig, "batch_size": TrainConfig,
-          "seed": TrainConfig, "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
+          "seed": TrainConfig, "heads": TrainConfig, "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
+AUTO = "auto"  # the heads field's text for 0, what the features call for
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class FormText:
     epochs: str = ""
     batch_size: str = ""
     seed: str = ""
+    heads: str = AUTO
 
     @classmethod
     def from_form(cls, form: TrainForm) -> FormText:
@@ -44,6 +46,7 @@ class FormText:
             epochs=", ".join(str(v) for v in form.grid.epochs),
             batch_size=str(form.config.batch_size),
             seed=str(form.config.seed),
+            heads=str(form.config.heads) if form.config.heads else AUTO,
         )
 
 
@@ -77,6 +80,12 @@ def validate(text: FormText) -> Validation:
             errors[name] = f"{label(name)} must be {what} separated by commas or spaces."
         else:
             values[name] = tuple(parsed)
+    heads = text.heads.strip().lower()
+    parsed_heads = 0 if heads in ("", AUTO) else _parse(int, heads)
+    if parsed_heads is None:
+        errors["heads"] = f"Heads must be a whole number or {AUTO} ({hint('heads')})."
+    else:
+        values["heads"] = parsed_heads
     for name in ("batch_size", "seed"):
         parsed = _parse(int, getattr(text, name))
         if parsed is None:
@@ -91,7 +100,7 @@ def validate(text: FormText) -> Validation:
     if errors:
         return Validation(None, errors)
     try:
-        config = TrainConfig(**{k: values[k] for k in ("features", "split", "batch_size", "seed")})
+        config = TrainConfig(**{k: values[k] for k in ("features", "split", "batch_size", "seed", "heads")})
         grid = GridSpec(values["learning_rates"], values["epochs"])  # type: ignore[arg-type]
     except ValueError as err:  # pragma: no cover - every rule above is per field
         return Validation(None, {"split": str(err)})
@@ -100,7 +109,7 @@ def validate(text: FormText) -> Validation:
 
 def label(name: str) -> str:
     return {"features": "Features", "split": "Split", "learning_rates": "Learning rates", "epochs": "Epochs",
-            "batch_size": "Batch size", "seed": "Seed"}[name]  # fmt: skip
+            "batch_size": "Batch size", "seed": "Seed", "heads": "Heads"}[name]  # fmt: skip
 
 
 def hint(name: str) -> str:
@@ -118,9 +127,10 @@ def replace_text(text: FormText, **changes: str) -> FormText:
 
 
 def paper_recipe(text: FormText) -> FormText:
-    """The paper's recipe: its 24x24 pixels, its split and its grid; batch size and seed stay."""
+    """The paper's recipe: its 24x24 pixels, its split, its grid and one MLP; batch size and seed
+    stay."""
     paper = FormText.from_form(TrainForm(grid=PAPER_GRID))
     return replace_text(
         text, features="pixels", split="paper",
-        learning_rates=paper.learning_rates, epochs=paper.epochs,
+        learning_rates=paper.learning_rates, epochs=paper.epochs, heads="1",
     )  # fmt: skip

@@ -75,6 +75,11 @@ class TrainingSession:
     # -- state -----------------------------------------------------------------------------------
 
     @property
+    def refit_all(self) -> bool:
+        """Whether the run shown saved a model refitted on every image after its holdout."""
+        return self.model is not None and self.model.refit_all
+
+    @property
     def busy(self) -> bool:
         return self.state in (RUNNING, CANCELLING)
 

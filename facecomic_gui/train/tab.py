@@ -396,14 +396,14 @@ class TrainTabWidget(QWidget):
 
     def _on_grid_changed(self) -> None:
         session = self.session
-        self.grid_table.show_grid(session.grid, session.grid_results, session.best)
+        self.grid_table.show_grid(session.grid, session.grid_results, session.best, session.select_by)
 
     def _on_holdout_changed(self) -> None:
         session = self.session
         if session.holdout is None or not session.class_names:
             self.holdout.clear()
         else:
-            self.holdout.show_metrics(session.holdout, session.class_names, session.best)
+            self.holdout.show_metrics(session.holdout, session.class_names, session.best, session.refit_all)
 
     def _on_status_timer(self) -> None:
         progress = self.session.progress  # shown at most 10 times a second, not per batch

@@ -194,6 +194,8 @@ class TrainSettingsWidget(QWidget):
         # Text fields, not spin boxes: a QSpinBox is 32-bit and would clamp a valid seed.
         self.batch_size = QLineEdit()
         self.seed = QLineEdit()
+        self.heads = QLineEdit()
+        self.heads.setPlaceholderText("auto")
         self._hints = {
             "features": self.features.toolTip(),
             "split": self.split.toolTip(),
@@ -201,6 +203,10 @@ class TrainSettingsWidget(QWidget):
             "epochs": f"Epoch counts to try ({hint('epochs')}); they share one run per learning rate.",
             "batch_size": f"Images per mini-batch: {hint('batch_size')}.",
             "seed": f"Seed for the split, the initial weights and the shuffling: {hint('seed')}.",
+            "heads": (
+                f"MLP heads averaged into one answer, each with its own seed ({hint('heads')}). "
+                "auto: 5 for pretrained features (steadier across seeds), 1 for pixels (the paper)."
+            ),
         }
         for name in FIELDS:
             layout.addRow(label(name), self._field(name))
@@ -272,7 +278,13 @@ class GridTableWidget(QTableWidget):
         self._learning_rates: list[float] = []
         self._epochs: list[int] = []
 
-    def show_grid(self, grid: GridSpec, results: Sequence[GridResult], best: GridResult | None) -> None:
+    def show_grid(
+        self,
+        grid: GridSpec,
+        results: Sequence[GridResult],
+        best: GridResult | None,
+        select_by: str = "accuracy",
+    ) -> None:
         """The grid's cells, filled where a result is in, the best (chosen by the session)
         highlighted. The same shape again only updates the cells: no re-layout, so starting a run
         does not make the plots above repaint from scratch."""
@@ -303,9 +315,20 @@ class GridTableWidget(QTableWidget):
                 font = item.font()
                 font.setBold(is_best)
                 item.setFont(font)
-                item.setToolTip(
-                    "Best so far: highest validation accuracy, ties to the lower loss" if is_best else ""
-                )
+                tips = []
+                if is_best:
+                    tips.append(
+                        "Best so far: lowest validation loss, ties to the higher accuracy"
+                        if select_by == "loss"
+                        else "Best so far: highest validation accuracy, ties to the lower loss"
+                    )
+                if result is not None and result.head_spread is not None:
+                    low, high = result.head_spread
+                    tips.append(
+                        f"The ensemble of {len(result.head_accuracies)} heads; each head alone: "
+                        f"accuracy {low:.3f} to {high:.3f}"
+                    )
+                item.setToolTip("\n".join(tips))
 
     def cell_text(self, lr: float, epochs: int) -> str:
         return self.item(self._learning_rates.index(lr), self._epochs.index(epochs)).text()
@@ -387,11 +410,17 @@ class HoldoutWidget(QWidget):
         self.hint.hide()
 
     def show_metrics(
-        self, metrics: HoldoutMetrics, class_names: Sequence[str], best: GridResult | None = None
+        self,
+        metrics: HoldoutMetrics,
+        class_names: Sequence[str],
+        best: GridResult | None = None,
+        refit_all: bool = False,
     ) -> None:
         names = [display_name(c) for c in class_names]
         self.accuracy.setText(f"{metrics.accuracy:.1%}")
         chosen = f"; trained with lr {best.lr:g} for {best.epochs} epochs on train+val" if best else ""
+        if refit_all:  # the figures stay those of the run that chose the setting
+            chosen += "; the saved model was then refitted on every image, holdout included"
         self.caption.setText(f"holdout accuracy, loss {metrics.loss:.3f}, {metrics.size:,} images{chosen}")
         self.confusion.setRowCount(len(names))
         self.confusion.setColumnCount(len(names))
@@ -433,6 +462,8 @@ class HoldoutWidget(QWidget):
         parts = []
         if metrics.ece is not None:
             parts.append(f"calibration error {metrics.ece:.3f}")
+        if metrics.not_a_face_fraction is not None:
+            parts.append(f"{metrics.not_a_face_fraction:.1%} flagged not a face")
         if metrics.unlike_fraction is not None:
             parts.append(f"{metrics.unlike_fraction:.1%} flagged unlike training images")
         self.calibration.setText("  ·  ".join(parts))

@@ -229,10 +229,10 @@ def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
     session.use_paper_recipe()
     assert session.form_text == FormText(
         features="pixels", split="paper", learning_rates="0.01, 0.001", epochs="1, 3, 5",
-        batch_size="16", seed="7",
+        batch_size="16", seed="7", heads="1",
     )  # fmt: skip
     assert session.form == TrainForm(
-        TrainConfig(features="pixels", split="paper", batch_size=16, seed=7), PAPER_GRID
+        TrainConfig(features="pixels", split="paper", batch_size=16, seed=7, heads=1), PAPER_GRID
     )
     assert session.grid == PAPER_GRID  # the table previews the paper's grid
 
@@ -240,11 +240,19 @@ def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
     jobs.run("scan")
     assert session.start()
     _path, config, grid, _runs = jobs.args("train")
-    assert config == TrainConfig(features="pixels", split="paper", batch_size=16, seed=7)
+    assert config == TrainConfig(features="pixels", split="paper", batch_size=16, seed=7, heads=1)
     assert grid == PAPER_GRID
     session.set_form_text(features="pretrained")  # ignored while the run uses the form
     session.use_paper_recipe()
     assert session.form.config.features == "pixels"
+
+
+def test_the_heads_field_takes_auto_or_a_count_within_the_dataclass_limits():
+    assert validate(_text_with("heads", "auto")).form.config.heads == 0
+    assert validate(_text_with("heads", " ")).form.config.heads == 0
+    assert validate(_text_with("heads", "3")).form.config.heads == 3
+    assert "Heads must be a whole number or auto" in validate(_text_with("heads", "many")).errors["heads"]
+    assert "from 0 (auto) to 64" in validate(_text_with("heads", "65")).errors["heads"]
 
 
 def test_unknown_features_are_refused_by_the_dataclass():

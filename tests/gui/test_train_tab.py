@@ -290,7 +290,10 @@ def test_features_choice_and_paper_recipe_set_the_form_and_the_run(qtbot, tmp_pa
     settings.paper_button.click()
     assert settings.features.currentData() == "pixels" and settings.split.currentData() == "paper"
     assert settings.learning_rates.text() == "0.01, 0.001" and settings.epochs.text() == "1, 3, 5"
-    assert session.form == TrainForm(TrainConfig(features="pixels", split="paper", batch_size=8), PAPER_GRID)
+    assert settings.heads.text() == "1"  # the paper's single MLP
+    assert session.form == TrainForm(
+        TrainConfig(features="pixels", split="paper", batch_size=8, heads=1), PAPER_GRID
+    )
     assert tab.grid_table.rowCount() == 2 and tab.grid_table.columnCount() == 3
 
     session.set_dataset(str(make_dataset(tmp_path / "d", 2)))

@@ -268,3 +268,55 @@ def test_an_untouched_crafted_copy_still_loads(trained, tmp_path: Path):
     """The crafting above changes only what each case says: the unchanged copy is valid."""
     path = _crafted(trained, tmp_path)
     assert load_model(path).class_names == ("comics", "faces")
+
+
+def test_a_model_file_from_before_ensembles_loads_as_one_head_and_predicts_the_same(trained, tmp_path: Path):
+    """Format 2 stored one MLP as ``layers.{2i}.weight`` with no ``heads``: it still loads, as an
+    ensemble of one, and answers exactly as the same weights stored the new way."""
+    _, good, root = trained
+    current = load_model(good)
+    meta = json.loads(json.dumps(current.metadata))
+    del meta["architecture"]["heads"]
+    meta["format_version"] = 2
+    tensors = {
+        k: v.clone() for k, v in current.tensors().items() if not k.startswith(("weights.", "biases."))
+    }
+    for i, (w, b) in enumerate(zip(current.model.weights, current.model.biases, strict=True)):
+        tensors[f"layers.{2 * i}.weight"] = w[0].detach().clone()
+        tensors[f"layers.{2 * i}.bias"] = b[0].detach().clone()
+    legacy = load_model(_safetensors_with(tmp_path, meta, tensors))
+    assert legacy.heads == 1
+    images = sorted((root / "comics").iterdir())[:4]
+    assert [p.probabilities for p in Predictor(legacy).predict(images)] == [
+        p.probabilities for p in Predictor(current).predict(images)
+    ]
+    resaved = load_model(save_model(tmp_path / "resaved.safetensors", legacy))  # now the new form
+    assert (
+        resaved.metadata["format_version"] == FORMAT_VERSION
+        and resaved.metadata["architecture"]["heads"] == 1
+    )
+
+
+def test_an_ensemble_round_trips_with_its_class_prior_and_scorer(tmp_path: Path):
+    from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
+    from trainer.common.events import drain
+    from trainer.data.synthetic import make_dataset
+    from trainer.training.experiment import run_experiment
+
+    root = make_dataset(tmp_path / "data", 12, seed=3)
+    for extra in range(4):  # 12 faces against 8 comics: a prior to balance
+        (root / "comics" / f"{extra}.png").unlink()
+    result = drain(
+        run_experiment(
+            root, config=TrainConfig(features="pixels", heads=3, class_prior="balanced"),
+            grid=GridSpec((0.05,), (2,)), decode=DecodeOptions(use_cache=False),
+        )
+    )  # fmt: skip
+    loaded = load_model(save_model(tmp_path / "m.safetensors", result))
+    assert loaded.heads == 3 and loaded.metadata["architecture"]["heads"] == 3
+    assert loaded.model.has_offset and loaded.metadata["class_prior"]["method"] == "balanced"
+    torch.testing.assert_close(loaded.model.offset, torch.tensor(result.class_offset))
+    images = sorted((root / "faces").iterdir())[:5]
+    assert [p.probabilities for p in Predictor(loaded).predict(images)] == [
+        p.probabilities for p in Predictor(model_from_result(result)).predict(images)
+    ]

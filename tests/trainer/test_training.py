@@ -357,3 +357,28 @@ def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
     assert len({name for name, _ in seen[:2]}) == 2
     steps = [e.step for e in events if isinstance(e, ev.BatchFinished)]
     assert steps == list(range(1, 17))  # numbered in the order they are yielded
+
+
+def test_refit_all_trains_the_saved_model_on_every_image_after_the_holdout(dataset: Path):
+    """``refit_all``: the holdout figures are those of the ordinary run (the same seed gives the
+    same ones), then the chosen setting is retrained on train, val and holdout together."""
+    _, plain = collect(run_experiment(dataset, config=PIXELS, grid=TINY_GRID))
+    events, refit = collect(
+        run_experiment(dataset, config=TrainConfig(features="pixels", refit_all=True), grid=TINY_GRID)
+    )
+    assert refit.holdout == plain.holdout and refit.best == plain.best
+    started = [e for e in events if isinstance(e, ev.FinalTrainingStarted)]
+    assert [(e.phase, e.train_size) for e in started] == [("final", 28), ("refit", 40)]  # 14+14, 20+20
+    assert plain.trained_on == (14, 14) and refit.trained_on == (20, 20)
+    order = [type(e).__name__ for e in events]
+    assert order.index("HoldoutEvaluated") < next(
+        i for i, e in enumerate(events) if getattr(e, "phase", "") == "refit"
+    )
+    refit_batches = [e for e in events if isinstance(e, ev.BatchFinished) and e.phase == "refit"]
+    assert len(refit_batches) == refit.best.epochs * 1  # 40 images: one batch of 64 per epoch
+    assert refit_batches[-1].step == refit_batches[-1].total_steps  # progress ends at 100%
+    assert not torch.equal(refit.state_dict["weights.0"], plain.state_dict["weights.0"])
+    assert refit.to_json()["refit_all"] is True and refit.to_json()["trained_on"] == {
+        "comics": 20,
+        "faces": 20,
+    }

@@ -99,11 +99,11 @@ class GridSpec:
     the README); ``PAPER_GRID`` is the paper's own."""
 
     learning_rates: tuple[float, ...] = field(
-        default=(0.1, 0.03),
+        default=(0.3, 0.1),
         metadata=_flag("learning rates to try", "--lr", nargs="+", type=float, metavar="LR", min=0.0),
     )
     epochs: tuple[int, ...] = field(
-        default=(5, 10, 20),
+        default=(3, 6, 12),
         metadata=_flag(
             "epoch counts to try", "--epochs", nargs="+", type=int, metavar="N", min=1, max=MAX_EPOCHS
         ),

@@ -178,9 +178,11 @@ def build_model(
     seed: int | None = None,
     *,
     offset: Sequence[float] | None = None,
+    first_head: int = 0,
 ) -> MLPEnsemble:
     """The ensemble an architecture describes; with ``seed``, each head initialised from its own
-    generator (``head_seed``), as PyTorch's default ``nn.Linear`` init."""
+    generator (``head_seed``), as PyTorch's default ``nn.Linear`` init. ``first_head`` numbers
+    the heads of a group that is part of a larger ensemble (see ``stack_heads``)."""
     name = architecture.get("name")
     if name != "mlp":
         raise ValueError(f"unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})")
@@ -188,9 +190,30 @@ def build_model(
         raise ValueError(f"unsupported activation {architecture.get('activation')!r}")
     model = MLPEnsemble(layer_sizes(architecture), head_count(architecture))
     if seed is not None:
-        init_weights(model, seed)
+        init_weights(model, seed, first_head)
     model.set_offset(offset)
     return model
+
+
+def stack_heads(groups: Sequence[MLPEnsemble]) -> MLPEnsemble:
+    """One ensemble of the heads of ``groups``, in order (groups train on separate lanes)."""
+    if len(groups) == 1:
+        return groups[0]
+    model = MLPEnsemble(groups[0].sizes, sum(g.heads for g in groups))
+    with torch.no_grad():
+        for i in range(len(model.weights)):
+            model.weights[i].copy_(torch.cat([g.weights[i] for g in groups]))
+            model.biases[i].copy_(torch.cat([g.biases[i] for g in groups]))
+    model.set_offset(groups[0].offset.tolist() if groups[0].has_offset else None)
+    return model.to(groups[0].weights[0].device)
+
+
+def head_groups(heads: int, groups: int = 2) -> list[tuple[int, int]]:
+    """Contiguous ``[first, end)`` ranges that split ``heads`` into at most ``groups`` parts. The
+    split is fixed, never the machine's core count, so a run's numbers are the same anywhere."""
+    parts = min(heads, groups)
+    bounds = [round(i * heads / parts) for i in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
 
 
 def head_seed(seed: int, head: int) -> int:
@@ -202,11 +225,11 @@ def head_seed(seed: int, head: int) -> int:
 
 
 @torch.no_grad()
-def init_weights(model: MLPEnsemble, seed: int) -> None:
+def init_weights(model: MLPEnsemble, seed: int, first_head: int = 0) -> None:
     """PyTorch's default ``nn.Linear`` init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight then
     bias, layer by layer, each head from its own explicit generator."""
     for head in range(model.heads):
-        generator = torch.Generator().manual_seed(head_seed(seed, head))
+        generator = torch.Generator().manual_seed(head_seed(seed, first_head + head))
         for w, b in zip(model.weights, model.biases, strict=True):
             bound = 1.0 / math.sqrt(w.shape[2])
             w[head].uniform_(-bound, bound, generator=generator)

@@ -143,8 +143,13 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibrated class probabilities; whether each image is unlike the training images; and
         whether it is not a face at all (both False where the model has no such detector)."""
-        inputs = self.head_inputs(pixels, cancel=cancel)
-        logits = self._model(torch.from_numpy(inputs)).numpy()
+        return self.scores_of_inputs(self.head_inputs(pixels, cancel=cancel))
+
+    @torch.inference_mode()
+    def scores_of_inputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``probabilities_and_flags`` from what the head sees (embeddings or normalised pixels),
+        for callers that already have them (the benchmarks score cached embeddings)."""
+        logits = self._model(torch.from_numpy(np.asarray(inputs, np.float32))).numpy()
         probabilities = softmax(logits, self.loaded.temperature)
         novelty, scorer = self.loaded.novelty, self.loaded.face_likeness
         unlike = novelty.is_unlike(inputs) if novelty is not None else np.zeros(len(inputs), bool)

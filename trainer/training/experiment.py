@@ -44,7 +44,15 @@ from trainer.data.preprocess import to_model_input
 from trainer.data.splits import check_class_sizes, make_split
 from trainer.model.calibration import fit_temperature, softmax
 from trainer.model.face_likeness import FaceLikeness, fit_face_likeness
-from trainer.model.mlp import MLPEnsemble, build_model, combine_heads, head_seed, paper_architecture
+from trainer.model.mlp import (
+    MLPEnsemble,
+    build_model,
+    combine_heads,
+    head_groups,
+    head_seed,
+    paper_architecture,
+    stack_heads,
+)
 from trainer.model.novelty import NoveltyDetector, fit_novelty
 from trainer.training.results import (
     EpochPoint,
@@ -103,12 +111,14 @@ def fit(
     val: Tensors | None = None,
     steps: StepCounter | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
+    first_head: int = 0,
 ) -> Generator[Event, None, list[float]]:
     """Plain SGD (no momentum, as the paper) on cross-entropy, every head at once, each on its own
-    shuffling of ``train``; returns the per-epoch train loss (the mean over the heads)."""
+    shuffling of ``train``; returns the per-epoch train loss (the mean over the heads).
+    ``first_head`` numbers the heads of a group that is part of a larger ensemble."""
     steps = steps or StepCounter(total=epochs * math.ceil(len(train) / batch_size))
     shuffles = [
-        torch.Generator().manual_seed(head_seed(seed, head) + SHUFFLE_SEED_OFFSET)
+        torch.Generator().manual_seed(head_seed(seed, first_head + head) + SHUFFLE_SEED_OFFSET)
         for head in range(model.heads)
     ]
     n = len(train)
@@ -272,9 +282,13 @@ def feature_metadata(features: str) -> dict:
 
 
 def new_model(
-    architecture: dict, seed: int, device: torch.device, offset: list[float] | None = None
+    architecture: dict,
+    seed: int,
+    device: torch.device,
+    offset: list[float] | None = None,
+    first_head: int = 0,
 ) -> MLPEnsemble:
-    return build_model(architecture, seed, offset=offset).to(device)
+    return build_model(architecture, seed, offset=offset, first_head=first_head).to(device)
 
 
 def class_offset(labels: torch.Tensor, num_classes: int, prior: str) -> list[float] | None:
@@ -352,24 +366,64 @@ def train_final(
     steps: StepCounter, cancel: CancelToken = NEVER_CANCELLED, phase: str = "final",
 ) -> Generator[Event, None, tuple[MLPEnsemble, list[float]]]:  # fmt: skip
     """The best setting retrained on ``data`` (train+val, or every image for a refit) from a
-    fresh init, on one lane, so it runs as the grid's runs do."""
+    fresh init. An ensemble's heads train in two fixed groups, side by side on lanes (there is no
+    validation here to combine them for), in rounds of one epoch; one head runs on one lane."""
     offset = class_offset(data.y, architecture["num_classes"], config.class_prior)
-    model = new_model(architecture, config.seed, data.x.device, offset)
-    run = _Run(lr, model, fit(
-        model, data, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-        phase=phase, steps=steps, cancel=cancel,
-    ))  # fmt: skip
-    with training_lanes(data.x.device, 1) as pool:
+    groups = head_groups(architecture.get("heads", 1))
+    models = [
+        new_model({**architecture, "heads": end - first}, config.seed, data.x.device, offset, first)
+        for first, end in groups
+    ]
+    runs = [
+        _Run(lr, model, fit(
+            model, data, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
+            phase=phase, steps=StepCounter(total=steps.total), cancel=cancel, first_head=first,
+        ))
+        for model, (first, _) in zip(models, groups, strict=True)
+    ]  # fmt: skip
+    sizes = [model.heads for model in models]
+    with training_lanes(data.x.device, len(runs)) as pool:
         try:
             for _ in range(epochs):
-                events, _ = pool.submit(run.next_epoch).result()
-                for event in events:
+                rounds = [f.result() for f in [pool.submit(run.next_epoch) for run in runs]]
+                for event in merge_group_events([events for events, _ in rounds], sizes):
                     cancel.raise_if_cancelled()
+                    if isinstance(event, BatchFinished):
+                        steps.done += 1
+                        event = dataclasses.replace(event, step=steps.done, total_steps=steps.total)
                     yield event
-            return model, run.finish()
+            per_group = [run.finish() for run in runs]
         finally:
             pool.shutdown(wait=True)
-            run.events.close()
+            for run in runs:
+                run.events.close()
+    losses = [
+        sum(s * loss for s, loss in zip(sizes, epoch, strict=True)) / sum(sizes)
+        for epoch in zip(*per_group, strict=True)
+    ]
+    return stack_heads(models), losses
+
+
+def merge_group_events(per_group: list[list[Event]], sizes: list[int]) -> list[Event]:
+    """The events of head groups that trained one epoch side by side, as one ensemble's: each
+    batch and epoch once, its loss the mean over all heads."""
+    if len(per_group) == 1:
+        return per_group[0]
+    total = sum(sizes)
+
+    def mean(values: list[float]) -> float:
+        return sum(size * value for size, value in zip(sizes, values, strict=True)) / total
+
+    merged: list[Event] = []
+    for events in zip(*per_group, strict=True):
+        first = events[0]
+        if isinstance(first, BatchFinished):
+            merged.append(dataclasses.replace(first, loss=mean([e.loss for e in events])))
+        elif isinstance(first, EpochFinished):
+            merged.append(dataclasses.replace(first, train_loss=mean([e.train_loss for e in events])))
+        else:  # pragma: no cover - fit yields only these two
+            merged.append(first)
+    return merged
 
 
 def training_lanes(device: torch.device, runs: int) -> Lanes:
