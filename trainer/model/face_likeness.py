@@ -9,9 +9,9 @@ generated non-faces (``trainer.data.non_faces``: charts, documents, UI layouts, 
 The threshold is a low percentile (0.5th) of the training images' own cross-validated scores, so
 about one in two hundred images like the training ones is flagged, whatever the features; and it
 is never above 0, the scorer's own boundary, so a picture is only called "not a face" when it is
-more like the non-faces than like the training images. Without that cap, a model trained on one
-narrow source (face2comics alone) called 17% of the real photos of other sources "not a face";
-with it, none (``bench/honesty.py``; README). Both chosen on pictures the generator never made.
+more like the non-faces than like the training images: a model trained on one narrow source then
+never calls the real photos of another source "not a face" (``make cross``; README). Chosen on
+pictures the generator never made (``make honesty``).
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ def _fit_logistic(x: np.ndarray, is_positive: np.ndarray, used: np.ndarray) -> t
     classes weighed equally, by full-batch gradient descent on one torch thread.
 
     300 plain steps of size 1 from zero, not a solver run to convergence: stopping early is the
-    regularisation that generalises. Run to a lower loss (Nesterov, 100 steps), the scorer caught
-    0.77 of the non-face test pictures instead of 0.89 (``bench/honesty.py``). Deterministic, and
-    no ``torch.optim``, which would cost a second of start-up."""
+    regularisation that generalises (run to a lower loss, it caught fewer of the non-face test
+    pictures of ``make honesty``). Deterministic, and no ``torch.optim``, which would cost a
+    second of start-up."""
     import torch
 
     rows = np.flatnonzero(used)

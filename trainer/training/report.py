@@ -58,7 +58,7 @@ def format_grid(
     ensemble, each cell also gives the range of its heads' own accuracies."""
     by_setting = {(r.lr, r.epochs): r for r in results}
     heads = max((len(r.head_accuracies) for r in results), default=0)
-    title = "Validation acc / loss" + (f" (its {heads} heads' acc)" if heads else "")
+    title = "Validation acc / loss" + (f" ({heads} heads: acc range)" if heads else "")
     header = [title, *(f"{e} epoch{'s' if e != 1 else ''}" for e in grid.epochs)]
     rows = [header]
     for lr in grid.learning_rates:
