@@ -62,7 +62,7 @@ model: $(STAMP)
 
 # Train on some samples, score on another; the spread over seeds (README "Accuracy").
 cross: $(STAMP)
-	$(BIN)/python -m bench.cross_source
+	$(BIN)/python -m bench.cross_source $(CROSS_ARGS)
 
 # The evaluation-only extra (scikit-image's sample pictures), pinned like everything else.
 EVAL_STAMP := $(VENV)/.installed-eval
