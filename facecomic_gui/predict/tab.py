@@ -158,6 +158,7 @@ class PredictTabWidget(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.view.selectionModel().currentChanged.connect(self._on_selection_changed)
         self._update_row_actions()
 
         self.drop_hint = QLabel(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 
 from facecomic_gui.common import why_session
 from facecomic_gui.common.why_session import NOT_A_FACE, request_for
@@ -40,7 +40,10 @@ def open_row(qtbot, tab, row: int):
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     tab.view.setFocus()
-    tab.view.selectRow(row)
+    # Through the selection model: selectRow() reads the keyboard modifiers, which an earlier
+    # test's Ctrl+Shift key clicks can leave set in an offscreen application.
+    flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+    tab.view.selectionModel().setCurrentIndex(tab.proxy.index(row, 1), flags)
     with qtbot.waitSignal(tab.image_opened, timeout=5_000) as opened:
         qtbot.keyClick(tab.view, Qt.Key.Key_Return)
     return activated(qtbot, opened.args[0])
