@@ -166,7 +166,12 @@ class ImageViewerDialog(QDialog):
         data = result.overlay.tobytes()
         self._overlay = QImage(data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
         answer = self._request.answer if self._request is not None else ""
-        self._show_status(f"{answer}: brighter means the answer rests more on that part of the picture.")
+        if result.flat:
+            self._show_status(
+                f"{answer}: no part of the picture stands out; the answer rests on none of it more than the rest."
+            )
+        else:
+            self._show_status(f"{answer}: brighter means the answer rests more on that part of the picture.")
         self._render()
         self.why_shown.emit()
 

@@ -21,6 +21,7 @@ from PIL import Image
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.prediction.explain import NOT_A_FACE  # numpy and PIL only; torch loads in the job
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 OVERLAY_SIDE = 512  # a map holds far less detail than this; the viewer scales it smoothly
 CACHE_SIZE = 32  # maps kept (about 1 MB each)
-NOT_A_FACE = "not a face"  # the flag of an answer that is no face or comic (trainer's NOT_A_FACE)
 Source = Path | Image.Image
 
 
@@ -38,6 +38,7 @@ class WhyMap:
     overlay: np.ndarray  # (h, w, 4) uint8 RGBA, straight alpha, the image's aspect ratio
     class_index: int
     seconds: float  # in the worker: decode, forward, backward, colours
+    flat: bool = False  # no part of the picture raises the answer at the explained layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def explain_job(
     scale = min(1.0, OVERLAY_SIDE / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     overlay = overlay_rgba(explanation.heat_at(size))
-    return WhyMap(overlay, explanation.class_index, time.perf_counter() - start)
+    return WhyMap(overlay, explanation.class_index, time.perf_counter() - start, explanation.flat)
     yield  # a generator, so it runs like every other job
 
 

@@ -15,7 +15,6 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from facecomic_gui.common import why_session
 from facecomic_gui.common.why_session import NOT_A_FACE, request_for
 from tests.gui.test_gallery import train
-from trainer.prediction.explain import NOT_A_FACE as TRAINER_NOT_A_FACE
 
 
 def pixels(pixmap) -> np.ndarray:
@@ -149,4 +148,3 @@ def test_answers_without_a_map_say_why(kwargs, expected):
 
     request = request_for("k", Path("x.jpg"), Model(), **kwargs)
     assert expected in request.unavailable
-    assert NOT_A_FACE == TRAINER_NOT_A_FACE

@@ -1,11 +1,13 @@
 """ "Why?": a heat map of what an answer rests on, over the picture the user sees.
 
-Pretrained models get Grad-CAM (Selvaraju et al., 2017) on one of the backbone's feature maps:
-each channel is weighted by the mean gradient of the predicted class's log-odds, which flows
-through the head (``LoadedModel.model``, used as an opaque differentiable module, so an ensemble
-head works the same). Pixel models get gradient x input over their 24x24 pixels. The layer, the
-method and the smoothing were chosen by measurement (``python -m bench.pointing_bench``; README
-"Why?"): the map's share inside a pasted face is the score.
+The score explained is the predicted class's log-odds, and its gradient flows through the head
+(``LoadedModel.model``, used as an opaque differentiable module, so an ensemble head works the
+same). Pretrained models get LayerCAM (Jiang et al., 2021) on backbone block 4, a 20x20 map at
+160 px: each position's activations weighted by their own positive gradients. Grad-CAM (channels
+weighted by their mean gradient) on the final 5x5 map, the usual choice, pointed at the background
+about half the time. Pixel models get gradient x input over their 24x24 pixels. Layer, method and
+smoothing were chosen by measurement (``python -m bench.pointing_bench``; README "Why?"): the share
+of the map inside a face pasted into one quadrant of a non-face picture.
 
 A map is computed on exactly the pixels prediction sees (``decode_image``: EXIF orientation, JPEG
 draft, the squash to the model's square) and stretched back over the oriented image, so it lines up
@@ -127,11 +129,8 @@ class Explainer:
         coarse, probabilities, explained = self.coarse_maps(
             pixels, [(settings.layer, settings.method)], class_index
         )
-        return (
-            finish_map(coarse[settings.layer, settings.method], self.config.size, settings.smoothing),
-            (probabilities),
-            explained,
-        )
+        heat = finish_map(coarse[settings.layer, settings.method], self.config.size, settings.smoothing)
+        return heat, probabilities, explained
 
     def coarse_maps(
         self, pixels: np.ndarray, wanted: list[tuple[str, str]], class_index: int | None = None
@@ -502,7 +501,7 @@ def write_explanation(
 
 def explain_to_folder(
     explainer: Explainer, directory: Path, source: ImageSource, prediction, taken: set[str]
-):
+) -> WrittenExplanation:
     """``--explain``: the map of ``prediction``'s class for ``source``, written into ``directory``
     with the prediction's label, confidence and flag in the corner."""
     names = explainer.loaded.class_names
