@@ -2,10 +2,11 @@
 
 The score explained is the predicted class's log-odds, and its gradient flows through the head
 (``LoadedModel.model``, used as an opaque differentiable module, so an ensemble head works the
-same). Pretrained models get LayerCAM (Jiang et al., 2021) on backbone block 4, a 20x20 map at
+same). Pretrained models get LayerCAM (Jiang et al., 2021) on backbone block 10, a 10x10 map at
 160 px: each position's activations weighted by their own positive gradients. Grad-CAM (channels
 weighted by their mean gradient) on the final 5x5 map, the usual choice, pointed at the background
-about half the time. Pixel models get gradient x input over their 24x24 pixels. Layer, method and
+about half the time; blocks 3 and 4 pointed slightly better but leaned on the bottom and right
+edges, where the backbone's padding is. Pixel models get gradient x input over their 24x24 pixels. Layer, method and
 smoothing were chosen by measurement (``python -m bench.pointing_bench``; README "Why?"): the share
 of the map inside a face pasted into one quadrant of a non-face picture.
 
@@ -71,7 +72,7 @@ class ExplainSettings:
 
 # Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
 DEFAULT_SETTINGS = {
-    "pretrained": ExplainSettings("blocks.4", "layercam", 0.0),
+    "pretrained": ExplainSettings("blocks.10", "layercam", 0.0),
     "pixels": ExplainSettings(INPUT, "gradient_x_input", 0.0),
 }
 
