@@ -56,7 +56,9 @@ def activated(qtbot, viewer):
     return viewer
 
 
-def test_w_overlays_the_map_and_the_opacity_is_adjustable(qtbot, window, tmp_path: Path, monkeypatch):
+def test_w_overlays_the_map_and_the_opacity_is_adjustable(
+    qtbot, window, tmp_path: Path, monkeypatch, shared_sample: Path
+):
     threads = []
     job = why_session.explain_job
 
@@ -65,10 +67,12 @@ def test_w_overlays_the_map_and_the_opacity_is_adjustable(qtbot, window, tmp_pat
         return (yield from job(*args, **kwargs))
 
     monkeypatch.setattr(why_session, "explain_job", recording_job)
+    # A real face, so that no "not a face" flag takes the map away; made 1024 px wide.
     picture = tmp_path / "photo.jpg"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(picture)
+    with Image.open(sorted((shared_sample / "faces").iterdir())[0]) as face:
+        face.convert("RGB").resize((1024, 768)).save(picture)
     tab = predict(qtbot, window, [picture])
+    assert tab.session.rows[0].prediction.flag != NOT_A_FACE
     viewer = open_row(qtbot, tab, 0)
     plain = pixels(viewer.rendered())
     with qtbot.waitSignal(viewer.why_shown, timeout=60_000):
@@ -123,8 +127,10 @@ def test_the_gallery_viewer_explains_the_runs_answer(qtbot, window, tiny_dataset
     train(qtbot, window, tiny_dataset)
     gallery = window.train_tab.open_gallery(1, 1)
     qtbot.waitExposed(gallery)
+    # The first image with an answer to explain (the synthetic squares may be called "not a face").
+    row = next(i for i, image in enumerate(gallery.session.images) if image.flag != NOT_A_FACE)
     with qtbot.waitSignal(gallery.image_opened, timeout=5_000):
-        qtbot.keyClick(gallery.table, Qt.Key.Key_Return)
+        gallery.open_image(row)
     viewer = activated(qtbot, gallery.viewer)
     with qtbot.waitSignal(viewer.why_shown, timeout=60_000):
         qtbot.keyClick(viewer, Qt.Key.Key_W)
