@@ -334,6 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\n5. micro-benchmarks behind the app's settings:", flush=True)
     results["micro"] = micro_benchmarks()
     save()
+    if not args.skip_gui:  # in its own process: it opens its own window on the default model
+        why_out = REPO / "bench" / "out" / "why_bench.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.why_bench", "--out", str(why_out)], check=True, capture_output=True
+        )
+        results["why"] = w = json.loads(why_out.read_text())
+        print(
+            f"\n6. Why? on 1024 px images in the app: W to the map drawn {w['app']['map_s_median']:.3f} s median, "
+            f"{w['app']['map_s_max']:.3f} s max, first {w['app']['first_map_s']:.3f} s (target < 1 s); worst stall "
+            f"{w['app']['worst_stall_ms']:.0f} ms (target < 100 ms); --explain {w['trainer']['explain_and_write_s_median']:.2f} s an image"
+        )
+        save()
     print(f"\nwritten to {out.relative_to(REPO)}")
     return 0 if math.isfinite(b) else 1
 

@@ -265,6 +265,13 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
     )
+    parser.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/<name>.why.png (the answer's heat map over the image) and "
+        "DIR/<name>.heat.png (the map alone, grey); existing files are never replaced",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -283,6 +290,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_parser().parse_args(argv)
     try:
         check_writable(args.csv)
+        check_folder(args.explain)
         model_path = args.model or default_model_path()
         if args.model is None and not model_path.exists():
             raise FaceComicError(
@@ -299,7 +307,10 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             raise FaceComicError("No images found in " + ", ".join(args.paths) + ".")
         predictions = []
         stdout = _PipeSafeWriter(sys.stdout)
+        explain = _Explaining(predictor.loaded, args.explain) if args.explain else None
         for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
+            if explain is not None:
+                explain.batch(paths[len(predictions) : len(predictions) + len(batch)], batch)
             for p in batch:
                 if p.ok:
                     stdout.line(
@@ -317,12 +328,17 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             summary += f" ({unsure:,} unsure)"
         if failed:
             summary += f", {failed:,} unreadable"
+        if explain is not None:
+            summary += f"; {explain.written:,} heat maps written to {args.explain}"
         if args.csv:
             summary += f"; CSV written to {args.csv} (model, version and date in {sidecar_path(args.csv)})"
         print(printable(summary), file=sys.stderr)
         return EXIT_PARTIAL if failed else EXIT_OK
     except KeyboardInterrupt:
-        print("facecomic-predict: cancelled; no CSV was written.", file=sys.stderr)
+        print(
+            "facecomic-predict: cancelled; no CSV was written (heat maps already written are complete).",
+            file=sys.stderr,
+        )
         return EXIT_CANCELLED
     except FaceComicError as err:
         print(printable(f"facecomic-predict: error: {err}"), file=sys.stderr)
@@ -330,6 +346,43 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(printable(f"facecomic-predict: error: {describe_os_error(err)}"), file=sys.stderr)
         return EXIT_USAGE
+
+
+def check_folder(target: Path | None) -> None:
+    """An output folder: created when missing; a file or an unwritable folder is refused."""
+    if target is None:
+        return
+    if target.exists() and not target.is_dir():
+        raise FaceComicError(f"{target} is a file; --explain needs a folder.")
+    target.mkdir(parents=True, exist_ok=True)
+    if not os.access(target, os.W_OK):
+        raise FaceComicError(f"Cannot write in {target}: the folder is not writable.")
+
+
+class _Explaining:
+    """``--explain``: the heat maps of each batch's readable images, after its predictions."""
+
+    def __init__(self, loaded, folder: Path) -> None:
+        from trainer.prediction.explain import Explainer
+
+        self.explainer = Explainer(loaded)
+        self.folder = folder
+        self.taken: set[str] = set()
+        self.written = 0
+
+    def batch(self, paths, predictions) -> None:
+        from trainer.common.errors import ImageDecodeError
+        from trainer.prediction.explain import explain_to_folder
+
+        for path, prediction in zip(paths, predictions, strict=True):
+            if not prediction.ok:
+                continue
+            try:
+                explain_to_folder(self.explainer, self.folder, path, prediction, self.taken)
+            except ImageDecodeError as err:  # changed or removed since it was predicted
+                print(printable(f"{path}\terror\tno heat map: {err.reason}"), file=sys.stderr)
+                continue
+            self.written += 1
 
 
 class _PipeSafeWriter:

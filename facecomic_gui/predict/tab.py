@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from facecomic_gui.common.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
+from facecomic_gui.common.image_viewer import ImageViewerDialog
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
-from facecomic_gui.common.widgets import error_banner
+from facecomic_gui.common.why_session import WhySession, image_key, request_for
+from facecomic_gui.common.widgets import error_banner, percent
 from facecomic_gui.predict.session import (
     ERROR_KEY,
     NOT_A_FACE_KEY,
@@ -61,6 +63,7 @@ class PredictTabWidget(QWidget):
     predictions_finished = Signal()
     prediction_failed = Signal(str)
     open_model_requested = Signal()
+    image_opened = Signal(object)  # ImageViewerDialog
 
     def __init__(
         self, session: PredictionSession, thumbnails: ThumbnailCache, parent: QWidget | None = None
@@ -70,6 +73,8 @@ class PredictTabWidget(QWidget):
         self.session = session
         self._thumbnails = thumbnails
         self.last_dir = str(Path.home())
+        self.why = WhySession(session.jobs, "why")
+        self.viewer: ImageViewerDialog | None = None
         self._build()
         session.model_changed.connect(self._on_model_changed)
         session.predictions_finished.connect(self._on_predictions_finished)
@@ -144,12 +149,17 @@ class PredictTabWidget(QWidget):
         self.show_in_folder_action = QAction("Show in folder", self.view)
         self.show_in_folder_action.setShortcut(SHOW_IN_FOLDER_KEYS)
         self.show_in_folder_action.triggered.connect(self._on_show_in_folder)
-        for action in (self.copy_path_action, self.show_in_folder_action):
+        self.open_action = QAction("Open full size", self.view)
+        self.open_action.setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
+        self.open_action.triggered.connect(self._on_open_current)
+        self.view.doubleClicked.connect(self._on_double_clicked)
+        for action in (self.open_action, self.copy_path_action, self.show_in_folder_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.view.addAction(action)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.view.selectionModel().currentChanged.connect(self._on_selection_changed)
         self._update_row_actions()
 
         self.drop_hint = QLabel(
@@ -282,6 +292,10 @@ class PredictTabWidget(QWidget):
         return rows[0] if rows else None
 
     def _update_row_actions(self) -> None:
+        current = self.view.currentIndex()
+        self.open_action.setEnabled(
+            current.isValid() and self.view.selectionModel().isRowSelected(current.row())
+        )
         self.copy_path_action.setEnabled(any(r.path is not None for r in self.selected_rows()))
         row = self._folder_row()
         self.show_in_folder_action.setEnabled(row is not None and row.path is not None)
@@ -292,6 +306,7 @@ class PredictTabWidget(QWidget):
     def row_menu(self) -> QMenu:
         self._update_row_actions()
         menu = QMenu(self.view)
+        menu.addAction(self.open_action)
         menu.addAction(self.copy_path_action)
         menu.addAction(self.show_in_folder_action)
         return menu
@@ -301,6 +316,43 @@ class PredictTabWidget(QWidget):
             menu = self.row_menu()
             menu.exec(self.view.viewport().mapToGlobal(pos))
             menu.deleteLater()
+
+    # -- full-size view -----------------------------------------------------------------------------
+
+    def _on_open_current(self) -> None:
+        index = self.view.currentIndex()
+        if index.isValid() and self.view.selectionModel().isRowSelected(index.row()):
+            self.open_image(self.proxy.mapToSource(index).row())
+
+    def _on_double_clicked(self, index) -> None:
+        self.open_image(self.proxy.mapToSource(index).row())
+
+    def open_image(self, row: int) -> ImageViewerDialog | None:
+        """Row ``row`` (of the session) at full size, with *Why?* for its answer."""
+        if not 0 <= row < len(self.session.rows):
+            return None
+        item = self.session.rows[row]
+        p = item.prediction
+        if p is None:
+            caption = f"{item.name}: still being predicted"
+        elif not p.ok:
+            caption = f"{item.name}: unreadable ({p.error})"
+        else:
+            answer = f"{p.display_label}{'?' if p.unsure else ''} {percent(p.confidence)}"
+            caption = f"{item.name}: {answer}" + (f" ({p.flag})" if p.flag else "")
+        request = request_for(
+            image_key(item.source, item.key), item.source, self.session.model,
+            label=p.label if p is not None else None,
+            display_label=p.display_label if p is not None else None,
+            confidence=p.confidence if p is not None else None,
+            flag=p.flag if p is not None else "", error=p.error if p is not None else None,
+        )  # fmt: skip
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = ImageViewerDialog(item.source, caption, self, why=self.why, request=request)
+        self.viewer.show()
+        self.image_opened.emit(self.viewer)
+        return self.viewer
 
     def _on_copy_path(self) -> None:
         self.copy_paths()

@@ -5,10 +5,11 @@ lazy thumbnails. A view of a ``GallerySession``; the table's model reads the ses
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -23,7 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from facecomic_gui.common.image_viewer import ImageViewerDialog
 from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.common.why_session import WhySession, image_key, request_for
 from facecomic_gui.common.widgets import percent
 from facecomic_gui.train.gallery_session import SPLIT_TITLES, SPLITS, GallerySession
 
@@ -112,40 +115,6 @@ class GalleryTableModel(QAbstractTableModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
-class ImageViewerDialog(QDialog):
-    """One image at full size, scaled down to fit the dialog."""
-
-    def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(os.path.basename(path))
-        self.path = path
-        self._pixmap = QPixmap(path)
-        self.image = QLabel()
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(200, 200)
-        self.caption = QLabel(caption if not self._pixmap.isNull() else f"{caption}\nCould not read {path}.")
-        self.caption.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.image, 1)
-        layout.addWidget(self.caption)
-        if not self._pixmap.isNull():
-            size = self._pixmap.size().boundedTo(self.screen().availableSize() * 0.8)
-            self.resize(max(size.width(), 320), max(size.height(), 240) + 40)
-        else:
-            self.resize(480, 260)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        if not self._pixmap.isNull():
-            self.image.setPixmap(
-                self._pixmap.scaled(
-                    self.image.size(),
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
-
-
 class _GalleryTableView(QTableView):
     activated_by_key = Signal(int)
 
@@ -159,17 +128,26 @@ class _GalleryTableView(QTableView):
 class ErrorGalleryWidget(QDialog):
     """The gallery of one cell: Holdout / Validation toggle, true and predicted class choices, and
     the images sorted by calibrated confidence (most confidently wrong first). Double-click or Enter
-    opens an image at full size; arrow keys move through the list."""
+    opens an image at full size (with *Why?* when the run's model is given); arrow keys move
+    through the list."""
 
     image_opened = Signal(str)  # full path
 
     def __init__(
-        self, session: GallerySession, thumbnails: ThumbnailCache, parent: QWidget | None = None
+        self,
+        session: GallerySession,
+        thumbnails: ThumbnailCache,
+        parent: QWidget | None = None,
+        *,
+        model=None,
+        why: WhySession | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Error gallery")
         self.session = session
         self._thumbnails = thumbnails
+        self._model = model  # the run's LoadedModel, whose answers *Why?* explains
+        self._why = why
         self.viewer: ImageViewerDialog | None = None
         names = session.display_names
 
@@ -259,7 +237,12 @@ class ErrorGalleryWidget(QDialog):
         path = self.session.full_path(image)
         if self.viewer is not None:
             self.viewer.close()
-        self.viewer = ImageViewerDialog(path, caption, self)
+        request = request_for(
+            image_key(Path(path), path), Path(path), self._model,
+            label=self.session.class_names[image.predicted], display_label=names[image.predicted],
+            confidence=image.confidence, flag=image.flag,
+        )  # fmt: skip
+        self.viewer = ImageViewerDialog(path, caption, self, why=self._why, request=request)
         self.viewer.show()
         self.image_opened.emit(path)
         return self.viewer
@@ -303,6 +286,8 @@ class ErrorGalleryWidget(QDialog):
             self.table.scrollToTop()
 
     def done(self, result: int) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
         self._thumbnails.release(THUMB_OWNER)
         super().done(result)
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from facecomic_gui.common.dialogs import save_model_dialog
 from facecomic_gui.common.thumbnails import ThumbnailCache
+from facecomic_gui.common.why_session import WhySession
 from facecomic_gui.common.widgets import error_banner, keep_space_when_hidden
 from facecomic_gui.train.form import TrainForm
 from facecomic_gui.train.gallery import ErrorGalleryWidget
@@ -267,8 +268,9 @@ class TrainTabWidget(QWidget):
         if self.gallery is None or self._gallery_model is not model:  # one gallery per run shown
             self._close_gallery()
             self.gallery = ErrorGalleryWidget(
-                GallerySession(GallerySource.of_model(model)), self._thumbnails, self
-            )
+                GallerySession(GallerySource.of_model(model)), self._thumbnails, self,
+                model=model, why=WhySession(self.session.jobs, "why-gallery"),
+            )  # fmt: skip
             self._gallery_model = model
         self.gallery.setWindowTitle(f"Error gallery: {model.name}")
         self.gallery.show_cell(true_label, predicted_label, split)

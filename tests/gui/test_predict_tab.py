@@ -337,7 +337,7 @@ def test_copy_path_and_show_in_folder(qtbot, window, tmp_path: Path, monkeypatch
     assert shown_names(tab) == ["a.png", "b.png", "caf\\xe9.png", "Pasted image 1"]
 
     menu = tab.row_menu()
-    assert [a.text() for a in menu.actions()] == ["Copy path", "Show in folder"]
+    assert [a.text() for a in menu.actions()] == ["Open full size", "Copy path", "Show in folder"]
     assert not any(a.isEnabled() for a in menu.actions())  # nothing selected
 
     select(tab, ["b.png", "caf\\xe9.png", "Pasted image 1"])
@@ -364,7 +364,7 @@ def test_copy_path_and_show_in_folder(qtbot, window, tmp_path: Path, monkeypatch
     assert [url.toLocalFile() for url in opened] == [str(tmp_path / "sub")] * 2
 
     select(tab, ["Pasted image 1"], current="Pasted image 1")  # in memory: no folder, no path
-    assert [a.isEnabled() for a in tab.row_menu().actions()] == [False, False]
+    assert [a.isEnabled() for a in tab.row_menu().actions()] == [True, False, False]
     tab.show_in_folder_action.trigger()
     assert len(opened) == 2
 

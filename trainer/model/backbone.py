@@ -224,5 +224,8 @@ def load_backbone(device: str | torch.device = "cpu") -> EfficientNetLite0:
     key = str(torch.device(device))
     with _lock:
         if key not in _loaded:
-            _loaded[key] = load_weights().fuse().to(key).eval().requires_grad_(False)
+            # Never built as inference tensors (when first asked for inside inference_mode), so
+            # "Why?" can run autograd through it (trainer.prediction.explain).
+            with torch.inference_mode(False):
+                _loaded[key] = load_weights().fuse().to(key).eval().requires_grad_(False)
         return _loaded[key]
