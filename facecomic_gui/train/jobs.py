@@ -62,5 +62,5 @@ def training_job(
     except OSError as err:
         return TrainingOutcome(result, model_from_result(result), None, f"{err.strerror or err}")
     except FaceComicError as err:
-        return TrainingOutcome(result, model_from_result(result), None, str(err))
+        return TrainingOutcome(result, model_from_result(result), None, str(err).rstrip("."))
     return TrainingOutcome(result, load_model(path), path)

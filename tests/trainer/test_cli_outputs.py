@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from trainer.cli import predict_main, train_main
+from trainer.common.outputs import DESCRIPTOR, STREAM, inspect_output
 from trainer.data.synthetic import make_dataset
 from trainer.export.cli import export_main
 
@@ -150,6 +151,8 @@ def test_predict_csv_to_a_process_substitution(setup, tmp_path: Path):
 def test_predict_csv_to_dev_stdout(setup):
     """/dev/stdout stays the terminal's or pipe's: the CSV follows the rows, no /dev/stdout.json."""
     model, images = setup
+    # Guard first: were /dev/stdout taken for a file, writing it as root would replace the link.
+    assert inspect_output("/dev/stdout").kind == DESCRIPTOR
     proc = subprocess.run(
         [BIN / "facecomic-predict", "--model", model, images, "--csv", "/dev/stdout"],
         capture_output=True, text=True, check=False, timeout=120,
@@ -184,6 +187,8 @@ def test_a_folder_as_output_is_refused(setup, tmp_path: Path, capsys):
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_is_an_error_naming_the_file(setup, tmp_path: Path, capsys):
     model, images = setup
+    # Guard first: were /dev/full taken for a file, writing it as root would replace the device.
+    assert inspect_output("/dev/full").kind == STREAM
     assert predict_main(["--model", str(model), str(images), "--csv", "/dev/full"]) == 2
     one_error_line(capsys, "No space left on device (/dev/full).")
     root = make_dataset(tmp_path / "data", 6)
@@ -191,6 +196,15 @@ def test_a_full_disk_is_an_error_naming_the_file(setup, tmp_path: Path, capsys):
     err = capsys.readouterr()
     assert "Results written" not in err.out
     assert err.err.strip().endswith("No space left on device (/dev/full).")
+    # A copy of /dev/full made with mknod stays a device, and the failure names it.
+    copy = tmp_path / "full.json"
+    try:
+        os.mknod(copy, stat.S_IFCHR | 0o644, os.makedev(1, 7))
+    except (PermissionError, OSError):
+        return  # no mknod here (not root, or a container without the capability)
+    assert train_main([str(root), *FAST, "--json", str(copy)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"No space left on device ({copy}).")
+    assert stat.S_ISCHR(os.lstat(copy).st_mode) and not (tmp_path / "full.json.json").exists()
 
 
 def test_a_fifo_or_device_given_as_an_image_is_not_a_regular_file(setup, tmp_path: Path, capsys):

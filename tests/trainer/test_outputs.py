@@ -133,6 +133,7 @@ def test_dev_null_is_a_stream_and_stays_a_device():
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_names_the_file():
+    assert inspect_output("/dev/full").kind == STREAM  # else, as root, the write would replace it
     with pytest.raises(OSError) as info:
         write_text("/dev/full", "x" * 10_000)
     assert info.value.filename == "/dev/full" and "No space left" in str(info.value)
