@@ -146,8 +146,8 @@ def _kind_name(mode: int) -> str:
 
 
 def describe_kind(path: str | os.PathLike[str]) -> str:
-    """``"a named pipe (FIFO)"``, ``"a character device"``…: what a path that is not a regular
-    file is, for "not a regular file (a named pipe)" messages."""
+    """``"a named pipe"``, ``"a character device"``…: what a path that is not a regular file is,
+    for "not a regular file (a named pipe)" messages."""
     try:
         return _kind_name(os.stat(path).st_mode)
     except OSError:
