@@ -11,7 +11,13 @@ from PySide6.QtCore import Signal, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
-from facecomic_gui.common.dialogs import ask_onnx_path, ask_open_model, save_model_dialog, show_error
+from facecomic_gui.common.dialogs import (
+    ask_onnx_path,
+    ask_open_model,
+    save_model_dialog,
+    show_error,
+    write_confirming,
+)
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.model_jobs import export_onnx_job, load_model_job
 from facecomic_gui.common.settings import AppSettings, default_runs_dir
@@ -206,12 +212,27 @@ class MainWindow(QMainWindow):
         target = ask_onnx_path(self, model) if model is not None else None
         if target is None:
             return
+        from trainer.common.errors import FaceComicError
+        from trainer.common.outputs import check_outputs
+
+        def check(allow_read_only: bool) -> bool:
+            check_outputs({"the ONNX file": target}, inputs=[model.path], allow_read_only=allow_read_only)
+            return allow_read_only
+
+        try:  # at once, not after the tracing: never over the model itself; read-only only if agreed
+            allowed = write_confirming(self, check)
+        except FaceComicError as err:
+            show_error(self, "Could not export the model", str(err))
+            return
+        if allowed is None:
+            return
         self.statusBar().showMessage(f"Exporting {model.name} as ONNX…")
         self.jobs.start(
             "onnx",
             export_onnx_job,
             model,
             str(target),
+            allowed,
             on_returned=self._on_onnx_exported,
             on_errored=self._on_onnx_failed,
         )

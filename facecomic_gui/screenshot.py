@@ -146,7 +146,7 @@ def dispose(widget) -> None:
 def _save_png(window, path: Path) -> tuple[int, int]:
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
-    from trainer.common.atomic import atomic_write_bytes
+    from trainer.common.outputs import write_bytes
 
     image = window.grab().toImage()
     data = QByteArray()
@@ -154,7 +154,7 @@ def _save_png(window, path: Path) -> tuple[int, int]:
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     if not image.save(buffer, "PNG"):
         raise OSError("the PNG could not be encoded")
-    atomic_write_bytes(path, bytes(data))
+    write_bytes(path, bytes(data))
     return image.width(), image.height()
 
 

@@ -3,22 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from trainer import __version__
 from trainer.common.assets import default_model_path
-from trainer.common.atomic import atomic_write_text
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args
-from trainer.prediction.export import printable, sidecar_path, write_predictions_csv
+from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, shown, write_text
+from trainer.common.text import fixed, one_line, plural, printable, shorten_words
+from trainer.model.face_likeness import NOT_A_FACE
+from trainer.prediction.export import csv_outputs, write_predictions_csv
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as the shell reports a process ended by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a desktop logout), raised where Ctrl+C would be, so it
+    unwinds the same way: generators closed, finished work kept in the cache, nothing half-written."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
+    ``KeyboardInterrupt``; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_signum, _frame) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(prog: str, err: KeyboardInterrupt, what: str) -> int:
+    """One line on stderr for Ctrl+C or SIGTERM, and the exit code the shell expects."""
+    how = "stopped by SIGTERM" if isinstance(err, Terminated) else "cancelled"
+    say(f"{prog}: {how}; {what}", sys.stderr)
+    return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_CANCELLED
+
+
+def error(prog: str, err: BaseException) -> int:
+    """One sentence on stderr, on one line, with overlong names shortened; exit 2."""
+    text = describe_os_error(err) if isinstance(err, OSError) else str(err)
+    say(f"{prog}: error: {shorten_words(one_line(text))}", sys.stderr)
+    return EXIT_USAGE
 
 
 # -- facecomic-train ------------------------------------------------------------------------------
@@ -51,50 +94,50 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        for target in (args.out, args.json):
-            check_writable(target)
-        from trainer.training.experiment import run_experiment  # torch loads here, not for --help
+        with sigterm_as_interrupt():
+            # Every output is checked before the run (and before torch loads), not after it.
+            targets = check_outputs({"--out": args.out, "--json": args.json})
+            refuse_dataset_images(args.data_dir, targets)
+            from trainer.training.experiment import run_experiment  # torch loads here, not for --help
 
-        reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
-        events = run_experiment(args.data_dir, config=config, grid=grid, decode=decode)
-        try:
-            result = reporter.consume(events)
-        finally:
-            events.close()  # on Ctrl+C: stops the decode pool and keeps the (atomic) cache
-        if args.out:
-            from trainer.model.model_file import save_model
+            reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
+            events = run_experiment(args.data_dir, config=config, grid=grid, decode=decode)
+            try:
+                result = reporter.consume(events)
+            finally:
+                events.close()  # on Ctrl+C or SIGTERM: stops the decode pool and keeps the cache
+            if args.out:
+                from trainer.model.model_file import save_model
 
-            save_model(args.out, result)
-            say(f"Model saved to {args.out}")
-        else:
-            say("Model not saved (pass --out MODEL.safetensors to keep it).")
-        if args.json:
-            atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
-            say(f"Results written to {args.json}")
+                save_model(args.out, result)
+                say(f"Model saved to {one_line(args.out)}")
+            else:
+                say("Model not saved (pass --out MODEL.safetensors to keep it).")
+            if args.json:
+                write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+                say(f"Results written to {one_line(args.json)}")
         return EXIT_OK
-    except (Cancelled, KeyboardInterrupt):
+    except (Cancelled, KeyboardInterrupt) as err:
         # Every write is atomic, so an interrupted save leaves the old file or none.
-        say("facecomic-train: cancelled; nothing half-written was left behind.", sys.stderr)
-        return EXIT_CANCELLED
-    except FaceComicError as err:
-        say(f"facecomic-train: error: {err}", sys.stderr)
-        return EXIT_USAGE
-    except OSError as err:
-        say(f"facecomic-train: error: {describe_os_error(err)}", sys.stderr)
-        return EXIT_USAGE
+        kept = ", and the images decoded so far are kept in the cache" if decode.use_cache else ""
+        return interrupted(
+            "facecomic-train",
+            err if isinstance(err, KeyboardInterrupt) else KeyboardInterrupt(),
+            f"nothing half-written was left behind{kept}.",
+        )
+    except (FaceComicError, OSError) as err:
+        return error("facecomic-train", err)
 
 
-def check_writable(target: Path | None) -> None:
-    """Fail before a long run, not after it, when an output path cannot be written."""
-    if target is None:
+def refuse_dataset_images(data_dir: str | os.PathLike[str], targets: Sequence[OutputTarget]) -> None:
+    """An output that already exists must not be one of the data set's images. Only then is the
+    folder scanned here (the run scans it again), so the usual new output costs nothing."""
+    if not any(t.identity is not None for t in targets):
         return
-    parent = target.expanduser().resolve().parent
-    if target.is_dir():
-        raise FaceComicError(f"{target} is a folder; give a file name to write.")
-    if not parent.is_dir():
-        raise FaceComicError(f"Cannot write {target}: the folder {parent} does not exist.")
-    if not os.access(parent, os.W_OK):
-        raise FaceComicError(f"Cannot write {target}: the folder {parent} is not writable.")
+    from trainer.data.dataset import scan_dataset
+
+    scan = scan_dataset(data_dir)
+    refuse_inputs(targets, (path for files in scan.files for path in files))
 
 
 def for_stream(text: str | os.PathLike[str], stream: TextIO) -> str:
@@ -119,7 +162,8 @@ def say(text: str, stream: TextIO | None = None) -> None:
 
 
 def describe_os_error(err: OSError) -> str:
-    where = f" ({err.filename})" if err.filename else ""
+    """``No space left on device (/data/out.csv).``: the reason, and the file it concerns."""
+    where = f" ({shown(err.filename)})" if err.filename else ""
     return f"{err.strerror or err}{where}."
 
 
@@ -153,31 +197,39 @@ class ConsoleReporter:
         progress = self.tracker.update(event)
         match event:
             case ev.DatasetScanned():
-                self._print(report.format_dataset(event.root, event.class_names, event.counts, event.skipped))
+                self._print(
+                    report.format_dataset(
+                        event.root, event.class_names, event.counts, event.skipped, event.ignored
+                    )
+                )
             case ev.DecodeFinished():
-                self._files_done(f"Decoded {event.decoded:,} images", event)
+                self._files_done(f"Decoded {plural(event.decoded, 'image')}", event)
             case ev.FeaturesFinished():
-                self._files_done(f"Extracted features of {event.extracted:,} images", event)
+                self._files_done(f"Extracted features of {plural(event.extracted, 'image')}", event)
+            case ev.CacheDiscarded():
+                self._print(report.format_cache_discarded(event))
             case ev.SplitMade():
                 self._print(report.format_split(event.method, event.class_names, event.counts))
             case ev.EpochFinished(phase="grid"):
                 self._print(
-                    f"  lr {event.lr:g} epoch {event.epoch}: train loss {event.train_loss:.4f}, "
-                    f"val acc {event.val_accuracy:.4f}, val loss {event.val_loss:.4f}",
+                    f"  lr {event.lr:g} epoch {event.epoch}: train loss {fixed(event.train_loss, 4)}, "
+                    f"val acc {fixed(event.val_accuracy, 4)}, val loss {fixed(event.val_loss, 4)}",
                     verbose=True,
                 )
             case ev.EpochFinished(phase="final" | "refit"):
                 self._print(
-                    f"  {event.phase} epoch {event.epoch}: train loss {event.train_loss:.4f}", verbose=True
+                    f"  {event.phase} epoch {event.epoch}: train loss {fixed(event.train_loss, 4)}",
+                    verbose=True,
                 )
             case ev.FinalTrainingStarted(phase="refit"):
                 self._print(
-                    f"Refitting lr {event.lr:g}, {event.epochs} epochs on every image ({event.train_size:,}) "
-                    "for the saved model; the holdout figures above are from before"
+                    f"Refitting lr {event.lr:g}, {plural(event.epochs, 'epoch')} on every image "
+                    f"({event.train_size:,}) for the saved model; the holdout figures above are from before"
                 )
             case ev.FinalTrainingStarted():
                 self._print(
-                    f"Retraining lr {event.lr:g}, {event.epochs} epochs on train+val ({event.train_size:,} images)"
+                    f"Retraining lr {event.lr:g}, {plural(event.epochs, 'epoch')} on train+val "
+                    f"({plural(event.train_size, 'image')})"
                 )
             case ev.NonFacesPrepared():
                 cached = " (from cache)" if event.from_cache else ""
@@ -208,7 +260,7 @@ class ConsoleReporter:
         cached = f", {event.from_cache:,} from cache" if event.from_cache else ""
         self._print(f"{what} in {event.seconds:.1f}s{cached}")
         if event.unreadable:
-            self._print(report.format_skipped(event.unreadable).replace("skipped", "unreadable, skipped", 1))
+            self._print(report.format_skipped(event.unreadable, "unreadable, skipped"))
 
     def _print(self, text: str, *, verbose: bool = False) -> None:
         if not text or (verbose and self.quiet):
@@ -263,6 +315,12 @@ def build_predict_parser() -> argparse.ArgumentParser:
         help="also write path,label,confidence,flag,error, and OUT.csv.json (model, version, date)",
     )
     parser.add_argument(
+        "--excel-safe",
+        action="store_true",
+        help="in the CSV, prefix text cells starting with = + - or @ with ' so a spreadsheet "
+        "does not run them as formulas (the values then differ from the file names)",
+    )
+    parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
     )
     parser.add_argument(
@@ -289,63 +347,69 @@ def positive_int(text: str) -> int:
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_parser().parse_args(argv)
     try:
-        check_writable(args.csv)
-        check_folder(args.explain)
-        model_path = args.model or default_model_path()
-        if args.model is None and not model_path.exists():
-            raise FaceComicError(
-                f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
-            )
-        from trainer.data.dataset import collect_images
-        from trainer.prediction.predictor import Predictor
-
-        predictor = Predictor.from_file(model_path)
-        paths, skipped = collect_images(args.paths)
-        for s in skipped:
-            print(printable(f"{s.path}\tskipped\t{s.reason}"), file=sys.stderr)
-        if not paths:
-            raise FaceComicError("No images found in " + ", ".join(args.paths) + ".")
-        predictions = []
-        stdout = _PipeSafeWriter(sys.stdout)
-        explain = _Explaining(predictor.loaded, args.explain) if args.explain else None
-        for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
-            if explain is not None:
-                explain.batch(paths[len(predictions) : len(predictions) + len(batch)], batch)
-            for p in batch:
-                if p.ok:
-                    stdout.line(
-                        for_stream(f"{p.source}	{p.label}	{p.confidence:.4f}	{p.flag}", sys.stdout)
-                    )
-                else:
-                    print(printable(f"{p.source}\terror\t{p.error}"), file=sys.stderr)
-            predictions.extend(batch)
-        if args.csv:
-            write_predictions_csv(args.csv, predictions, model_path)
-        failed = sum(not p.ok for p in predictions)
-        summary = f"{len(predictions) - failed:,} predicted"
-        unsure = sum(p.unsure for p in predictions)
-        if unsure:
-            summary += f" ({unsure:,} unsure)"
-        if failed:
-            summary += f", {failed:,} unreadable"
-        if explain is not None:
-            summary += f"; {explain.written:,} heat maps written to {args.explain}"
-        if args.csv:
-            summary += f"; CSV written to {args.csv} (model, version and date in {sidecar_path(args.csv)})"
-        print(printable(summary), file=sys.stderr)
-        return EXIT_PARTIAL if failed else EXIT_OK
-    except KeyboardInterrupt:
-        print(
-            "facecomic-predict: cancelled; no CSV was written (heat maps already written are complete).",
-            file=sys.stderr,
+        with sigterm_as_interrupt():
+            return _predict(args)
+    except KeyboardInterrupt as err:
+        return interrupted(
+            "facecomic-predict", err, "no CSV was written (heat maps already written are complete)."
         )
-        return EXIT_CANCELLED
-    except FaceComicError as err:
-        print(printable(f"facecomic-predict: error: {err}"), file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as err:
-        print(printable(f"facecomic-predict: error: {describe_os_error(err)}"), file=sys.stderr)
-        return EXIT_USAGE
+    except (FaceComicError, OSError) as err:
+        return error("facecomic-predict", err)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model_path = args.model or default_model_path()
+    # The CSV (and its sidecar) must not be the model or an image given: checked before the
+    # model loads, and against every image found in the folders before any is predicted.
+    outputs = csv_outputs(args.csv, "--csv") if args.csv else {}
+    targets = check_outputs(outputs, inputs=[model_path, *args.paths])
+    check_folder(args.explain)
+    if args.model is None and not model_path.exists():
+        raise FaceComicError(
+            f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
+        )
+    from trainer.data.dataset import collect_images
+    from trainer.prediction.predictor import Predictor
+
+    predictor = Predictor.from_file(model_path)
+    paths, skipped = collect_images(args.paths)
+    for s in skipped:
+        say(f"{one_line(s.path)}\tskipped\t{one_line(s.reason)}", sys.stderr)
+    if not paths:
+        raise FaceComicError("No images found in " + ", ".join(one_line(p) for p in args.paths) + ".")
+    refuse_inputs(targets, paths)
+    predictions = []
+    stdout = _PipeSafeWriter(sys.stdout)
+    explain = _Explaining(predictor.loaded, args.explain) if args.explain else None
+    for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
+        if explain is not None:
+            explain.batch(paths[len(predictions) : len(predictions) + len(batch)], batch)
+        for p in batch:
+            # One line per image, always four tab-separated fields: names are escaped onto one line.
+            if p.ok:
+                row = f"{one_line(p.source)}\t{one_line(p.label)}\t{p.confidence:.4f}\t{p.flag}"
+                stdout.line(for_stream(row, sys.stdout))
+            else:
+                say(f"{one_line(p.source)}\terror\t{one_line(p.error)}", sys.stderr)
+        predictions.extend(batch)
+    sidecar = None
+    if args.csv:
+        sidecar = write_predictions_csv(args.csv, predictions, model_path, excel_safe_cells=args.excel_safe)
+    failed = sum(not p.ok for p in predictions)
+    summary = f"{len(predictions) - failed:,} predicted"
+    unsure = sum(p.unsure for p in predictions)
+    if unsure:
+        not_faces = sum(p.flag == NOT_A_FACE for p in predictions)
+        summary += f" ({unsure:,} unsure" + (f", {not_faces:,} of them not a face)" if not_faces else ")")
+    if failed:
+        summary += f", {failed:,} unreadable"
+    if explain is not None:
+        summary += f"; {explain.written:,} heat maps written to {one_line(args.explain)}"
+    if args.csv:
+        where = f"model, version and date in {one_line(sidecar)}" if sidecar else "a stream: no sidecar"
+        summary += f"; CSV written to {one_line(args.csv)} ({where})"
+    say(summary, sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
 
 
 def check_folder(target: Path | None) -> None:
@@ -380,7 +444,7 @@ class _Explaining:
             try:
                 explain_to_folder(self.explainer, self.folder, path, prediction, self.taken)
             except ImageDecodeError as err:  # changed or removed since it was predicted
-                print(printable(f"{path}\terror\tno heat map: {err.reason}"), file=sys.stderr)
+                say(f"{one_line(path)}\terror\tno heat map: {one_line(err.reason)}", sys.stderr)
                 continue
             self.written += 1
 

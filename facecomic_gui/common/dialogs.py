@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QDialog, QFileDialog, QGridLayout, QMessageBox, QWidget
+
+from trainer.common.errors import FaceComicError
+from trainer.common.outputs import ReadOnlyOutputError, shown
 
 if TYPE_CHECKING:
     from trainer.model.model_file import LoadedModel
+
+T = TypeVar("T")
+EXCEL_SAFE_TEXT = "Excel-safe: start cells beginning with = + - @ with '"
+EXCEL_SAFE_TIP = (
+    "A spreadsheet runs a cell starting with =, +, - or @ as a formula, so a file named "
+    "=HYPERLINK(...).jpg could act when the CSV is opened. With this, such cells start with ' and "
+    "show as text; the CSV's values then differ from the file names, so leave it off for programs."
+)
 
 MODEL_FILTER = "FaceComic models (*.safetensors);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.JPG *.JPEG *.PNG);;All files (*)"
@@ -26,6 +38,29 @@ def show_error(parent: QWidget | None, title: str, message: str) -> None:
         QMessageBox.warning(parent, title, message)
     else:
         print(f"facecomic: {title}: {message}", file=sys.stderr)
+
+
+def confirm_read_only(parent: QWidget | None, path: Path) -> bool:
+    """Whether the user wants to replace the read-only file ``path``."""
+    if not interactive:
+        return False
+    answer = QMessageBox.question(
+        parent,
+        "Replace a read-only file?",
+        f"{shown(path)} is read-only. Replace it anyway? Its permissions stay as they are.",
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def write_confirming(parent: QWidget | None, write: Callable[[bool], T]) -> T | None:
+    """``write(allow_read_only)``, first without replacing a read-only file; if the target is
+    read-only, ask, and write again only when the user agrees. None when they do not."""
+    try:
+        return write(False)
+    except ReadOnlyOutputError as err:
+        if not confirm_read_only(parent, err.path):
+            return None
+        return write(True)
 
 
 def ask_save_path(
@@ -51,7 +86,8 @@ def ask_images(parent: QWidget | None, start: str) -> list[Path]:
 def save_model_dialog(
     parent: QWidget | None, model: LoadedModel, start_dir: str | None = None
 ) -> Path | None:
-    """Ask where to save ``model`` and write it atomically; a failure is one sentence."""
+    """Ask where to save ``model`` and write it atomically; a failure is one sentence (never over
+    the file the model came from, and over a read-only file only once the user agrees)."""
     from trainer.model.model_file import save_model
 
     suggested = model.path.name if model.path else "facecomic-model.safetensors"
@@ -62,11 +98,14 @@ def save_model_dialog(
     if target is None:
         return None
     try:
-        save_model(target, model)
+        return write_confirming(parent, lambda allow: save_model(target, model, allow_read_only=allow))
+    except FaceComicError as err:
+        show_error(parent, "Could not save the model", str(err))
     except OSError as err:
-        show_error(parent, "Could not save the model", f"Could not save {target}: {err.strerror or err}.")
-        return None
-    return target
+        show_error(
+            parent, "Could not save the model", f"Could not save {shown(target)}: {err.strerror or err}."
+        )
+    return None
 
 
 def ask_onnx_path(parent: QWidget | None, model: LoadedModel, start_dir: str | None = None) -> Path | None:
@@ -74,3 +113,32 @@ def ask_onnx_path(parent: QWidget | None, model: LoadedModel, start_dir: str | N
     suggested = Path(model.path.name if model.path else "facecomic-model").with_suffix(".onnx").name
     folder = start_dir or str(Path.home())
     return ask_save_path(parent, "Export model as ONNX", str(Path(folder) / suggested), ONNX_FILTER, ".onnx")
+
+
+def csv_export_dialog(parent: QWidget | None, suggested: str, excel_safe: bool) -> QFileDialog:
+    """The Export CSV dialog: a save dialog with the Excel-safe checkbox under the file name (Qt's
+    own dialog, as a native one cannot hold an extra widget)."""
+    dialog = QFileDialog(parent, "Export predictions", suggested, CSV_FILTER)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    dialog.setDefaultSuffix("csv")
+    checkbox = QCheckBox(EXCEL_SAFE_TEXT, dialog)
+    checkbox.setObjectName("excel_safe")
+    checkbox.setToolTip(EXCEL_SAFE_TIP)
+    checkbox.setChecked(excel_safe)
+    layout = dialog.layout()
+    if isinstance(layout, QGridLayout):
+        layout.addWidget(checkbox, layout.rowCount(), 0, 1, layout.columnCount())
+    else:  # pragma: no cover - Qt's own dialog has a grid
+        layout.addWidget(checkbox)
+    return dialog
+
+
+def ask_csv_path(parent: QWidget | None, suggested: str, excel_safe: bool) -> tuple[Path, bool] | None:
+    """Where to export the predictions CSV, and whether Excel-safe was ticked; None if cancelled."""
+    dialog = csv_export_dialog(parent, suggested, excel_safe)
+    if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+        return None
+    target = Path(dialog.selectedFiles()[0])
+    checked = dialog.findChild(QCheckBox, "excel_safe").isChecked()
+    return (target if target.suffix else target.with_suffix(".csv")), checked

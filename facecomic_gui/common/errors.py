@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from trainer.common.errors import FaceComicError
+from trainer.common.text import one_line, shorten_words
 
 
 def describe_error(err: BaseException) -> str:
-    """One sentence for the user; a FaceComicError already is one."""
+    """One sentence for the user, on one line, with overlong names shortened in the middle; a
+    FaceComicError already is one."""
+    return shorten_words(one_line(_sentence(err)))
+
+
+def _sentence(err: BaseException) -> str:
     if isinstance(err, FaceComicError):
         return str(err)
     if isinstance(err, MemoryError):

@@ -25,10 +25,13 @@ def load_model_job(path: str, *, cancel: CancelToken) -> Generator[None, None, L
     yield  # a generator, so it runs like every other job
 
 
-def export_onnx_job(model: LoadedModel, path: str, *, cancel: CancelToken) -> Generator[None, None, str]:
-    """Write ``model`` as ONNX (a few seconds for a pretrained model: it traces the backbone)."""
+def export_onnx_job(
+    model: LoadedModel, path: str, allow_read_only: bool = False, *, cancel: CancelToken
+) -> Generator[None, None, str]:
+    """Write ``model`` as ONNX (a few seconds for a pretrained model: it traces the backbone);
+    ``allow_read_only`` once the user agreed to replace a read-only file."""
     from trainer.export.onnx_export import export_onnx
 
     cancel.raise_if_cancelled()
-    return str(export_onnx(model, path))
+    return str(export_onnx(model, path, allow_read_only=allow_read_only))
     yield

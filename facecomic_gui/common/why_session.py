@@ -21,7 +21,7 @@ from PIL import Image
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
-from trainer.prediction.explain import NOT_A_FACE  # numpy and PIL only; torch loads in the job
+from trainer.model.face_likeness import NOT_A_FACE  # numpy only; torch loads in the job
 
 if TYPE_CHECKING:
     import numpy as np

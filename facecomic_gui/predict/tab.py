@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facecomic_gui.common.dialogs import CSV_FILTER, ask_images, ask_save_path, show_error
+from facecomic_gui.common import dialogs
+from facecomic_gui.common.dialogs import ask_images, show_error, write_confirming
 from facecomic_gui.common.image_viewer import ImageViewerDialog
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.why_session import WhySession, image_key, request_for
@@ -75,6 +76,7 @@ class PredictTabWidget(QWidget):
         self.last_dir = str(Path.home())
         self.why = WhySession(session.jobs, "why")
         self.viewer: ImageViewerDialog | None = None
+        self.excel_safe = False  # the Export CSV dialog's checkbox, remembered while the app runs
         self._build()
         session.model_changed.connect(self._on_model_changed)
         session.predictions_finished.connect(self._on_predictions_finished)
@@ -359,10 +361,11 @@ class PredictTabWidget(QWidget):
 
     def copy_paths(self) -> str:
         """Put the selected rows' file paths on the clipboard, one a line (pasted images have
-        none); bytes of a name that are not UTF-8 are escaped visibly, as in the CSV."""
-        from trainer.prediction.export import printable
+        none); bytes of a name that are not UTF-8 and control characters (a newline in a name)
+        are escaped visibly, as on the command line, so each path stays one line."""
+        from trainer.common.text import one_line
 
-        text = "\n".join(printable(r.path) for r in self.selected_rows() if r.path is not None)
+        text = "\n".join(one_line(r.path) for r in self.selected_rows() if r.path is not None)
         if text:
             QGuiApplication.clipboard().setText(text)
         return text
@@ -453,26 +456,46 @@ class PredictTabWidget(QWidget):
         self.export_csv()
 
     def export_csv(self) -> Path | None:
-        """Ask where, then write the CSV and its ``.csv.json`` sidecar (model, version, date)."""
+        """Ask where (and whether Excel-safe), then write the CSV and its ``.csv.json`` sidecar
+        (model, version, date). Never over the model or an image in the table, and over a
+        read-only file only once the user agrees."""
+        from trainer.common.errors import FaceComicError
+        from trainer.common.outputs import shown
         from trainer.prediction.export import write_predictions_csv
 
         predictions = self.session.predictions()
         if not predictions:
             return None
-        target = ask_save_path(
-            self, "Export predictions", str(Path(self.last_dir) / "predictions.csv"), CSV_FILTER, ".csv"
-        )
-        if target is None:
+        answer = dialogs.ask_csv_path(self, str(Path(self.last_dir) / "predictions.csv"), self.excel_safe)
+        if answer is None:
             return None
+        target, self.excel_safe = answer
+        model = self.session.model
+        model_path = model.path if model is not None else None
+
+        def write(allow_read_only: bool) -> Path:
+            write_predictions_csv(
+                target,
+                predictions,
+                model_path,
+                excel_safe_cells=self.excel_safe,
+                allow_read_only=allow_read_only,
+            )
+            return target
+
         try:
-            model = self.session.model
-            write_predictions_csv(target, predictions, model.path if model is not None else None)
+            written = write_confirming(self, write)
+        except FaceComicError as err:
+            show_error(self, "Could not export", str(err))
+            return None
         except OSError as err:
             show_error(
-                self, "Could not export", f"Could not write {err.filename or target}: {err.strerror or err}."
+                self,
+                "Could not export",
+                f"Could not write {shown(err.filename or target)}: {err.strerror or err}.",
             )
             return None
-        return target
+        return written
 
 
 def inputs_from_mime(mime: QMimeData) -> list[Path | Image.Image]:

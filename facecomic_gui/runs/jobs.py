@@ -3,6 +3,8 @@ thread; a file that does not load is listed with the reason."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +53,9 @@ class RunEntry:
     @property
     def best(self) -> str:
         best = self.metadata.get("best")
-        return f"lr {best['lr']:g}, {best['epochs']} epochs" if best else ""
+        from trainer.common.text import plural
+
+        return f"lr {best['lr']:g}, {plural(best['epochs'], 'epoch')}" if best else ""
 
     @property
     def accuracy(self) -> float | None:
@@ -69,23 +73,46 @@ class RunEntry:
 
 
 def read_entry(path: Path) -> RunEntry:
+    """The run in ``path``, or the reason it cannot be read: a damaged file, and also whatever is
+    not a file at all (a folder, a FIFO, a broken link named ``*.safetensors``)."""
     from facecomic_gui.common.errors import describe_error
     from trainer.model.model_file import load_model
 
     try:
+        st = path.lstat()
+    except OSError as err:
+        return RunEntry(path, None, describe_error(err), 0.0)
+    problem = _not_a_file(path, st)
+    if problem:
+        return RunEntry(path, None, problem, st.st_mtime)
+    try:
         modified = path.stat().st_mtime
     except OSError:
-        modified = 0.0
+        modified = st.st_mtime
     try:
         return RunEntry(path, load_model(path), None, modified)
     except Exception as err:  # load_model gives one sentence for any bad file
         return RunEntry(path, None, describe_error(err), modified)
 
 
+def _not_a_file(path: Path, st: os.stat_result) -> str | None:
+    """Why the entry is not a model file, before anything tries to open it (a FIFO would block)."""
+    from trainer.common.outputs import describe_kind, shown
+
+    if stat.S_ISLNK(st.st_mode) and not path.exists():
+        return f"A broken link (nothing at {shown(os.readlink(path))})."
+    if path.is_dir():
+        return "A folder, not a model file."
+    if not path.is_file():
+        return f"Not a regular file ({describe_kind(path)})."
+    return None
+
+
 def list_runs_job(runs_dir: Path, *, cancel: CancelToken) -> Generator[None, None, list[RunEntry]]:
-    """Every ``*.safetensors`` file of ``runs_dir`` (none when the folder does not exist yet)."""
+    """Every entry named ``*.safetensors`` in ``runs_dir``, readable or not (none when the folder
+    does not exist yet)."""
     try:
-        paths = sorted(p for p in Path(runs_dir).iterdir() if p.name.endswith(RUN_SUFFIX) and p.is_file())
+        paths = sorted(p for p in Path(runs_dir).iterdir() if p.name.endswith(RUN_SUFFIX))
     except FileNotFoundError:
         return []
     entries = []

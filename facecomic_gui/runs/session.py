@@ -4,7 +4,6 @@ background), the selection, and renaming or deleting a run file."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.runs import jobs
 from facecomic_gui.runs.jobs import RUN_SUFFIX, RunEntry
+from trainer.common.outputs import rename_new
 
 IDLE, LOADING = "idle", "loading"
 MAX_NAME = 120
@@ -110,9 +110,7 @@ class RunsSession:
         if target == entry.path:
             return None
         try:
-            # A hard link then unlink never overwrites: an existing name fails, atomically.
-            os.link(entry.path, target)
-            os.unlink(entry.path)
+            rename_new(entry.path, target)  # never over another file: a taken name fails, atomically
         except FileExistsError:
             return f"A run named {new_name} already exists."
         except OSError as err:

@@ -5,7 +5,7 @@ Actions: open in the Train tab, compare two runs' curves, use for predictions, r
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -118,6 +118,10 @@ class RunsTabWidget(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
+        # Names are long ("20261129-101500-face2comics-sample"): one line, cut in the middle so the
+        # date and the end both show, the full name in the tooltip.
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
@@ -267,12 +271,15 @@ class RunsTabWidget(QWidget):
 
     def _show_entry(self, row: int, entry: RunEntry) -> None:
         name = QTableWidgetItem(entry.name)
-        name.setToolTip(str(entry.path))
+        name.setToolTip(f"{entry.path.name}\nin {entry.path.parent}")
         self.table.setItem(row, NAME, name)
         if not entry.ok:
             reason = QTableWidgetItem(f"Cannot be read: {entry.error}")
             reason.setForeground(QBrush(ERROR_COLOUR))
             reason.setToolTip(entry.error or "")
+            # It spans the columns after the name; sized as one cell, a long reason would widen the
+            # Date column and squeeze the names to "202… face…".
+            reason.setSizeHint(QSize(0, 0))
             self.table.setItem(row, DATE, reason)
             for column in range(DATE + 1, len(HEADERS)):
                 self.table.setItem(row, column, QTableWidgetItem(""))

@@ -42,8 +42,11 @@ def training_job(
     data_dir: str, config: TrainConfig, grid: GridSpec, runs_dir: Path, *, cancel: CancelToken
 ) -> Generator[object, None, TrainingOutcome]:
     """The trainer's run, then an automatic, atomic save so a finished run is never lost. A failed
-    save (full disk, read-only folder) keeps the model in memory rather than losing the run."""
-    from trainer.model.model_file import load_model, model_from_result, save_model
+    save (full disk, read-only folder) keeps the model in memory rather than losing the run. The
+    save never replaces a file: two runs finished within a second get ``NAME (2)``."""
+    from trainer.common.errors import FaceComicError
+    from trainer.common.outputs import write_new
+    from trainer.model.model_file import load_model, model_bytes, model_from_result
     from trainer.training.experiment import run_experiment
 
     # One core stays free for the window, so it never waits for the CPU while training.
@@ -53,14 +56,11 @@ def training_job(
     )
     cancel.raise_if_cancelled()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name) or "dataset"
+    name = re.sub(r"[^\w.-]+", "_", Path(result.dataset_root).name)[:100] or "dataset"
     try:
-        target = runs_dir / f"{stamp}-{name}.safetensors"
-        n = 2
-        while target.exists():  # two runs finished within a second: keep both
-            target = runs_dir / f"{stamp}-{name}-{n}.safetensors"
-            n += 1
-        path = save_model(target, result)
+        path = write_new(runs_dir, f"{stamp}-{name}.safetensors", model_bytes(result), make_folders=True)
     except OSError as err:
         return TrainingOutcome(result, model_from_result(result), None, f"{err.strerror or err}")
+    except FaceComicError as err:
+        return TrainingOutcome(result, model_from_result(result), None, str(err).rstrip("."))
     return TrainingOutcome(result, load_model(path), path)

@@ -35,6 +35,7 @@ from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidde
 from facecomic_gui.common.widgets import message_label as _message
 from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormText, Validation, hint, label
 from facecomic_gui.train.plots import ReliabilityPlotWidget
+from trainer.common.text import fixed, plural
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ class DatasetSummaryWidget(QWidget):
         self.imbalance = _message("", "#7a5200", "#fff3cd")
         self.imbalance.hide()
         layout.addWidget(self.imbalance)
+        self.ignored_label = QLabel()  # image folders beside the two classes, not used
+        self.ignored_label.setWordWrap(True)
+        self.ignored_label.setStyleSheet("color: #7a5200;")
+        self.ignored_label.hide()
+        layout.addWidget(self.ignored_label)
         self.skipped_toggle = QToolButton()
         self.skipped_toggle.setCheckable(True)
         self.skipped_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -93,6 +99,7 @@ class DatasetSummaryWidget(QWidget):
                 item.widget().deleteLater()
         self._thumb_labels.clear()
         self.imbalance.hide()
+        self.ignored_label.hide()
         self.skipped_toggle.hide()
         self.skipped_toggle.setChecked(False)
         self.skipped_list.clear()
@@ -102,7 +109,7 @@ class DatasetSummaryWidget(QWidget):
         self.clear()
         self.placeholder.hide()
         for class_dir, name, files in zip(scan.class_dirs, scan.class_names, scan.files, strict=True):
-            title = _bold(QLabel(f"{display_name(name)}  ·  {len(files):,} images"))
+            title = _bold(QLabel(f"{display_name(name)}  ·  {plural(len(files), 'image')}"))
             title.setToolTip(str(class_dir))
             self.classes_layout.addWidget(title)
             strip = QHBoxLayout()
@@ -125,6 +132,7 @@ class DatasetSummaryWidget(QWidget):
             strip.setContentsMargins(0, 0, 0, 6)
             self.classes_layout.addWidget(holder)
         self.set_imbalance(scan.class_names, scan.counts)
+        self.set_ignored(scan.ignored, scan.class_names)
         self.set_skipped(scan.skipped)
 
     def set_imbalance(self, class_names: Sequence[str], counts: Sequence[int]) -> None:
@@ -140,6 +148,19 @@ class DatasetSummaryWidget(QWidget):
         else:
             self.imbalance.hide()
 
+    def set_ignored(self, ignored: Sequence[str], class_names: Sequence[str]) -> None:
+        """Say which image folders are not used, so no one thinks they were trained on."""
+        if not ignored:
+            self.ignored_label.hide()
+            return
+        folders = ", ".join(f"{name}/" for name in ignored)
+        used = " and ".join(f"{name}/" for name in class_names)
+        self.ignored_label.setText(
+            f"{plural(len(ignored), 'folder')} with images not used: {folders} (the classes are {used})"
+        )
+        self.ignored_label.setToolTip("FaceComic trains on two classes; these folders are left out.")
+        self.ignored_label.show()
+
     def set_skipped(self, skipped: Sequence[SkippedFile]) -> None:
         self.skipped_list.clear()
         if not skipped:
@@ -148,7 +169,7 @@ class DatasetSummaryWidget(QWidget):
         for item in skipped:
             self.skipped_list.addItem(f"{Path(item.path).name}: {item.reason}")
             self.skipped_list.item(self.skipped_list.count() - 1).setToolTip(item.path)
-        self.skipped_toggle.setText(f"{len(skipped):,} file{'s' if len(skipped) != 1 else ''} skipped")
+        self.skipped_toggle.setText(f"{plural(len(skipped), 'file')} skipped")
         self.skipped_toggle.show()
 
     def _on_skipped_toggled(self, shown: bool) -> None:
@@ -309,7 +330,11 @@ class GridTableWidget(QTableWidget):
                 result = scored.get((lr, e))
                 item = self.item(r, c)
                 is_best = best is not None and (best.lr, best.epochs) == (lr, e)
-                item.setText("…" if result is None else f"{result.val_accuracy:.3f} / {result.val_loss:.3f}")
+                item.setText(
+                    "…"
+                    if result is None
+                    else f"{fixed(result.val_accuracy, 3)} / {fixed(result.val_loss, 3)}"
+                )
                 item.setForeground(QBrush(QColor("#999999" if result is None else "#000000")))
                 item.setBackground(BEST_BRUSH if is_best else QBrush())
                 font = item.font()
@@ -418,10 +443,14 @@ class HoldoutWidget(QWidget):
     ) -> None:
         names = [display_name(c) for c in class_names]
         self.accuracy.setText(f"{metrics.accuracy:.1%}")
-        chosen = f"; trained with lr {best.lr:g} for {best.epochs} epochs on train+val" if best else ""
+        chosen = (
+            f"; trained with lr {best.lr:g} for {plural(best.epochs, 'epoch')} on train+val" if best else ""
+        )
         if refit_all:  # the figures stay those of the run that chose the setting
             chosen += "; the saved model was then refitted on every image, holdout included"
-        self.caption.setText(f"holdout accuracy, loss {metrics.loss:.3f}, {metrics.size:,} images{chosen}")
+        self.caption.setText(
+            f"holdout accuracy, loss {fixed(metrics.loss, 3)}, {plural(metrics.size, 'image')}{chosen}"
+        )
         self.confusion.setRowCount(len(names))
         self.confusion.setColumnCount(len(names))
         self.confusion.setHorizontalHeaderLabels([f"→ {n}" for n in names])
@@ -461,7 +490,7 @@ class HoldoutWidget(QWidget):
     def _show_calibration(self, metrics: HoldoutMetrics) -> None:
         parts = []
         if metrics.ece is not None:
-            parts.append(f"calibration error {metrics.ece:.3f}")
+            parts.append(f"calibration error {fixed(metrics.ece, 3)}")
         if metrics.not_a_face_fraction is not None:
             parts.append(f"{metrics.not_a_face_fraction:.1%} flagged not a face")
         if metrics.unlike_fraction is not None:

@@ -236,3 +236,42 @@ def test_start_up_objects_are_frozen_out_of_full_collections(qtbot, settings, tm
         win.close()
     finally:
         gc.unfreeze()
+
+
+def test_save_model_never_over_its_own_file_and_asks_before_a_read_only_one(
+    qtbot, window, tmp_path: Path, monkeypatch
+):
+    import hashlib
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from trainer.model.model_file import load_model
+
+    messages, asked = [], []
+    monkeypatch.setattr(dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append(text))
+    own = window.current_model.path
+    before = hashlib.sha256(own.read_bytes()).hexdigest()
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(own), ""))
+    window.save_model_action.trigger()
+    assert messages and "same file as the input" in messages[-1]
+    assert hashlib.sha256(own.read_bytes()).hexdigest() == before
+
+    target = tmp_path / "locked.safetensors"
+    target.write_bytes(b"keep me")
+    target.chmod(0o444)
+    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+
+    def answer(reply):
+        def question(_parent, _title, text, *args):
+            asked.append(text)
+            return reply
+
+        return question
+
+    monkeypatch.setattr(dialogs.QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    window.save_model_action.trigger()
+    assert len(asked) == 1 and "is read-only" in asked[0] and target.read_bytes() == b"keep me"
+    monkeypatch.setattr(dialogs.QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    window.save_model_action.trigger()
+    assert load_model(target).metadata == window.current_model.metadata
+    assert target.stat().st_mode & 0o777 == 0o444

@@ -106,7 +106,7 @@ def test_add_images_filter_sort_and_export(qtbot, window, tmp_path: Path, monkey
     assert values == sorted(values, reverse=True) and values[-1] == -1.0  # unreadable last
 
     out = tmp_path / "export.csv"
-    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(dialogs, "ask_csv_path", lambda *a, **k: (out, False))
     assert tab.export_csv() == out
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 11 and list(rows[0]) == ["path", "label", "confidence", "flag", "error"]
@@ -244,7 +244,7 @@ def test_unsure_rows_say_why_and_the_unsure_filter_shows_exactly_them(
     assert ordered == ["Real face", "Comic?", "Real face?", "Unreadable"]
 
     out = tmp_path / "flags.csv"
-    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(dialogs, "ask_csv_path", lambda *a, **k: (out, False))
     assert tab.export_csv() == out
     rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
     assert rows["odd.png"]["flag"] == "unlike training images"
@@ -383,7 +383,7 @@ def test_export_writes_a_sidecar_naming_the_model(qtbot, window, tmp_path: Path,
     with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
         tab.add_inputs([tmp_path / "a.png", tmp_path / "b.png"])
     out = tmp_path / "export.csv"
-    monkeypatch.setattr(dialogs.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(dialogs, "ask_csv_path", lambda *a, **k: (out, False))
     assert tab.export_csv() == out
     assert out.read_text().startswith("path,label,confidence,flag,error\n")
     sidecar = json.loads((tmp_path / "export.csv.json").read_text())
@@ -400,3 +400,55 @@ def test_export_writes_a_sidecar_naming_the_model(qtbot, window, tmp_path: Path,
     assert tab.export_csv() == out
     unsaved = json.loads((tmp_path / "export.csv.json").read_text())["model"]
     assert unsaved["file"] is None and unsaved["sha256"] is None and "not saved" in unsaved["note"]
+
+
+def test_export_csv_never_writes_over_an_image(qtbot, window, tmp_path: Path, monkeypatch):
+    root = make_dataset(tmp_path / "d", 2)
+    image = root / "faces" / "0.png"
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=60_000):
+        tab.add_inputs([root / "faces"])
+    before = image.read_bytes()
+    messages = []
+    monkeypatch.setattr(dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append(text))
+    monkeypatch.setattr(dialogs, "ask_csv_path", lambda *a, **k: (image, False))
+    assert tab.export_csv() is None
+    assert image.read_bytes() == before and not (root / "faces" / "0.png.json").exists()
+    assert messages == [
+        f"Cannot write {image}: it is the same file as the input, which would be destroyed; "
+        "choose another name for the output."
+    ]
+
+
+def test_export_csv_can_be_excel_safe(qtbot, window, tmp_path: Path, monkeypatch):
+    made = {"=HYPERLINK(1).png": sure("=HYPERLINK(1).png", 0.9), "b.png": sure("b.png", 0.8)}
+    fake_predictions(monkeypatch, made)
+    tab = window.predict_tab
+    with qtbot.waitSignal(tab.predictions_finished, timeout=30_000):
+        tab.add_inputs([tmp_path / name for name in made])
+    out = tmp_path / "safe.csv"
+    offered = []
+
+    def ask(_parent, _suggested, excel_safe):
+        offered.append(excel_safe)
+        return out, True
+
+    monkeypatch.setattr(dialogs, "ask_csv_path", ask)
+    assert tab.export_csv() == out
+    assert [r["path"] for r in csv.DictReader(out.open(newline=""))] == ["'=HYPERLINK(1).png", "b.png"]
+    assert tab.export_csv() == out
+    assert offered == [False, True]  # the choice is remembered for the next export
+
+
+def test_export_csv_dialog_has_the_excel_safe_checkbox(qtbot, window):
+    from PySide6.QtWidgets import QCheckBox
+
+    dialog = dialogs.csv_export_dialog(window, "/tmp/predictions.csv", True)
+    qtbot.addWidget(dialog)
+    box = dialog.findChild(QCheckBox, "excel_safe")
+    assert box is not None and box.isChecked() and "= + - @" in box.text()
+    assert (
+        not dialogs.csv_export_dialog(window, "/tmp/p.csv", False)
+        .findChild(QCheckBox, "excel_safe")
+        .isChecked()
+    )

@@ -169,3 +169,44 @@ def test_rename_validates_the_name_and_renames_the_file(qtbot, window, tiny_data
     assert target.is_file() and not outcome.saved_to.exists()
     assert runs.row_texts(0)[0] == "my best run"
     assert runs.session.entries[0].model.path == target
+
+
+def test_entries_that_are_not_files_are_listed_with_a_reason(qtbot, window, trained):
+    """A folder, a FIFO and a broken link named *.safetensors are listed, never silently left out
+    (and the FIFO is never opened, which would hang the listing)."""
+    import os
+    import shutil
+
+    from facecomic_gui.runs.tab import DATE, NAME
+    from trainer.common.text import shorten
+
+    runs_dir = window.runs_session.runs_dir
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    long_name = "20261129-101500-" + "face2comics-sample-" * 6 + "final"
+    shutil.copy(trained[1], runs_dir / f"{long_name}.safetensors")
+    (runs_dir / "folder.safetensors").mkdir()
+    os.mkfifo(runs_dir / "pipe.safetensors")
+    nowhere = runs_dir / ("deep-folder-" * 20) / "nowhere.safetensors"  # a long reason
+    (runs_dir / "gone.safetensors").symlink_to(nowhere)
+    runs = window.runs_tab
+    with qtbot.waitSignal(runs.listed, timeout=30_000):
+        runs.refresh_button.click()
+    reasons = {e.name: runs.row_texts(row_of(runs, e.path))[1] for e in runs.session.entries}
+    assert reasons.pop(long_name) != ""
+    assert reasons == {
+        "folder": "Cannot be read: A folder, not a model file.",
+        "pipe": "Cannot be read: Not a regular file (a named pipe).",
+        "gone": f"Cannot be read: A broken link (nothing at {shorten(str(nowhere))}).",
+    }
+    # The long name is one line cut in the middle, whole in the tooltip, in a column wide enough
+    # to read it even beside a long reason.
+    window.resize(1100, 700)
+    window.tabs.setCurrentWidget(runs)
+    window.show()
+    qtbot.waitExposed(window)
+    table = runs.table
+    assert table.columnWidth(NAME) >= 400, table.columnWidth(NAME)
+    assert table.columnWidth(DATE) >= table.fontMetrics().horizontalAdvance("2026-12-01 02:45")
+    assert table.textElideMode() == table.textElideMode().ElideMiddle and not table.wordWrap()
+    item = table.item(row_of(runs, runs_dir / f"{long_name}.safetensors"), NAME)
+    assert item.text() == long_name and item.toolTip().startswith(f"{long_name}.safetensors\n")

@@ -150,6 +150,21 @@ def test_imbalance_warning_and_skipped_files(qtbot, window, tmp_path: Path):
     assert tab.summary.skipped_list.item(0).text() == "notes.txt: not an image file (.txt)"
 
 
+def test_extra_class_folders_are_named_beside_the_skipped_files(qtbot, window, tmp_path: Path):
+    import shutil
+
+    data = make_dataset(tmp_path / "three", 6)
+    shutil.copytree(data / "faces", data / "other")
+    tab = window.train_tab
+    open_dataset(qtbot, tab, data)
+    assert not tab.summary.ignored_label.isHidden()
+    assert tab.summary.ignored_label.text() == (
+        "1 folder with images not used: other/ (the classes are comics/ and faces/)"
+    )
+    open_dataset(qtbot, tab, make_dataset(tmp_path / "two", 6))
+    assert tab.summary.ignored_label.isHidden()
+
+
 def test_invalid_settings_disable_start(qtbot, window, tiny_dataset: Path):
     tab = window.train_tab
     open_dataset(qtbot, tab, tiny_dataset)

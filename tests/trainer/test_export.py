@@ -18,6 +18,7 @@ def test_sidecar_of_an_unsaved_model_says_so():
         "created": "2024-05-06T07:08:09Z",
         "rows": 3,
         "columns": ["path", "label", "confidence", "flag", "error"],
+        "excel_safe": False,
     }
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from trainer.cli import predict_main
-from trainer.common import atomic
+from trainer.common import outputs
 from trainer.common.errors import ModelFileError
 from trainer.model.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
 from trainer.prediction.predictor import Predictor
@@ -46,7 +46,7 @@ def test_save_is_atomic(trained, tmp_path: Path, monkeypatch):
     def crash(*_args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(atomic.os, "replace", crash)
+    monkeypatch.setattr(outputs.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save_model(target, result)
     assert target.read_bytes() == b"previous model"
@@ -249,6 +249,30 @@ def _drop_preprocess_key(meta):
         ),
         (_set("class_names", ["faces", "faces"]), None, "its class names repeat (faces, faces)"),
         (_set("class_names", ["faces", " "]), None, "its class names must be non-empty text"),
+        (
+            _set("class_names", ["faces\t0.99", "comics"]),
+            None,
+            "its class names contain control characters (faces\\t0.99, comics)",
+        ),
+        (
+            _set("class_names", ["\x1b[31mfaces", "comics\r\n"]),
+            None,
+            "its class names contain control characters (\\x1b[31mfaces, comics\\r\\n)",
+        ),
+        (
+            _set(
+                "features",
+                {"kind": "pretrained", "backbone": "efficientnet-lite0", "weights_sha256": "0" * 64},
+            ),
+            None,
+            "it was trained on other backbone weights (SHA-256 000000000…0000000000, this app's are "
+            "579344248a93…)",
+        ),
+        (
+            _set("features", {"kind": "pretrained", "backbone": "efficientnet-lite0"}),
+            None,
+            "it does not record the SHA-256 of the backbone weights it was trained on",
+        ),
     ],
 )
 def test_crafted_model_files_give_one_sentence(
@@ -320,3 +344,22 @@ def test_an_ensemble_round_trips_with_its_class_prior_and_scorer(tmp_path: Path)
     assert [p.probabilities for p in Predictor(loaded).predict(images)] == [
         p.probabilities for p in Predictor(model_from_result(result)).predict(images)
     ]
+
+
+def test_a_huge_name_in_damaged_metadata_is_shortened(trained, tmp_path: Path, capsys):
+    """A KeyError on a crafted 10,000-character class name is one short sentence, not 10 KB."""
+    path = _crafted(trained, tmp_path, meta_change=_set("class_names", ["c" * 10_000, "faces"]))
+    with pytest.raises(ModelFileError, match=r"its metadata is damaged \('ccc") as info:
+        load_model(path)
+    assert len(str(info.value)) < 300 and "…" in str(info.value)
+    assert predict_main(["--model", str(path), str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err) < 350
+
+
+def test_a_fifo_named_like_a_model_is_refused_without_waiting(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "m.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelFileError, match=r"m\.safetensors is not a model file: it is not a regular file"):
+        load_model(fifo)

@@ -22,6 +22,7 @@ class DatasetScanned:
     class_names: tuple[str, ...]
     counts: tuple[int, ...]
     skipped: tuple[SkippedFile, ...]
+    ignored: tuple[str, ...] = ()  # image folders beside the two classes, not used (``other``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,16 @@ class FeaturesFinished:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class CacheDiscarded:
+    """A decode or feature cache could not be used (damaged, not a regular file, wrong shapes):
+    it was treated as empty, and ``rewritten`` says whether a good one replaced it."""
+
+    path: str
+    reason: str
+    rewritten: bool
+
+
 Event = (
     DatasetScanned
     | DecodeProgressed
@@ -139,6 +150,7 @@ Event = (
     | RunFinished
     | FeaturesProgressed
     | FeaturesFinished
+    | CacheDiscarded
 )
 
 

@@ -20,6 +20,7 @@ from trainer.common.events import (
     RunFinished,
     SplitMade,
 )
+from trainer.common.text import plural
 
 MIN_SECONDS_FOR_ETA = 0.5
 
@@ -46,17 +47,17 @@ class ProgressTracker:
         now = self._clock()
         match event:
             case DatasetScanned():
-                self.current = Progress("scan", f"Found {sum(event.counts):,} images", 0.0, None)
+                self.current = Progress("scan", f"Found {plural(sum(event.counts), 'image')}", 0.0, None)
             case DecodeProgressed(done=done, total=total, from_cache=cached):
                 self.current = self._per_file("decode", "Decoding images", done, total, cached, now)
             case FeaturesProgressed(done=done, total=total, from_cache=cached):
                 self.current = self._per_file("features", "Extracting features", done, total, cached, now)
             case FeaturesFinished():
                 self.current = Progress(
-                    "features", f"Extracted features of {event.extracted:,} images", 1.0, 0.0
+                    "features", f"Extracted features of {plural(event.extracted, 'image')}", 1.0, 0.0
                 )
             case DecodeFinished():
-                self.current = Progress("decode", f"Decoded {event.decoded:,} images", 1.0, 0.0)
+                self.current = Progress("decode", f"Decoded {plural(event.decoded, 'image')}", 1.0, 0.0)
             case SplitMade():
                 self.current = Progress("split", "Split made", 0.0, None)
             case BatchFinished(phase="grid"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.common.errors import DatasetError
+from trainer.common.text import has_control, one_line, shorten
 from trainer.data.walk import (  # noqa: F401  (re-exported: the rest of the app imports them from here)
     IMAGE_EXTENSIONS,
     SkippedFile,
@@ -31,6 +32,12 @@ class DatasetScan:
     class_dirs: tuple[Path, ...]
     files: tuple[tuple[Path, ...], ...]
     skipped: tuple[SkippedFile, ...]
+    ignored_dirs: tuple[Path, ...] = ()  # image folders beside the classes, not used
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """The names of the image folders that are not classes (``other`` beside faces/comics)."""
+        return tuple(d.name for d in self.ignored_dirs)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -75,9 +82,10 @@ def _has_direct_images(folder: Path) -> bool:
     return any(p.is_file() and is_image_name(p.name) for p in folder.iterdir())
 
 
-def find_class_dirs(root: Path) -> tuple[Path, ...]:
+def find_class_dirs(root: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
     """The two class folders: direct children, or deeper through single-child folders (Kaggle's
-    ``face2comics_v2.0.0_by_Sxela/face2comics_v2.0.0_by_Sxela/{faces,comics}``)."""
+    ``face2comics_v2.0.0_by_Sxela/face2comics_v2.0.0_by_Sxela/{faces,comics}``); and the other
+    image folders beside them that are not used (``other/`` beside ``faces/`` and ``comics/``)."""
     if not root.exists():
         raise DatasetError(f"The dataset folder {root} does not exist.")
     if not root.is_dir():
@@ -93,12 +101,21 @@ def find_class_dirs(root: Path) -> tuple[Path, ...]:
         break
     with_images = [d for d in subdirs if _has_images(d)]
     names = {d.name.lower(): d for d in with_images}
+    ignored: list[Path] = []
     if "faces" in names and "comics" in names and len(with_images) > 2:
+        ignored = [d for d in with_images if d not in (names["comics"], names["faces"])]
         with_images = [names["comics"], names["faces"]]
     if len(with_images) == 2:
-        return tuple(sorted(with_images, key=lambda p: natural_key(p.name)))
+        for d in with_images:
+            if has_control(d.name):
+                # Its name would become a class name, which a model file may not hold.
+                raise DatasetError(
+                    f"The class folder {shorten(one_line(d.name))}/ has a control character (such as a "
+                    "newline, a tab or an escape) in its name; rename it."
+                )
+        return tuple(sorted(with_images, key=lambda p: natural_key(p.name))), tuple(ignored)
     if len(with_images) > 2:
-        listed = ", ".join(d.name for d in with_images)
+        listed = ", ".join(shorten(one_line(d.name), 60) for d in with_images)
         raise DatasetError(
             f"{folder} has {len(with_images)} image folders ({listed}); FaceComic needs exactly two, "
             "one per class (for example faces/ and comics/)."
@@ -117,14 +134,14 @@ def find_class_dirs(root: Path) -> tuple[Path, ...]:
 
 def scan_dataset(root: str | os.PathLike[str]) -> DatasetScan:
     root_path = Path(root).expanduser()
-    class_dirs = find_class_dirs(root_path)
+    class_dirs, ignored = find_class_dirs(root_path)
     files: list[tuple[Path, ...]] = []
     skipped: list[SkippedFile] = []
     for class_dir in class_dirs:
         images, skipped_here = list_images(class_dir)
         files.append(tuple(images))
         skipped.extend(skipped_here)
-    return DatasetScan(root_path, class_dirs, tuple(files), tuple(skipped))
+    return DatasetScan(root_path, class_dirs, tuple(files), tuple(skipped), ignored)
 
 
 def collect_image_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:

@@ -3,22 +3,26 @@
 One ``.npz`` per (dataset folder, preprocessing settings). An entry is keyed by the file's path
 relative to the folder, its size and its mtime, so an edited or replaced file is decoded again.
 Failures are cached too (with their reason), so a corrupt file is not re-read on every run.
-Writes are atomic, and an unreadable cache is ignored, never trusted.
+Writes are atomic, and a cache that cannot be used for any reason (``cache_file.read_arrays``) is
+a miss: ignored, never trusted, logged once and rebuilt by the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trainer.common.atomic import atomic_write
 from trainer.common.configs import PreprocessConfig
+from trainer.data.cache_file import CacheMiss, Header, read_arrays, write_arrays
+
+log = logging.getLogger(__name__)
 
 # Bump when decoding changes in a way that alters pixels.
 CACHE_FORMAT = 1
@@ -50,6 +54,46 @@ def file_keys(paths: list[Path], root: Path) -> list[str | None]:
     return keys
 
 
+def rows_problem(
+    headers: dict[str, Header], data: str, dtype: np.dtype, row_shape: tuple[int, ...]
+) -> str | None:
+    """Why a cache's ``keys``, ``errors`` and ``data`` arrays are not what it stores, or None:
+    ``keys`` and ``errors`` one string per entry, ``data`` one ``row_shape`` of ``dtype`` each."""
+    (keys_shape, keys_dtype), (errors_shape, errors_dtype) = headers["keys"], headers["errors"]
+    data_shape, data_dtype = headers[data]
+    if keys_dtype.kind != "U" or errors_dtype.kind != "U" or len(keys_shape) != 1 or len(errors_shape) != 1:
+        return "its keys or errors are not lists of text"
+    if data_dtype != dtype:
+        return f"its {data} are {data_dtype}, not {np.dtype(dtype)}"
+    if data_shape[1:] != row_shape:
+        return f"its {data} have shape {data_shape[1:]} per entry, not {row_shape}"
+    if not keys_shape[0] == errors_shape[0] == data_shape[0]:
+        return "its arrays have different lengths"
+    return None
+
+
+_logged: set[str] = set()
+
+
+def note_miss(path: Path, reason: str) -> None:
+    """Log a cache that cannot be used, once per file per process."""
+    if str(path) not in _logged:
+        _logged.add(str(path))
+        log.warning("Ignoring the cache %s (%s); it will be rebuilt.", path, reason)
+
+
+def store_quietly(path: Path, store: Callable[[], None]) -> str | None:
+    """Run ``store``; a failure (full disk, a folder at the cache's name…) is logged and returned
+    as a reason, never raised: the cache is an optimisation and must not fail a run."""
+    try:
+        store()
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}"
+        log.warning("Could not write the cache %s (%s).", path, reason)
+        return reason
+    return None
+
+
 class DecodeCache:
     def __init__(self, directory: Path, root: Path, config: PreprocessConfig) -> None:
         self.root = Path(root)
@@ -60,20 +104,25 @@ class DecodeCache:
         digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
         self.path = Path(directory) / f"decoded-{digest}.npz"
         self.config = config
+        self.problem: str | None = None  # why the last load found the cache unusable
 
     def load(self) -> dict[str, CachedEntry]:
-        if not self.path.exists():
-            return {}
+        """The cached entries; empty (with ``problem`` set) when the cache cannot be used."""
+        size = self.config.size
+        self.problem = None
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                keys = data["keys"]
-                pixels = data["pixels"]
-                errors = data["errors"]
-            size = self.config.size
-            if pixels.shape[1:] != (size, size, 3) or not (len(keys) == len(pixels) == len(errors)):
-                return {}
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
-            return {}  # a damaged cache is a cache miss; it is rewritten after decoding
+            arrays = read_arrays(
+                self.path,
+                ("keys", "pixels", "errors"),
+                lambda headers: rows_problem(headers, "pixels", np.dtype(np.uint8), (size, size, 3)),
+            )
+        except CacheMiss as miss:
+            self.problem = str(miss)
+            note_miss(self.path, self.problem)
+            return {}
+        if arrays is None:
+            return {}
+        keys, pixels, errors = arrays["keys"], arrays["pixels"], arrays["errors"]
         return {
             str(k): CachedEntry(None if e else p, str(e) or None)
             for k, p, e in zip(keys, pixels, errors, strict=True)
@@ -89,10 +138,7 @@ class DecodeCache:
             if entry.pixels is not None:
                 pixels[i] = entry.pixels
             errors.append(entry.error or "")
-        with atomic_write(self.path) as handle:
-            np.savez(
-                handle,
-                keys=np.array(keys, dtype=str),
-                pixels=pixels,
-                errors=np.array(errors, dtype=str),
-            )
+        write_arrays(
+            self.path,
+            {"keys": np.array(keys, dtype=str), "pixels": pixels, "errors": np.array(errors, dtype=str)},
+        )

@@ -7,7 +7,6 @@ fork/spawn pitfalls of a Qt app or a frozen executable.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,8 +18,8 @@ import numpy as np
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.errors import ImageDecodeError
-from trainer.common.events import DecodeProgressed
-from trainer.data.decode_cache import CachedEntry, DecodeCache, file_keys
+from trainer.common.events import CacheDiscarded, DecodeProgressed
+from trainer.data.decode_cache import CachedEntry, DecodeCache, file_keys, store_quietly
 from trainer.data.preprocess import decode_image
 
 CHUNK_SIZE = 32  # files per pool task: small enough to cancel fast, big enough to amortise
@@ -65,9 +64,10 @@ def decode_files(
     *,
     root: Path | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
-) -> Generator[DecodeProgressed, None, DecodedFiles]:
+) -> Generator[DecodeProgressed | CacheDiscarded, None, DecodedFiles]:
     """Decode every path once, yielding progress; cached results are reused and refreshed.
 
+    A cache that cannot be used is decoded afresh and rewritten, and ``CacheDiscarded`` says so.
     On cancel (token or ``close()``), what was decoded so far is still written to the cache,
     atomically, and ``Cancelled``/``GeneratorExit`` propagates.
     """
@@ -88,12 +88,14 @@ def decode_files(
     from_cache = sum(r is not None for r in results)
     todo = [i for i, r in enumerate(results) if r is None]
     yield DecodeProgressed(from_cache, total, from_cache)
+    stored: str | None = None
     try:
         yield from _decode_todo(paths, todo, results, config, options, cancel, from_cache, total)
     finally:
         if cache is not None and todo:
-            with contextlib.suppress(OSError):  # the cache is an optimisation; never fail a run for it
-                _store(cache, keys, results)
+            stored = store_quietly(cache.path, lambda: _store(cache, keys, results))
+    if cache is not None and cache.problem:
+        yield CacheDiscarded(str(cache.path), cache.problem, rewritten=stored is None and bool(todo))
     pixels, ok, errors = _collect(results, config)
     return DecodedFiles(pixels, ok, errors, from_cache, time.perf_counter() - start)
 

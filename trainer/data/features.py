@@ -13,12 +13,10 @@ the network too. Decoding streams through a bounded window, so memory stays flat
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
 import time
-import zipfile
 from collections import deque
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,13 +26,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainer.common.atomic import atomic_write
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.errors import ImageDecodeError
-from trainer.common.events import FeaturesProgressed
+from trainer.common.events import CacheDiscarded, FeaturesProgressed
 from trainer.common.lanes import Lanes, cpu_lanes
-from trainer.data.decode_cache import file_keys
+from trainer.data.cache_file import CacheMiss, read_arrays, write_arrays
+from trainer.data.decode_cache import file_keys, note_miss, rows_problem, store_quietly
 from trainer.data.preprocess import decode_image
 
 if TYPE_CHECKING:
@@ -83,23 +81,26 @@ class FeatureCache:
         )
         digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
         self.path = Path(directory) / f"features-{BACKBONE_NAME}-{config.size}-{digest}.npz"
+        self.problem: str | None = None  # why the last load found the cache unusable
 
     def load(self) -> dict[str, np.ndarray | _Failure]:
+        """The cached entries; empty (with ``problem`` set) when the cache cannot be used."""
         from trainer.model.backbone import EMBEDDING_SIZE
 
-        if not self.path.exists():
-            return {}
+        self.problem = None
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                keys, features, errors = data["keys"], data["features"], data["errors"]
-            if (
-                features.dtype != np.float32
-                or features.shape[1:] != (EMBEDDING_SIZE,)
-                or not len(keys) == len(features) == len(errors)
-            ):
-                return {}
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
-            return {}  # a damaged cache is a cache miss; it is rewritten after extraction
+            arrays = read_arrays(
+                self.path,
+                ("keys", "features", "errors"),
+                lambda headers: rows_problem(headers, "features", np.dtype(np.float32), (EMBEDDING_SIZE,)),
+            )
+        except CacheMiss as miss:
+            self.problem = str(miss)
+            note_miss(self.path, self.problem)
+            return {}
+        if arrays is None:
+            return {}
+        keys, features, errors = arrays["keys"], arrays["features"], arrays["errors"]
         return {
             str(k): _Failure(str(e), True) if e else f for k, f, e in zip(keys, features, errors, strict=True)
         }
@@ -117,10 +118,10 @@ class FeatureCache:
             else:
                 features[i] = value
                 errors.append("")
-        with atomic_write(self.path) as handle:
-            np.savez(
-                handle, keys=np.array(keys, dtype=str), features=features, errors=np.array(errors, dtype=str)
-            )
+        write_arrays(
+            self.path,
+            {"keys": np.array(keys, dtype=str), "features": features, "errors": np.array(errors, dtype=str)},
+        )
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -220,8 +221,9 @@ def extract_features(
     device: str = "auto",
     batch_size: int | None = None,
     channels_last: bool = True,
-) -> Generator[FeaturesProgressed, None, FeatureSet]:
-    """Embed every path once, yielding progress per batch; cached embeddings are reused.
+) -> Generator[FeaturesProgressed | CacheDiscarded, None, FeatureSet]:
+    """Embed every path once, yielding progress per batch; cached embeddings are reused, and a
+    cache that cannot be used is rebuilt (``CacheDiscarded`` says so).
 
     On cancel (token or ``close()``), the embeddings finished so far are still written to the
     cache, atomically, and ``Cancelled``/``GeneratorExit`` propagates.
@@ -244,6 +246,7 @@ def extract_features(
     todo = [i for i, r in enumerate(results) if r is None]
     timing = [0.0, 0.0]  # decode, network
     yield FeaturesProgressed(from_cache, total, from_cache)
+    stored: str | None = None
     try:
         if todo:
             yield from _extract_todo(
@@ -252,14 +255,14 @@ def extract_features(
             )  # fmt: skip
     finally:
         if cache is not None and todo:
-            with contextlib.suppress(OSError):  # the cache is an optimisation; never fail a run for it
-                cache.store(
-                    {
-                        k: v
-                        for k, v in zip(keys, results, strict=True)
-                        if k is not None and v is not None and not (isinstance(v, _Failure) and not v.lasting)
-                    }
-                )
+            entries = {
+                k: v
+                for k, v in zip(keys, results, strict=True)
+                if k is not None and v is not None and not (isinstance(v, _Failure) and not v.lasting)
+            }
+            stored = store_quietly(cache.path, lambda: cache.store(entries))
+    if cache is not None and cache.problem:
+        yield CacheDiscarded(str(cache.path), cache.problem, rewritten=stored is None and bool(todo))
     from trainer.model.backbone import EMBEDDING_SIZE
 
     ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
@@ -438,19 +441,22 @@ def non_face_embeddings(
         sort_keys=True,
     )
     digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
-    path = options.resolved_cache_dir / f"non-faces-{BACKBONE_NAME}-{config.size}-{digest}.npy"
+    path = options.resolved_cache_dir / f"non-faces-{BACKBONE_NAME}-{config.size}-{digest}.npz"
+
+    def expected(headers) -> str | None:
+        shape, dtype = headers["embeddings"]
+        if dtype != np.float32 or shape != (NEGATIVES, EMBEDDING_SIZE):
+            return f"embeddings of dtype {dtype} and shape {shape}"
+        return None
+
     if options.use_cache:
         try:
-            if path.is_file():
-                cached = np.load(path, allow_pickle=False, mmap_mode="r")
-                if cached.dtype == np.float32 and cached.shape == (NEGATIVES, EMBEDDING_SIZE):
-                    return np.array(cached), True
-        except Exception:  # the cache is an optimisation: any damage is a miss, rebuilt below
+            cached = read_arrays(path, ("embeddings",), expected)
+            if cached is not None:
+                return cached["embeddings"], True
+        except CacheMiss:  # an optimisation, never a failure: computed again and rewritten
             pass
     embeddings = embed_pixels(non_face_pixels(config), config, device=device, cancel=cancel)
     if options.use_cache:
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(path) as handle:
-                np.save(handle, embeddings)
+        store_quietly(path, lambda: write_arrays(path, {"embeddings": embeddings}))
     return embeddings, False

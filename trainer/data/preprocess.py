@@ -15,6 +15,7 @@ Mode handling, so every image becomes RGB the same way:
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from trainer.common.configs import PreprocessConfig
 from trainer.common.errors import ImageDecodeError
+from trainer.common.outputs import describe_kind
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +46,11 @@ def decode_image(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
         return _resize(_to_rgb(ImageOps.exif_transpose(source), config), config)
     path = os.fspath(source)
     try:
-        if os.path.getsize(path) == 0:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # A FIFO would block the reader forever and /dev/zero never ends: neither is opened.
+            raise ImageDecodeError(path, f"not a regular file ({describe_kind(path)})", lasting=False)
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
             raise ImageDecodeError(path, "the file is empty (0 bytes)")
         with Image.open(path) as image:
             if config.jpeg_draft and image.format == "JPEG":

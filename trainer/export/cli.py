@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import __version__
-from trainer.cli import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, check_writable, describe_os_error, say
+from trainer.cli import EXIT_OK, error, interrupted, say, sigterm_as_interrupt
 from trainer.common.errors import FaceComicError
+from trainer.common.outputs import check_outputs
+from trainer.common.text import one_line
 
 
 def build_export_parser() -> argparse.ArgumentParser:
@@ -27,23 +29,21 @@ def build_export_parser() -> argparse.ArgumentParser:
 def export_main(argv: Sequence[str] | None = None) -> int:
     args = build_export_parser().parse_args(argv)
     try:
-        check_writable(args.out)  # before torch loads, so a typo fails at once
-        from trainer.export.onnx_export import export_onnx
-        from trainer.model.model_file import load_model
+        with sigterm_as_interrupt():
+            # Before torch loads, so a typo fails at once; and never over the model itself.
+            check_outputs({"OUT.onnx": args.out}, inputs=[args.model])
+            from trainer.export.onnx_export import export_onnx
+            from trainer.model.model_file import load_model
 
-        loaded = load_model(args.model)
-        export_onnx(loaded, args.out)
-        say(f"Exported {args.model} ({loaded.feature_kind}, {', '.join(loaded.class_names)}) to {args.out}")
+            loaded = load_model(args.model)
+            export_onnx(loaded, args.out)
+        classes = ", ".join(one_line(name) for name in loaded.class_names)
+        say(f"Exported {one_line(args.model)} ({loaded.feature_kind}, {classes}) to {one_line(args.out)}")
         return EXIT_OK
-    except KeyboardInterrupt:
-        say("facecomic-export: cancelled; nothing half-written was left behind.", sys.stderr)
-        return EXIT_CANCELLED
-    except FaceComicError as err:
-        say(f"facecomic-export: error: {err}", sys.stderr)
-        return EXIT_USAGE
-    except OSError as err:
-        say(f"facecomic-export: error: {describe_os_error(err)}", sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt as err:
+        return interrupted("facecomic-export", err, "nothing half-written was left behind.")
+    except (FaceComicError, OSError) as err:
+        return error("facecomic-export", err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.common.atomic import atomic_write_bytes
 from trainer.common.errors import FaceComicError
+from trainer.common.outputs import check_outputs, shown, write_bytes
 from trainer.model.model_file import LoadedModel
 
 OPSET = 17
@@ -103,21 +103,18 @@ def onnx_bytes(loaded: LoadedModel) -> bytes:
     return proto.SerializeToString()
 
 
-def export_onnx(loaded: LoadedModel, out: str | os.PathLike[str]) -> Path:
-    """Write ``loaded`` to ``out`` as one self-contained ONNX file, atomically; returns the path.
+def export_onnx(loaded: LoadedModel, out: str | os.PathLike[str], *, allow_read_only: bool = False) -> Path:
+    """Write ``loaded`` to ``out`` as one self-contained ONNX file (atomically, see
+    ``trainer.common.outputs``); returns the path.
 
-    Raises ``FaceComicError`` with one sentence when the file cannot be written.
+    Raises ``FaceComicError`` with one sentence when the file cannot be written, or is the model's
+    own file: checked before the seconds of tracing, not after.
     """
     target = Path(out)
-    # Checked before the seconds of tracing, not after.
-    if target.is_dir():
-        raise FaceComicError(f"{target} is a folder; give a file name to write the ONNX model to.")
-    if not target.parent.is_dir():
-        reason = "is not a folder" if target.parent.exists() else "does not exist"
-        raise FaceComicError(f"Cannot write {target}: {target.parent} {reason}.")
+    check_outputs({"the ONNX file": target}, inputs=[loaded.path], allow_read_only=allow_read_only)
     data = onnx_bytes(loaded)
     try:
-        atomic_write_bytes(target, data)
+        write_bytes(target, data, inputs=[loaded.path], allow_read_only=allow_read_only)
     except OSError as err:
-        raise FaceComicError(f"Cannot write {target}: {err.strerror or err}.") from None
+        raise FaceComicError(f"Cannot write {shown(target)}: {err.strerror or err}.") from None
     return target

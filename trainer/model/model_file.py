@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from trainer import __version__
-from trainer.common.atomic import atomic_write_bytes
 from trainer.common.configs import (
     GridSpec,
     PreprocessConfig,
@@ -30,6 +30,8 @@ from trainer.common.configs import (
     train_config_from_dict,
 )
 from trainer.common.errors import ModelFileError
+from trainer.common.outputs import describe_kind, shown, write_bytes
+from trainer.common.text import has_control, one_line, shorten
 from trainer.data.dataset import display_name
 from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.model.face_likeness import METHOD as FACE_LIKENESS_METHOD
@@ -207,8 +209,8 @@ def model_from_result(result: RunResult) -> LoadedModel:
     return LoadedModel(model, result_metadata(result), None, result.novelty, result.face_likeness)
 
 
-def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> Path:
-    """Write atomically: temp file, fsync, rename. A crash leaves the old file or none."""
+def model_bytes(model: LoadedModel | RunResult) -> bytes:
+    """The ``.safetensors`` file's bytes: the tensors, and the metadata as JSON."""
     if isinstance(model, RunResult):
         model = model_from_result(model)
     state = model.tensors()
@@ -217,10 +219,16 @@ def save_model(path: str | os.PathLike[str], model: LoadedModel | RunResult) -> 
         architecture = {**metadata["architecture"], "heads": model.heads}
         metadata = {**metadata, "architecture": architecture, "format_version": FORMAT_VERSION}
     tensors = {k: v.contiguous() for k, v in state.items()}
-    payload = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
-    target = Path(path)
-    atomic_write_bytes(target, payload)
-    return target
+    return save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
+
+
+def save_model(
+    path: str | os.PathLike[str], model: LoadedModel | RunResult, *, allow_read_only: bool = False
+) -> Path:
+    """Write atomically (``trainer.common.outputs``): temp file, fsync, rename; a crash leaves the
+    old file or none. Refuses (``OutputError``) to write over the file the model was loaded from."""
+    source = model.path if isinstance(model, LoadedModel) else None
+    return write_bytes(path, model_bytes(model), inputs=[source], allow_read_only=allow_read_only)
 
 
 # Per architecture kind: the metadata -> the tensors it implies (name -> shape), or ValueError
@@ -281,13 +289,22 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     target = Path(path)
 
     def bad(reason: str) -> ModelFileError:
-        return ModelFileError(f"{target} is not a valid FaceComic model: {reason}.")
+        return ModelFileError(f"{shown(target)} is not a valid FaceComic model: {reason}.")
 
     try:
-        size = target.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise bad(f"the file is {size / 2**20:.0f} MiB, far larger than any FaceComic model")
-        with target.open("rb") as handle:
+        # Non-blocking, so a FIFO named like a model is refused instead of waiting for a writer.
+        handle = os.fdopen(os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)), "rb")
+        with handle:
+            st = os.fstat(handle.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(st.st_mode):
+                raise ModelFileError(
+                    f"{shown(target)} is not a model file: it is not a regular file ({describe_kind(target)})."
+                )
+            size = st.st_size
+            if size > MAX_MODEL_BYTES:
+                raise bad(f"the file is {size / 2**20:.0f} MiB, far larger than any FaceComic model")
             prefix = handle.read(8)
             header_len = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
             header_bytes = handle.read(min(header_len, MAX_HEADER_BYTES))
@@ -295,11 +312,11 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
             _check_tensor_specs(metadata, header, bad)
             data = prefix + header_bytes + handle.read()
     except FileNotFoundError:
-        raise ModelFileError(f"The model file {target} does not exist.") from None
+        raise ModelFileError(f"The model file {shown(target)} does not exist.") from None
     except IsADirectoryError:
-        raise ModelFileError(f"{target} is a folder, not a model file.") from None
+        raise ModelFileError(f"{shown(target)} is a folder, not a model file.") from None
     except OSError as err:
-        raise ModelFileError(f"Cannot read the model file {target}: {err.strerror or err}.") from None
+        raise ModelFileError(f"Cannot read the model file {shown(target)}: {err.strerror or err}.") from None
     try:
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -380,6 +397,10 @@ def _read_metadata(
     names = metadata["class_names"]
     if not all(isinstance(n, str) and n.strip() for n in names):
         raise bad("its class names must be non-empty text")
+    if any(has_control(n) for n in names):
+        # A name with a newline, a tab or an escape sequence would split or forge output lines.
+        shown_names = ", ".join(shorten(one_line(n), 40) for n in names)
+        raise bad(f"its class names contain control characters ({shown_names})")
     if len(set(names)) != len(names):
         raise bad(f"its class names repeat ({', '.join(names)})")
     return metadata, {k: v for k, v in header.items() if k != "__metadata__"}
@@ -394,7 +415,11 @@ def _check_features(metadata: dict[str, Any], bad) -> None:
         from trainer.model.backbone import BACKBONE_NAME
 
         if features.get("backbone") != BACKBONE_NAME:
-            raise bad(f"it needs the backbone {features.get('backbone')!r}; this app has {BACKBONE_NAME}")
+            raise bad(
+                f"it needs the backbone {shorten(one_line(repr(features.get('backbone'))), 40)}; "
+                f"this app has {BACKBONE_NAME}"
+            )
+        _check_backbone_weights(features.get("weights_sha256"), bad)
     calibration = metadata.get("calibration", {})
     temperature = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
     if (
@@ -438,6 +463,20 @@ def _class_offset(metadata: dict[str, Any]) -> list[float] | None:
     return [float(v) for v in offset]
 
 
+def _check_backbone_weights(recorded: object, bad) -> None:
+    """The head only fits the backbone weights it was trained on: the SHA-256 recorded in the model
+    must be that of the weights this app loads (``load_weights`` checks the file against it)."""
+    from trainer.model.backbone import WEIGHTS_SHA256
+
+    if not isinstance(recorded, str):
+        raise bad("it does not record the SHA-256 of the backbone weights it was trained on")
+    if recorded != WEIGHTS_SHA256:
+        raise bad(
+            f"it was trained on other backbone weights (SHA-256 {shorten(one_line(recorded), 20)}, "
+            f"this app's are {WEIGHTS_SHA256[:12]}…)"
+        )
+
+
 def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -> None:
     """The stored tensors must be exactly the ones the declared architecture implies."""
     kind = metadata["architecture"].get("name")
@@ -474,4 +513,7 @@ def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -
 
 
 def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    """The first line of an error, on one line and short: a ``KeyError`` on a crafted
+    10,000-character name must not become a 10,000-character message."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return shorten(one_line(text), 120)

@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
     from trainer.model.model_file import LoadedModel
 
-# The flag a "not a face" answer carries (issue 13); such answers get no map in the app.
-NOT_A_FACE = "not a face"
 INPUT = "input"  # the layer name of the image (or pixel) gradient
 METHODS = ("gradcam", "layercam", "gradient_x_input", "saliency")
 

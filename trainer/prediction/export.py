@@ -1,6 +1,14 @@
 """The predictions CSV, written by ``facecomic-predict --csv`` and the app's *Export CSV*, and its
 ``OUT.csv.json`` sidecar: which model wrote it (file name and SHA-256), the FaceComic version, when,
-how many rows and which columns. The CSV itself stays plain: header first, no comments."""
+how many rows and which columns. The CSV itself stays plain: header first, no comments, every
+value exact (a file name with a newline is quoted, not altered).
+
+Excel-safe (``--excel-safe``, the app's checkbox): a spreadsheet runs a cell that starts with
+``=``, ``+``, ``-`` or ``@`` as a formula, so a file named ``=HYPERLINK(...).jpg`` could act when
+the CSV is opened. With it, such text cells (and ones starting with a tab or a carriage return,
+which some spreadsheets strip before that check) get a leading ``'``; numbers are left alone. It
+is off by default because it changes the values: a program reading the CSV would see ``'=x.jpg``
+for the file ``=x.jpg``. The sidecar says whether it was on."""
 
 from __future__ import annotations
 
@@ -12,29 +20,50 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trainer.common.checksum import file_sha256
+from trainer.common.errors import FaceComicError
+from trainer.common.text import printable
+
+__all__ = ["printable"]  # re-exported: callers import it from here
 
 CSV_COLUMNS = ("path", "label", "confidence", "flag", "error")
 UNSAVED_MODEL_NOTE = "the model was trained in this session and not saved to a file"
 
 
-def printable(text: str | os.PathLike[str]) -> str:
-    """``text`` safe to encode as UTF-8: bytes of a file name that are not UTF-8 (legal on Linux,
-    decoded by Python as lone surrogates) are shown as ``\\xe9``, so ``caf\\xe9.jpg`` is written
-    instead of a ``UnicodeEncodeError`` that would lose every other row."""
-    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def predictions_csv(predictions) -> str:
+def excel_safe(cell: str) -> str:
+    """``cell`` with a leading ``'`` when a spreadsheet would read it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def predictions_csv(predictions, *, excel_safe_cells: bool = False) -> str:
     """The CSV text for a list of ``Prediction``; shared with the GUI's export."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    text = excel_safe if excel_safe_cells else str
+    buffer = _LineFeedRows()
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
         confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
         writer.writerow(
-            [printable(p.source), printable(p.label or ""), confidence, p.flag, printable(p.error or "")]
+            [
+                text(printable(p.source)),
+                text(printable(p.label or "")),
+                confidence,
+                text(p.flag),
+                text(printable(p.error or "")),
+            ]
         )
     return buffer.getvalue()
+
+
+class _LineFeedRows(io.StringIO):
+    """Rows end in ``\n``, yet a cell holding a lone ``\r`` is quoted: the csv module quotes only
+    the characters of its line terminator, so the writer is given ``\r\n`` and each row's ending is
+    turned back into ``\n`` here (the writer writes one row per call)."""
+
+    def write(self, row: str) -> int:
+        return super().write(row[:-2] + "\n" if row.endswith("\r\n") else row)
 
 
 def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
@@ -43,7 +72,13 @@ def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + ".json")
 
 
-def csv_sidecar(model_path: str | os.PathLike[str] | None, rows: int, *, now: datetime | None = None) -> dict:
+def csv_sidecar(
+    model_path: str | os.PathLike[str] | None,
+    rows: int,
+    *,
+    now: datetime | None = None,
+    excel_safe_cells: bool = False,
+) -> dict:
     """What the sidecar says about a CSV of ``rows`` predictions made with the model saved at
     ``model_path`` (None: an unsaved, in-memory model; the name and hash are then null, with a
     note). The hash is of the model file's bytes, read now; a file that cannot be read gets a null
@@ -66,18 +101,51 @@ def csv_sidecar(model_path: str | os.PathLike[str] | None, rows: int, *, now: da
         "created": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "rows": rows,
         "columns": list(CSV_COLUMNS),
+        "excel_safe": excel_safe_cells,
     }
 
 
+def csv_outputs(target: str | os.PathLike[str], label: str = "the CSV") -> dict[str, Path]:
+    """The files a CSV export writes: the CSV, and its sidecar unless the CSV goes to a pipe, a
+    device or an open descriptor (``/dev/stdout``, ``>(cat)``), which have nothing beside them."""
+    from trainer.common.outputs import inspect_output
+
+    outputs = {label: Path(target)}
+    try:
+        streamed = not inspect_output(target, allow_read_only=True).atomic
+    except FaceComicError:
+        streamed = False  # the full check (check_outputs) says why
+    if not streamed:
+        outputs["its sidecar"] = sidecar_path(target)
+    return outputs
+
+
 def write_predictions_csv(
-    target: str | os.PathLike[str], predictions, model_path: str | os.PathLike[str] | None
-) -> Path:
-    """Write the CSV and then its sidecar, each atomically; returns the sidecar's path."""
-    from trainer.common.atomic import atomic_write_text
+    target: str | os.PathLike[str],
+    predictions,
+    model_path: str | os.PathLike[str] | None,
+    *,
+    excel_safe_cells: bool = False,
+    allow_read_only: bool = False,
+) -> Path | None:
+    """Write the CSV and then its sidecar (each atomically, see ``trainer.common.outputs``);
+    returns the sidecar's path, or None when the CSV went to a stream and has no sidecar.
+
+    Refuses (``OutputError``) a CSV or sidecar that is the model file or one of the images."""
+    from trainer.common.outputs import check_outputs, write_text
 
     predictions = list(predictions)
-    atomic_write_text(target, predictions_csv(predictions))
-    sidecar = sidecar_path(target)
-    text = json.dumps(csv_sidecar(model_path, len(predictions)), indent=2) + "\n"
-    atomic_write_text(sidecar, text)
+    inputs = [model_path, *(p.source for p in predictions)]  # "<image>" (pasted) names no file
+    outputs = csv_outputs(target)
+    check_outputs(outputs, inputs=inputs, allow_read_only=allow_read_only)
+    write_text(
+        target,
+        predictions_csv(predictions, excel_safe_cells=excel_safe_cells),
+        allow_read_only=allow_read_only,
+    )
+    sidecar = outputs.get("its sidecar")
+    if sidecar is None:
+        return None
+    info = csv_sidecar(model_path, len(predictions), excel_safe_cells=excel_safe_cells)
+    write_text(sidecar, json.dumps(info, indent=2) + "\n", allow_read_only=allow_read_only)
     return sidecar

@@ -528,7 +528,7 @@ def run_experiment(
     torch.manual_seed(config.seed)
 
     scan = scan_dataset(data_dir)
-    yield DatasetScanned(str(scan.root), scan.class_names, scan.counts, scan.skipped)
+    yield DatasetScanned(str(scan.root), scan.class_names, scan.counts, scan.skipped, scan.ignored)
     check_class_sizes(scan.class_names, scan.counts, config.split_fractions)  # fail before decoding
 
     paths = [p for files in scan.files for p in files]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trainer.common.configs import SPLIT_NAMES, GridSpec
+from trainer.common.text import fixed, one_line, plural
 from trainer.data.dataset import SkippedFile
 from trainer.training.results import GridResult, HoldoutMetrics
 
@@ -23,26 +24,54 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def format_dataset(
-    root: str, class_names: Sequence[str], counts: Sequence[int], skipped: Sequence[SkippedFile]
+    root: str,
+    class_names: Sequence[str],
+    counts: Sequence[int],
+    skipped: Sequence[SkippedFile],
+    ignored: Sequence[str] = (),
 ) -> str:
-    lines = [f"Dataset {root}"]
-    lines += [f"  {name}: {count:,} images" for name, count in zip(class_names, counts, strict=True)]
+    """The data set: images per class, folders that are not used, and the files skipped. Every
+    name is escaped onto one line (a folder named with a newline cannot forge a line)."""
+    lines = [f"Dataset {one_line(root)}"]
+    lines += [
+        f"  {one_line(name)}: {plural(count, 'image')}"
+        for name, count in zip(class_names, counts, strict=True)
+    ]
+    lines.append(format_ignored(ignored, class_names))
     lines.append(format_skipped(skipped))
     return "\n".join(line for line in lines if line)
 
 
-def format_skipped(skipped: Sequence[SkippedFile]) -> str:
+def format_ignored(ignored: Sequence[str], class_names: Sequence[str]) -> str:
+    """Image folders beside the two classes that are not used (say ``other/`` beside ``faces/``
+    and ``comics/``): said, so no one thinks they were trained on."""
+    if not ignored:
+        return ""
+    folders = ", ".join(f"{one_line(name)}/" for name in ignored)
+    used = " and ".join(f"{one_line(name)}/" for name in class_names)
+    return f"  ignored {plural(len(ignored), 'folder')} with images: {folders} (the classes are {used})"
+
+
+def format_skipped(skipped: Sequence[SkippedFile], title: str = "skipped") -> str:
     if not skipped:
         return ""
-    lines = [f"  skipped {len(skipped):,} file{'s' if len(skipped) != 1 else ''}:"]
-    lines += [f"    {s.path}: {s.reason}" for s in skipped[:MAX_SKIPPED_LISTED]]
+    lines = [f"  {title} {plural(len(skipped), 'file')}:"]
+    lines += [f"    {one_line(s.path)}: {one_line(s.reason)}" for s in skipped[:MAX_SKIPPED_LISTED]]
     if len(skipped) > MAX_SKIPPED_LISTED:
         lines.append(f"    … and {len(skipped) - MAX_SKIPPED_LISTED:,} more (all are listed in --json)")
     return "\n".join(lines)
 
 
+def format_cache_discarded(event) -> str:
+    """A cache that could not be used: what was wrong, and whether it has been rebuilt."""
+    outcome = (
+        "it was rebuilt" if event.rewritten else "it could not be rewritten, so the next run starts afresh"
+    )
+    return f"The cache {one_line(event.path)} could not be used ({one_line(event.reason)}); {outcome}."
+
+
 def format_split(method: str, class_names: Sequence[str], counts: Sequence[Sequence[int]]) -> str:
-    rows = [["split", *class_names, "total"]]
+    rows = [["split", *map(one_line, class_names), "total"]]
     for name, row in zip(SPLIT_NAMES, counts, strict=True):
         rows.append([name, *(f"{c:,}" for c in row), f"{sum(row):,}"])
     return f"Split ({method}):\n" + _indent(_table(rows))
@@ -65,7 +94,7 @@ def format_grid(
         row = [f"lr {lr:g}"]
         for epochs in grid.epochs:
             r = by_setting.get((lr, epochs))
-            cell = "…" if r is None else f"{r.val_accuracy:.3f} / {r.val_loss:.3f}"
+            cell = "…" if r is None else f"{fixed(r.val_accuracy, 3)} / {fixed(r.val_loss, 3)}"
             if r is not None and r.head_spread is not None:
                 low, high = r.head_spread
                 cell += f" ({low:.3f}-{high:.3f})"
@@ -82,16 +111,20 @@ def format_grid(
 
 
 def format_holdout(metrics: HoldoutMetrics, class_names: Sequence[str]) -> str:
-    lines = [f"Holdout: accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f} ({metrics.size:,} images)"]
-    rows = [["true \\ predicted", *class_names]]
-    for name, row in zip(class_names, metrics.confusion_matrix, strict=True):
+    lines = [
+        f"Holdout: accuracy {fixed(metrics.accuracy, 4)}, loss {fixed(metrics.loss, 4)} "
+        f"({plural(metrics.size, 'image')})"
+    ]
+    names = [one_line(name) for name in class_names]
+    rows = [["true \\ predicted", *names]]
+    for name, row in zip(names, metrics.confusion_matrix, strict=True):
         rows.append([name, *(f"{v:,}" for v in row)])
     lines.append(_indent(_table(rows)))
-    for name, p, r in zip(class_names, metrics.precision, metrics.recall, strict=True):
-        lines.append(f"  {name}: precision {p:.3f}, recall {r:.3f}")
+    for name, p, r in zip(names, metrics.precision, metrics.recall, strict=True):
+        lines.append(f"  {name}: precision {fixed(p, 3)}, recall {fixed(r, 3)}")
     if metrics.ece is not None:
         lines.append(
-            f"  calibration: expected calibration error {metrics.ece:.4f} (15 bins, calibrated probabilities)"
+            f"  calibration: expected calibration error {fixed(metrics.ece, 4)} (15 bins, calibrated probabilities)"
         )
     if metrics.not_a_face_fraction is not None:
         lines.append(f"  flagged not a face: {metrics.not_a_face_fraction:.1%} of the holdout")
