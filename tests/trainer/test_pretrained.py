@@ -82,3 +82,21 @@ def test_pictures_that_are_not_faces_are_flagged(pretrained_run, tmp_path: Path)
     assert all(p.label in ("comics", "faces") for p in predictions)  # still answers, but says so
     scorer = load_model(path).face_likeness
     assert scorer is not None and scorer.threshold <= 0.0
+
+
+def test_the_shipped_non_face_embeddings_are_those_the_generator_gives_now():
+    """``assets/`` holds the default settings' non-face embeddings, so a first run need not
+    compute them; named by the generator, the weights and the preprocessing, and equal to a fresh
+    computation (else: ``make model`` writes them again)."""
+    from trainer.common.assets import assets_dir
+    from trainer.data.features import embed_pixels, non_face_embeddings, non_face_file_name
+    from trainer.data.non_faces import non_face_pixels
+    from trainer.training.experiment import feature_preprocess
+
+    config = feature_preprocess("pretrained")
+    shipped = assets_dir() / non_face_file_name(config)
+    assert shipped.is_file(), f"{shipped.name} is missing from assets/; run make model"
+    read, from_file = non_face_embeddings(config, options=DecodeOptions(use_cache=False))
+    assert from_file
+    fresh = embed_pixels(non_face_pixels(config), config, device="cpu")
+    np.testing.assert_allclose(read, fresh, atol=1e-4, rtol=0)

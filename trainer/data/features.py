@@ -417,18 +417,11 @@ def _extract_with_decode_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def non_face_embeddings(
-    config: PreprocessConfig,
-    *,
-    options: DecodeOptions = DecodeOptions(),
-    device: str = "auto",
-    cancel: CancelToken = NEVER_CANCELLED,
-) -> tuple[np.ndarray, bool]:
-    """Backbone embeddings of the synthetic non-faces (``trainer.data.non_faces``), and whether
-    they came from the cache. They are the same for every run on a machine, so they are computed
-    once (about 2 s on 2 cores) and kept in the cache folder; a damaged cache file is a miss."""
-    from trainer.data.non_faces import NEGATIVES, generator_description, non_face_pixels
-    from trainer.model.backbone import BACKBONE_NAME, EMBEDDING_SIZE, WEIGHTS_SHA256
+def non_face_file_name(config: PreprocessConfig) -> str:
+    """The file that holds the non-faces' embeddings for ``config``: named by everything they
+    depend on (generator, backbone weights, preprocessing), so a stale one is never read."""
+    from trainer.data.non_faces import generator_description
+    from trainer.model.backbone import BACKBONE_NAME, WEIGHTS_SHA256
 
     ident = json.dumps(
         {
@@ -441,7 +434,30 @@ def non_face_embeddings(
         sort_keys=True,
     )
     digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
-    path = options.resolved_cache_dir / f"non-faces-{BACKBONE_NAME}-{config.size}-{digest}.npz"
+    return f"non-faces-{BACKBONE_NAME}-{config.size}-{digest}.npz"
+
+
+def non_face_embeddings(
+    config: PreprocessConfig,
+    *,
+    options: DecodeOptions = DecodeOptions(),
+    device: str = "auto",
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[np.ndarray, bool]:
+    """Backbone embeddings of the synthetic non-faces (``trainer.data.non_faces``), and whether
+    they were read rather than computed.
+
+    They are the same for every run, so the default settings' ones ship in ``assets/``
+    (``make model`` writes them; a test checks they equal a fresh computation): a cold first run
+    would otherwise spend about 3 s of 2 cores on them. Other settings compute them once (the
+    generator's pictures through the backbone) and keep them in the cache folder. A damaged file
+    is a miss, never a failure."""
+    from trainer.common.assets import assets_dir
+    from trainer.data.non_faces import NEGATIVES, non_face_pixels
+    from trainer.model.backbone import EMBEDDING_SIZE
+
+    name = non_face_file_name(config)
+    cached_path = options.resolved_cache_dir / name
 
     def expected(headers) -> str | None:
         shape, dtype = headers["embeddings"]
@@ -449,14 +465,26 @@ def non_face_embeddings(
             return f"embeddings of dtype {dtype} and shape {shape}"
         return None
 
-    if options.use_cache:
+    for path in (assets_dir() / name, cached_path if options.use_cache else None):
+        if path is None:
+            continue
         try:
-            cached = read_arrays(path, ("embeddings",), expected)
-            if cached is not None:
-                return cached["embeddings"], True
-        except CacheMiss:  # an optimisation, never a failure: computed again and rewritten
-            pass
+            found = read_arrays(path, ("embeddings",), expected)
+        except CacheMiss:  # an optimisation, never a failure: computed again below
+            continue
+        if found is not None:
+            return found["embeddings"], True
     embeddings = embed_pixels(non_face_pixels(config), config, device=device, cancel=cancel)
     if options.use_cache:
-        store_quietly(path, lambda: write_arrays(path, {"embeddings": embeddings}))
+        store_quietly(cached_path, lambda: write_arrays(cached_path, {"embeddings": embeddings}))
     return embeddings, False
+
+
+def write_non_face_asset(config: PreprocessConfig, directory: Path) -> Path:
+    """Compute the non-faces' embeddings for ``config`` and write them to ``directory`` under
+    their own name (``make model`` writes the default settings' into ``assets/``)."""
+    from trainer.data.non_faces import non_face_pixels
+
+    path = Path(directory) / non_face_file_name(config)
+    write_arrays(path, {"embeddings": embed_pixels(non_face_pixels(config), config, device="cpu")})
+    return path

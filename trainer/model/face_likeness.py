@@ -21,14 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+
 METHOD = "logistic-outlier-exposure"
 NOT_A_FACE = "not a face"
 DEFAULT_PERCENTILE = 0.5
 MAX_THRESHOLD = 0.0  # the log-odds where "like the training images" and "a non-face" are even
 DEFAULT_FOLDS = 5
 L2 = 1e-2
-STEPS = 300
-STEP_SIZE = 1.0
+STEPS = 150
+STEP_SIZE = 2.0
 PREFIX = "face_likeness."
 MAX_POSITIVES = 1024  # a seeded sample of the training images is enough, and keeps the fit short
 
@@ -96,7 +98,9 @@ class FaceLikeness:
         )  # fmt: skip
 
 
-def _fit_logistic(x: np.ndarray, is_positive: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, float]:
+def _fit_logistic(
+    x: np.ndarray, is_positive: np.ndarray, used: np.ndarray, cancel: CancelToken = NEVER_CANCELLED
+) -> tuple[np.ndarray, float]:
     """An L2-regularised logistic regression on the ``used`` rows of ``x`` (standardised), both
     classes weighed equally, by full-batch gradient descent on one torch thread.
 
@@ -117,7 +121,9 @@ def _fit_logistic(x: np.ndarray, is_positive: np.ndarray, used: np.ndarray) -> t
     )
     w = torch.zeros(features.shape[1])
     b = torch.zeros(())
-    for _ in range(STEPS):
+    for step in range(STEPS):
+        if step % 50 == 0:
+            cancel.raise_if_cancelled()
         residual = row_weight * (torch.sigmoid(features @ w + b) - target)
         w -= STEP_SIZE * (features.T @ residual + 2 * L2 * w)
         b -= STEP_SIZE * residual.sum()
@@ -133,6 +139,7 @@ def fit_face_likeness(
     percentile: float = DEFAULT_PERCENTILE,
     folds: int = DEFAULT_FOLDS,
     max_positives: int = MAX_POSITIVES,
+    cancel: CancelToken = NEVER_CANCELLED,
 ) -> FaceLikeness:
     """Train on the images (a seeded sample of at most ``max_positives``) against the non-faces;
     set the threshold at ``percentile`` of the positives' scores from ``folds``-fold
@@ -155,7 +162,9 @@ def fit_face_likeness(
     fold = np.concatenate([rng.permutation(len(positives)) % folds, rng.permutation(len(negatives)) % folds])
     is_positive = np.arange(len(both)) < len(positives)
     with Lanes(min(cpu_lanes(), folds + 1)) as lanes:  # the folds, then every row
-        fits = [lanes.submit(_fit_logistic, standard, is_positive, fold != k) for k in range(folds + 1)]
+        fits = [
+            lanes.submit(_fit_logistic, standard, is_positive, fold != k, cancel) for k in range(folds + 1)
+        ]
         results = [f.result() for f in fits]
     held_out_scores = np.empty(len(positives), np.float32)
     for k, (w, b) in enumerate(results[:folds]):

@@ -571,17 +571,15 @@ def run_experiment(
     best = pick_best(grid_results, config.select_by)
 
     steps.total = grid_steps + best.epochs * (final_batches + refit_batches)
+    negatives = yield from _non_face_inputs(config, preprocess, decode, device, cancel)
     yield FinalTrainingStarted(best.lr, best.epochs, len(train_val))
-    model, final_losses = yield from train_final(
-        train_val, best.lr, best.epochs, config, architecture, steps=steps, cancel=cancel
+    model, final_losses, (novelty, face_likeness) = yield from _train_final_and_detectors(
+        train_val, best.lr, best.epochs, config, architecture, negatives, steps, cancel
     )
-    cancel.raise_if_cancelled()
 
     # Calibration: one temperature, fitted on the chosen setting's validation logits (data the
     # grid model never trained on), applied to the final model. It changes no prediction.
     temperature = fit_temperature(best.val_logits, val.y.cpu().numpy())
-    negatives = yield from _non_face_inputs(config, preprocess, decode, device, cancel)
-    novelty, face_likeness = _fit_detectors(train_val, negatives, config)
     holdout_probs = softmax(logits_of(model, holdout.x), temperature)
     holdout_unlike = novelty.is_unlike(holdout.x.cpu().numpy())
     holdout_not_face = not_a_face(face_likeness, holdout.x)
@@ -606,11 +604,9 @@ def run_experiment(
     if config.refit_all:
         # The holdout has done its job (the figures above); the saved model learns from it too.
         yield FinalTrainingStarted(best.lr, best.epochs, len(everything), phase="refit")
-        model, final_losses = yield from train_final(
-            everything, best.lr, best.epochs, config, architecture, steps=steps, cancel=cancel, phase="refit"
+        model, final_losses, (novelty, face_likeness) = yield from _train_final_and_detectors(
+            everything, best.lr, best.epochs, config, architecture, negatives, steps, cancel, phase="refit"
         )
-        cancel.raise_if_cancelled()
-        novelty, face_likeness = _fit_detectors(everything, negatives, config)
         trained_on = everything
 
     result = RunResult(
@@ -696,13 +692,36 @@ def _non_face_inputs(
     return inputs
 
 
+def _train_final_and_detectors(
+    data: Tensors,
+    lr: float,
+    epochs: int,
+    config: TrainConfig,
+    architecture: dict,
+    negatives: np.ndarray | None,
+    steps: StepCounter,
+    cancel: CancelToken,
+    phase: str = "final",
+) -> Generator[Event, None, tuple[MLPEnsemble, list[float], tuple[NoveltyDetector, FaceLikeness | None]]]:
+    """``train_final`` on ``data``, then the "unsure" detectors fitted on the same images: what
+    the saved weights learned from. (Fitting them in a side thread during the final training was
+    measured no faster on 2 cores: both keep the cores busy.)"""
+    model, losses = yield from train_final(
+        data, lr, epochs, config, architecture, steps=steps, cancel=cancel, phase=phase
+    )
+    cancel.raise_if_cancelled()
+    return model, losses, _fit_detectors(data, negatives, config, cancel)
+
+
 def _fit_detectors(
-    data: Tensors, negatives: np.ndarray | None, config: TrainConfig
+    data: Tensors, negatives: np.ndarray | None, config: TrainConfig, cancel: CancelToken = NEVER_CANCELLED
 ) -> tuple[NoveltyDetector, FaceLikeness | None]:
     """The "unsure" detectors, on the images the saved weights learned from."""
     x = data.x.cpu().numpy()
     novelty = fit_novelty(x, seed=config.seed)
     if negatives is None:
         return novelty, None
-    face_likeness = fit_face_likeness(x, negatives, seed=config.seed, generator=generator_description())
+    face_likeness = fit_face_likeness(
+        x, negatives, seed=config.seed, generator=generator_description(), cancel=cancel
+    )
     return novelty, face_likeness
