@@ -104,7 +104,7 @@ def _fit_logistic(
     """An L2-regularised logistic regression on the ``used`` rows of ``x`` (standardised), both
     classes weighed equally, by full-batch gradient descent on one torch thread.
 
-    300 plain steps of size 1 from zero, not a solver run to convergence: stopping early is the
+    150 plain steps of size 2 from zero, not a solver run to convergence: stopping early is the
     regularisation that generalises (run to a lower loss, it caught fewer of the non-face test
     pictures of ``make honesty``). Deterministic, and no ``torch.optim``, which would cost a
     second of start-up."""
