@@ -59,9 +59,9 @@ model: $(STAMP)
 	for cls in faces comics; do for src in $(MODEL_SOURCES); do \
 		mkdir -p $(MODEL_DATA)/$$cls/$$src && cp $(SHARED_DATA)/$$src/$$cls/* $(MODEL_DATA)/$$cls/$$src/; done; done
 	rm -f assets/non-faces-*.npz
-	$(BIN)/python -c "from trainer.data.features import write_non_face_asset; \
-		from trainer.training.experiment import feature_preprocess; \
-		print(write_non_face_asset(feature_preprocess('pretrained'), 'assets'))"
+	$(BIN)/python -c "from trainer.features.non_face_rows import write_non_face_asset; \
+		from trainer.features.registry import featurizer_for; from trainer.common.configs import TrainConfig; \
+		print(write_non_face_asset(featurizer_for(TrainConfig().features), 'assets'))"
 	$(BIN)/facecomic-train $(MODEL_DATA) --seed 0 --refit-all \
 		--no-cache --out assets/facecomic-default.safetensors --json assets/facecomic-default.json
 	rm -rf $(MODEL_DATA)

@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from trainer.data.features import extract_features
 
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.events import drain
 from trainer.data.dataset import scan_dataset
-from trainer.data.features import extract_features
 from trainer.model.model_file import model_from_result
+from trainer.model.results import flag_for
 from trainer.prediction.predictor import Predictor
 from trainer.training.experiment import feature_preprocess, run_experiment
-from trainer.training.results import flag_for
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "data"

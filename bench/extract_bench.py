@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from trainer.data.features import embed_pixels, extract_features
 
 from trainer.common.cancel import NEVER_CANCELLED
 from trainer.common.configs import DecodeOptions
 from trainer.common.events import drain
-from trainer.data.features import embed_pixels, extract_features
 from trainer.data.preprocess import decode_image
-from trainer.model.backbone import backbone_preprocess, load_backbone
+from trainer.features.efficientnet import backbone_preprocess, load_backbone
 
 
 def load_average() -> float:

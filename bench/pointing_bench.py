@@ -279,15 +279,9 @@ def sweep(explainer, kind: str, per_class: int) -> tuple[dict, tuple]:
     """Every layer and method on the tuning pictures; the best by mean score."""
     from trainer.prediction.explain import INPUT
 
-    if kind == "pretrained":
-        from trainer.model.backbone import load_backbone
-        from trainer.prediction.explain import backbone_stages
-
-        layers = [n for n in backbone_stages(load_backbone("cpu")) if n != "stem"]
-        wanted = [(layer, method) for layer in layers for method in ("gradcam", "layercam")]
-        wanted += [(INPUT, "gradient_x_input"), (INPUT, "saliency")]
-    else:
-        wanted = [(INPUT, "gradient_x_input"), (INPUT, "saliency")]
+    layers = [n for n in explainer.featurizer.stages() if n != "stem"]  # none for pixels
+    wanted = [(layer, method) for layer in layers for method in ("gradcam", "layercam")]
+    wanted += [(INPUT, "gradient_x_input"), (INPUT, "saliency")]
     smoothings = (0.0, 0.03, 0.06, 0.1)
     pictures = composites(TUNE_SOURCE, per_class, seed=0)
     start = time.perf_counter()
@@ -365,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from trainer.model.model_file import load_model
-    from trainer.prediction.explain import DEFAULT_SETTINGS, Explainer
+    from trainer.prediction.explain import Explainer, default_settings
 
     torch.manual_seed(0)
     results = {"canvas": CANVAS, "per_class": args.per_class, "seeds": args.seeds, "kinds": {}}
@@ -376,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_sweep:
             entry["sweep"], best = sweep(explainer, kind, args.per_class)
             entry["best_on_tuning"] = list(best)
-        shipped = DEFAULT_SETTINGS[kind]
+        shipped = default_settings(loaded)
         print(f"{kind}: shipped {shipped.name}, on the report sources:")
         entry["shipped"] = {"layer": shipped.layer, "method": shipped.method, "smoothing": shipped.smoothing}
         start = time.perf_counter()

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     small = ensure_bench_data(args.sample, args.data_dir, min(args.extract_images, n_images))
     if not args.skip_pretrained:
         from bench.extract_bench import throughput, tuning_table
-        from trainer.model.backbone import RECOMMENDED_SIZE
+        from trainer.features.efficientnet import RECOMMENDED_SIZE
 
         small_paths = [p for files in scan_dataset(small).files for p in files]
         print(f"\n1. pretrained feature extraction, {len(small_paths):,} JPEGs, {cores} cores (images/s):")

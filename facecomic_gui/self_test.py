@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from trainer import __version__
+from trainer.common.configs import TrainConfig
 
 SELF_TEST_IMAGES_PER_CLASS = 20  # 40 files: more than one decode chunk, so the decode pool really runs
-SELF_TEST_FEATURES = "pretrained"  # the app's default; stated so a change of default keeps this test
+SELF_TEST_FEATURES = TrainConfig().features  # the app's default, whatever it becomes
 TIMEOUT_S = 300
 
 

@@ -202,10 +202,9 @@ class ConsoleReporter:
                         event.root, event.class_names, event.counts, event.skipped, event.ignored
                     )
                 )
-            case ev.DecodeFinished():
-                self._files_done(f"Decoded {plural(event.decoded, 'image')}", event)
             case ev.FeaturesFinished():
-                self._files_done(f"Extracted features of {plural(event.extracted, 'image')}", event)
+                what = f" ({event.description})" if event.description else ""
+                self._files_done(f"Extracted features{what} of {plural(event.extracted, 'image')}", event)
             case ev.CacheDiscarded():
                 self._print(report.format_cache_discarded(event))
             case ev.SplitMade():
@@ -250,7 +249,7 @@ class ConsoleReporter:
                     self._print(f"Model: an ensemble of {heads} heads, probabilities averaged")
                 self._print(report.format_holdout(result.holdout, result.class_names))
                 self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
-        if isinstance(event, (ev.DecodeProgressed, ev.FeaturesProgressed, ev.BatchFinished)):
+        if isinstance(event, (ev.FeaturesProgressed, ev.BatchFinished)):
             self._progress(progress)
 
     def _files_done(self, what: str, event) -> None:

@@ -3,7 +3,6 @@ modules (and so torch) are imported in the worker thread, never at GUI start-up.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +45,11 @@ def predict_job(
         else:
             sources.extend(collect_image_paths([item]))
     yield ImagesFound(tuple(sources))
-    predictor = Predictor(model)
-    # Decoding is many short Python calls that fight the window for the GIL (make bench: 60-100 ms
-    # stalls per batch with a decode thread per core); one core fewer keeps the window smooth at
-    # the same speed, because the backbone's lanes, mostly in C++, still use every core.
-    workers = max(1, (os.cpu_count() or 1) - 1)
+    from facecomic_gui.common.cpu import prediction_budget
+
+    predictor = Predictor(model, prediction_budget())
     start = 0
-    for batch in predictor.predict_batches(sources, batch_size=batch_size, workers=workers, cancel=cancel):
+    for batch in predictor.predict_batches(sources, batch_size=batch_size, cancel=cancel):
         yield BatchPredicted(start, tuple(batch))
         start += len(batch)
     return len(sources)

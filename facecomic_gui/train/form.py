@@ -29,7 +29,7 @@ class TrainForm:
 class FormText:
     """What the fields hold, exactly as typed."""
 
-    features: str = "pretrained"
+    features: str = TrainConfig().features
     split: str = "random"
     learning_rates: str = ""
     epochs: str = ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from facecomic_gui.common.observable import Emitter
 from trainer.data.dataset import display_name
-from trainer.training.results import EvaluatedImage
+from trainer.model.results import EvaluatedImage
 
 SPLITS = ("holdout", "val")
 SPLIT_TITLES = {"holdout": "Holdout", "val": "Validation"}

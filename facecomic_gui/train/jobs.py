@@ -5,7 +5,6 @@ thread, never at GUI start-up."""
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -13,13 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.common.cancel import CancelToken
-from trainer.common.configs import DecodeOptions
 
 if TYPE_CHECKING:
     from trainer.common.configs import GridSpec, TrainConfig
     from trainer.data.dataset import DatasetScan
     from trainer.model.model_file import LoadedModel
-    from trainer.training.results import RunResult
+    from trainer.model.results import RunResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +42,14 @@ def training_job(
     """The trainer's run, then an automatic, atomic save so a finished run is never lost. A failed
     save (full disk, read-only folder) keeps the model in memory rather than losing the run. The
     save never replaces a file: two runs finished within a second get ``NAME (2)``."""
+    from facecomic_gui.common.cpu import training_budget
     from trainer.common.errors import FaceComicError
     from trainer.common.outputs import write_new
     from trainer.model.model_file import load_model, model_bytes, model_from_result
     from trainer.training.experiment import run_experiment
 
-    # One core stays free for the window, so it never waits for the CPU while training.
-    threads = max(1, (os.cpu_count() or 1) - 1)
     result = yield from run_experiment(
-        data_dir, config=config, grid=grid, decode=DecodeOptions(threads=threads), cancel=cancel
+        data_dir, config=config, grid=grid, budget=training_budget(), cancel=cancel
     )
     cancel.raise_if_cancelled()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -15,12 +15,13 @@ from facecomic_gui.train.form import FormText, TrainForm, Validation, paper_reci
 from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.progress import Progress, ProgressTracker
-from trainer.training.results import GridResult, pick_best
+from trainer.features.registry import resolved_config
+from trainer.model.results import GridResult, pick_best
 
 if TYPE_CHECKING:
     from trainer.data.dataset import DatasetScan, SkippedFile
     from trainer.model.model_file import LoadedModel
-    from trainer.training.results import HoldoutMetrics
+    from trainer.model.results import HoldoutMetrics
 
 IDLE, SCANNING, RUNNING, CANCELLING = "idle", "scanning", "running", "cancelling"
 
@@ -180,7 +181,7 @@ class TrainingSession:
             return False
         self._reset_run()
         self.grid = form.grid
-        self.select_by = form.config.resolved().select_by
+        self.select_by = resolved_config(form.config).select_by
         self.status = "Starting…"
         self._set_state(RUNNING)
         self.run_started.emit(form.grid)
@@ -210,7 +211,7 @@ class TrainingSession:
         self.class_names = model.class_names
         self.grid = model.grid
         self.grid_results = list(model.grid_results)
-        self.select_by = model.train_config.resolved().select_by
+        self.select_by = resolved_config(model.train_config).select_by
         self.best = model.best
         self.holdout = model.holdout
         self.final_epochs = len(model.final_train_losses)
@@ -243,7 +244,7 @@ class TrainingSession:
                 self.best = pick_best(self.grid_results, self.select_by)
             case ev.FinalTrainingStarted():
                 self.final_epochs = event.epochs
-            case ev.DecodeFinished() if event.unreadable:
+            case ev.FeaturesFinished() if event.unreadable:
                 known = {s.path for s in self.skipped}
                 self.skipped += [s for s in event.unreadable if s.path not in known]
                 self.dataset_changed.emit()

@@ -41,7 +41,7 @@ from trainer.data.dataset import display_name
 if TYPE_CHECKING:
     from trainer.common.configs import GridSpec
     from trainer.data.dataset import DatasetScan, SkippedFile
-    from trainer.training.results import GridResult, HoldoutMetrics
+    from trainer.model.results import GridResult, HoldoutMetrics
 
 THUMBS_PER_CLASS = 6
 THUMB_SIZE = 44

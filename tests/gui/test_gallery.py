@@ -10,7 +10,7 @@ from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.train.gallery import ErrorGalleryWidget
 from facecomic_gui.train.gallery_session import GallerySession, GallerySource
 from tests.gui.test_train_tab import FAST, open_dataset
-from trainer.training.results import EvaluatedImage
+from trainer.model.results import EvaluatedImage
 
 
 def train(qtbot, window, dataset: Path):

@@ -17,7 +17,7 @@ from trainer.common import events as ev
 from trainer.common.configs import MAX_BATCH_SIZE, MAX_SEED, PAPER_GRID, GridSpec, TrainConfig
 from trainer.common.flags import config_from_args
 from trainer.data.synthetic import make_dataset
-from trainer.training.results import GridResult, pick_best
+from trainer.model.results import GridResult, pick_best
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -289,7 +289,7 @@ def test_prediction_session_counts_and_filters_unsure_rows(tmp_path: Path):
 
 def test_gallery_session_filters_a_cell_and_sorts_by_confidence():
     from facecomic_gui.train.gallery_session import GallerySession, GallerySource
-    from trainer.training.results import EvaluatedImage
+    from trainer.model.results import EvaluatedImage
 
     images = (
         EvaluatedImage("comics/a.jpg", 0, (0.4, 0.6)),
@@ -329,11 +329,10 @@ def test_predict_job_leaves_the_window_a_core_for_decoding(tmp_path: Path, monke
     seen = {}
 
     class FakePredictor:
-        def __init__(self, model) -> None:
-            pass
+        def __init__(self, model, budget) -> None:
+            seen["budget"] = budget
 
-        def predict_batches(self, sources, *, batch_size, workers, cancel):
-            seen["workers"] = workers
+        def predict_batches(self, sources, *, batch_size, cancel):
             yield [_prediction("faces")]
 
     monkeypatch.setattr(predictor_module, "Predictor", FakePredictor)
@@ -341,4 +340,35 @@ def test_predict_job_leaves_the_window_a_core_for_decoding(tmp_path: Path, monke
     image = tmp_path / "a.png"
     image.write_bytes(b"")
     events = list(predict_jobs.predict_job(_Model("m"), [image], cancel=CancelToken()))
-    assert seen == {"workers": 3} and isinstance(events[-1], predict_jobs.BatchPredicted)
+    assert (seen["budget"].decode_workers, seen["budget"].lanes) == (3, 4)
+    assert isinstance(events[-1], predict_jobs.BatchPredicted)
+
+
+def test_predictions_after_an_in_app_training_run_get_the_lanes_they_had_before(tmp_path: Path):
+    """Training in the app takes one lane fewer than the cores; the predictions after it must not
+    inherit that (torch's thread count once leaked from a run into every later prediction)."""
+    import torch
+
+    from facecomic_gui.common.cpu import prediction_budget
+    from facecomic_gui.train import jobs as train_jobs
+    from trainer.common.cancel import CancelToken
+    from trainer.common.configs import GridSpec, TrainConfig
+    from trainer.prediction.predictor import Predictor
+
+    before = (prediction_budget(), torch.get_num_threads())
+    root = make_dataset(tmp_path / "d", 8)
+    run = train_jobs.training_job(
+        str(root),
+        TrainConfig(features="pixels"),
+        GridSpec((0.1,), (1,)),
+        tmp_path / "runs",
+        cancel=CancelToken(),
+    )
+    while True:
+        try:
+            next(run)
+        except StopIteration as stop:
+            outcome = stop.value
+            break
+    assert (prediction_budget(), torch.get_num_threads()) == before
+    assert Predictor(outcome.model, prediction_budget()).budget == before[0]

@@ -150,6 +150,26 @@ def test_imbalance_warning_and_skipped_files(qtbot, window, tmp_path: Path):
     assert tab.summary.skipped_list.item(0).text() == "notes.txt: not an image file (.txt)"
 
 
+def test_an_unreadable_image_found_while_extracting_features_is_listed_as_skipped(
+    qtbot, window, tmp_path: Path
+):
+    """With the default (pretrained) features too, not only pixels: the featurizer's one finished
+    event carries the files it could not read, and the tab lists them."""
+    root = make_dataset(tmp_path / "d", 20)
+    (root / "faces" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    tab = window.train_tab
+    tab.set_form(FAST)
+    assert FAST.config.features == TrainConfig().features  # the default feature kind
+    open_dataset(qtbot, tab, root)
+    assert tab.summary.skipped_toggle.isHidden()  # the scan cannot know; extraction finds it
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000):
+        tab.start_button.click()
+    assert tab.summary.skipped_toggle.text() == "1 file skipped"
+    tab.summary.skipped_toggle.click()
+    item = tab.summary.skipped_list.item(0).text()
+    assert item.endswith("broken.jpg: not a readable image (unknown format or corrupt header)"), item
+
+
 def test_extra_class_folders_are_named_beside_the_skipped_files(qtbot, window, tmp_path: Path):
     import shutil
 
@@ -223,7 +243,7 @@ def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     import numpy as np
 
     from facecomic_gui.train.widgets import HoldoutWidget
-    from trainer.training.results import HoldoutMetrics
+    from trainer.model.results import HoldoutMetrics
 
     widget = HoldoutWidget()
     qtbot.addWidget(widget)
@@ -335,7 +355,7 @@ def test_features_are_remembered_and_taken_from_the_command_line(qtbot, window, 
 def _holdout_metrics(unlike: bool = True):
     import numpy as np
 
-    from trainer.training.results import HoldoutMetrics
+    from trainer.model.results import HoldoutMetrics
 
     labels = np.array([0, 0, 1, 1, 1, 0, 1, 0])
     confidence = np.array([0.55, 0.58, 0.70, 0.71, 0.91, 0.92, 0.99, 0.97])
@@ -352,7 +372,7 @@ def test_holdout_shows_calibration_and_the_reliability_diagram(qtbot):
     import numpy as np
 
     from facecomic_gui.train.widgets import HoldoutWidget
-    from trainer.training.results import HoldoutMetrics
+    from trainer.model.results import HoldoutMetrics
 
     widget = HoldoutWidget()
     qtbot.addWidget(widget)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from trainer.common.errors import FaceComicError
-from trainer.model import backbone
-from trainer.model.backbone import (
+from trainer.features import efficientnet as backbone
+from trainer.features.efficientnet import (
     EMBEDDING_SIZE,
     EfficientNetLite0,
     backbone_preprocess,

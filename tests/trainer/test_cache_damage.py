@@ -17,10 +17,11 @@ from trainer.cli import train_main
 from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.events import CacheDiscarded
 from trainer.data.cache_file import CacheMiss, read_arrays
-from trainer.data.decode_cache import DecodeCache
-from trainer.data.features import FeatureCache, extract_features
 from trainer.data.synthetic import make_dataset
-from trainer.model.backbone import EMBEDDING_SIZE, backbone_preprocess
+from trainer.features.backbone import BackboneFeaturizer
+from trainer.features.cache import FeatureCache
+from trainer.features.efficientnet import EMBEDDING_SIZE, backbone_preprocess
+from trainer.features.pixels import PixelFeaturizer
 
 FAST = ["--features", "pixels", "--lr", "0.05", "--epochs", "1", "-q"]
 
@@ -52,7 +53,7 @@ def decode_cache_of(n: int, pixel_array: np.ndarray | None = None, **members: by
     keys = np.array([f"k{i}" for i in range(n)])
     arrays = {
         "keys": npy(keys),
-        "pixels": npy(np.zeros((n, 24, 24, 3), np.uint8) if pixel_array is None else pixel_array),
+        "entries": npy(np.zeros((n, 24, 24, 3), np.uint8) if pixel_array is None else pixel_array),
         "errors": npy(np.array([""] * n)),
     }
     arrays.update(members)
@@ -73,7 +74,7 @@ def unknown_compression(data: bytes) -> bytes:
 DAMAGE = {
     "unknown zip compression method": lambda: unknown_compression(decode_cache_of(3)),
     "huge declared shape": lambda: decode_cache_of(
-        3, pixels=npy_claiming((10**11, 24, 24, 3), "|u1", b"\0" * 100)
+        3, entries=npy_claiming((10**11, 24, 24, 3), "|u1", b"\0" * 100)
     ),
     "float64 pixels": lambda: decode_cache_of(3, np.full((3, 24, 24, 3), 0.5)),
     "int64 pixels": lambda: decode_cache_of(3, np.full((3, 24, 24, 3), 300, np.int64)),
@@ -86,7 +87,7 @@ DAMAGE = {
 
 
 def decode_cache_path(root: Path) -> Path:
-    return DecodeCache(DecodeOptions().resolved_cache_dir, root, PreprocessConfig()).path
+    return FeatureCache(DecodeOptions().resolved_cache_dir, root, PixelFeaturizer(PreprocessConfig())).path
 
 
 @pytest.mark.timeout(60)
@@ -104,7 +105,7 @@ def test_train_rebuilds_a_damaged_decode_cache(tmp_path: Path, capsys, damage: s
     assert f"The cache {cache} could not be used (" in captured.out
     assert "; it was rebuilt." in captured.out
     assert "Traceback" not in captured.err
-    assert cache.is_file() and len(DecodeCache(cache.parent, root, PreprocessConfig()).load()) == 12
+    assert cache.is_file() and len(FeatureCache(cache.parent, root, PixelFeaturizer()).load()) == 12
     # The rebuilt cache serves the next run, which says nothing about it.
     assert train_main([str(root), *FAST]) == 0
     again = capsys.readouterr().out
@@ -144,22 +145,20 @@ def test_a_damaged_feature_cache_is_rebuilt(tmp_path: Path, damage: str):
     root = make_dataset(tmp_path / "data", 3)
     paths = sorted(root.rglob("*.png"))
     options = DecodeOptions(workers=1, cache_dir=tmp_path / "cache")
-    cache = FeatureCache(tmp_path / "cache", root, CONFIG).path
+    cache = FeatureCache(tmp_path / "cache", root, BackboneFeaturizer(CONFIG)).path
     cache.parent.mkdir()
     members = {
         "keys": npy(np.array(["k"])),
-        "features": npy(np.zeros((1, EMBEDDING_SIZE))),  # float64
+        "entries": npy(np.zeros((1, EMBEDDING_SIZE))),  # float64
         "errors": npy(np.array([""])),
     }
     if damage == "huge declared shape":
-        members["features"] = npy_claiming((10**12, EMBEDDING_SIZE), "<f4")
+        members["entries"] = npy_claiming((10**12, EMBEDDING_SIZE), "<f4")
     data = npz_bytes(members)
     cache.write_bytes(unknown_compression(data) if damage == "unknown zip compression method" else data)
-    events, result = collect(
-        extract_features(paths, backbone_input=CONFIG, options=options, root=root, batch_size=4)
-    )
-    assert result.features.shape == (6, EMBEDDING_SIZE) and result.from_cache == 0
+    events, result = collect(BackboneFeaturizer(CONFIG).extract(paths, options=options, root=root))
+    assert result.rows.shape == (6, EMBEDDING_SIZE) and result.from_cache == 0
     discarded = [e for e in events if isinstance(e, CacheDiscarded)]
     assert len(discarded) == 1 and discarded[0].rewritten and discarded[0].path == str(cache)
-    _, again = collect(extract_features(paths, backbone_input=CONFIG, options=options, root=root))
+    _, again = collect(BackboneFeaturizer(CONFIG).extract(paths, options=options, root=root))
     assert again.from_cache == 6

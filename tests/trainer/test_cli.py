@@ -117,16 +117,29 @@ def test_invalid_setting_is_a_usage_error(dataset: Path, capsys, flags: list[str
     assert message in capsys.readouterr().err
 
 
-def test_threads_flag_sets_the_torch_threads_of_the_run(dataset: Path, tmp_path: Path):
+def test_threads_flag_caps_the_lanes_and_leaves_torch_as_it_was(dataset: Path, monkeypatch):
+    """``--threads 1``: every lane pool of the run has one lane; and torch's process-wide thread
+    count is what it was before the run (it once leaked into later work)."""
     import torch
 
+    from trainer.common import lanes
+
+    sizes: list[int] = []
+    real_init = lanes.Lanes.__init__
+
+    def recording(self, count: int) -> None:
+        sizes.append(count)
+        real_init(self, count)
+
+    monkeypatch.setattr(lanes.Lanes, "__init__", recording)
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         assert train_main([str(dataset), *FAST, "--threads", "1", "-q"]) == 0
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+    assert sizes and set(sizes) == {1}
 
 
 def test_predict_prints_rows_and_writes_csv(trained, tmp_path: Path, capsys):

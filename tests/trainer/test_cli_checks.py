@@ -15,13 +15,14 @@ import pytest
 
 from trainer.cli import EXIT_TERMINATED, train_main
 from trainer.common.configs import DecodeOptions, PreprocessConfig
-from trainer.data import decoding, features
-from trainer.data.decode_cache import DecodeCache
-from trainer.data.features import FeatureCache
 from trainer.data.synthetic import make_dataset
-from trainer.model.backbone import EMBEDDING_SIZE, RECOMMENDED_SIZE, backbone_preprocess
+from trainer.features import base
+from trainer.features.backbone import BackboneFeaturizer
+from trainer.features.cache import FeatureCache
+from trainer.features.efficientnet import EMBEDDING_SIZE, RECOMMENDED_SIZE, backbone_preprocess
+from trainer.features.pixels import PixelFeaturizer
+from trainer.model.results import HoldoutMetrics
 from trainer.training import report
-from trainer.training.results import HoldoutMetrics
 
 FAST = ["--features", "pixels", "--lr", "0.05", "--epochs", "1", "-q"]
 
@@ -44,13 +45,13 @@ def sigterm_after(calls: int):
 def test_sigterm_while_decoding_keeps_the_decoded_images(tmp_path: Path, monkeypatch, capsys):
     root = make_dataset(tmp_path / "data", 150)
     tick = sigterm_after(60)
-    real = decoding.decode_image
+    real = base.decode_image
 
     def decode_and_tick(path, config):
         tick()
         return real(path, config)
 
-    monkeypatch.setattr(decoding, "decode_image", decode_and_tick)
+    monkeypatch.setattr(base, "decode_image", decode_and_tick)
     previous = signal.getsignal(signal.SIGTERM)
     assert train_main([str(root), *FAST, "--workers", "2"]) == EXIT_TERMINATED == 143
     assert signal.getsignal(signal.SIGTERM) is previous  # restored
@@ -59,10 +60,10 @@ def test_sigterm_while_decoding_keeps_the_decoded_images(tmp_path: Path, monkeyp
         "facecomic-train: stopped by SIGTERM; nothing half-written was left behind, and the images "
         "decoded so far are kept in the cache."
     )
-    cache = DecodeCache(DecodeOptions().resolved_cache_dir, root, PreprocessConfig())
+    cache = FeatureCache(DecodeOptions().resolved_cache_dir, root, PixelFeaturizer(PreprocessConfig()))
     kept = cache.load()
     assert 60 <= len(kept) < 300 and cache.problem is None
-    monkeypatch.setattr(decoding, "decode_image", real)
+    monkeypatch.setattr(base, "decode_image", real)
     assert train_main([str(root), *FAST]) == 0
     assert f"{len(kept):,} from cache" in capsys.readouterr().out
 
@@ -71,15 +72,17 @@ def test_sigterm_while_extracting_keeps_the_finished_batches(tmp_path: Path, mon
     root = make_dataset(tmp_path / "data", 40)
     tick = sigterm_after(5)
 
-    def network(pixels, *_args):  # the backbone's place: instant, and it counts batches
+    def network(_self, pixels, *_args):  # the backbone's place: instant, and it counts batches
         tick()
         return np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
 
-    monkeypatch.setattr(features, "_run_network", network)
+    monkeypatch.setattr(BackboneFeaturizer, "_run_network", network)
     code = train_main([str(root), "--lr", "0.05", "--epochs", "1", "-q", "--threads", "1"])
     assert code == 143
     assert "stopped by SIGTERM" in capsys.readouterr().err
-    cache = FeatureCache(DecodeOptions().resolved_cache_dir, root, backbone_preprocess(RECOMMENDED_SIZE))
+    cache = FeatureCache(
+        DecodeOptions().resolved_cache_dir, root, BackboneFeaturizer(backbone_preprocess(RECOMMENDED_SIZE))
+    )
     kept = cache.load()
     assert 4 * 4 <= len(kept) < 80, len(kept)  # at least the four batches finished before the signal
 

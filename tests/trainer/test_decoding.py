@@ -10,14 +10,25 @@ from tests.trainer.helpers import collect
 from trainer.common.cancel import CancelToken
 from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.errors import Cancelled
-from trainer.common.events import DecodeProgressed
+from trainer.common.events import FeaturesProgressed
 from trainer.data.dataset import scan_dataset
-from trainer.data.decode_cache import DecodeCache
-from trainer.data.decoding import decode_files
-from trainer.data.preprocess import decode_image
+from trainer.data.preprocess import decode_image, to_model_input
 from trainer.data.synthetic import make_dataset
+from trainer.features.base import Failure
+from trainer.features.cache import FeatureCache
+from trainer.features.pixels import PixelFeaturizer
 
 CFG = PreprocessConfig()
+
+
+def decode_files(paths, config, options, *, root=None, cancel=None):
+    """The paper's pixel rows through the one pipeline (cached uint8 pixels, normalised rows)."""
+    kwargs = {"cancel": cancel} if cancel is not None else {}
+    return PixelFeaturizer(config).extract(paths, root=root, options=options, **kwargs)
+
+
+def row(path: Path, config: PreprocessConfig = CFG) -> np.ndarray:
+    return to_model_input(decode_image(path, config)[None], config).numpy()[0]
 
 
 def paths_of(root: Path) -> list[Path]:
@@ -34,9 +45,9 @@ def run(root: Path, cache_dir: Path, **options):
 def test_decodes_in_order_with_progress(dataset: Path, tmp_path: Path, workers: int):
     events, result = run(dataset, tmp_path / "c", workers=workers)
     paths = paths_of(dataset)
-    assert len(result.pixels) == len(paths) == 40
-    assert np.array_equal(result.pixels[7], decode_image(paths[7], CFG))
-    assert all(isinstance(e, DecodeProgressed) for e in events)
+    assert len(result.rows) == len(paths) == 40
+    assert np.array_equal(result.rows[7], row(paths[7]))
+    assert all(isinstance(e, FeaturesProgressed) for e in events)
     assert events[-1].done == events[-1].total == 40
 
 
@@ -44,7 +55,7 @@ def test_second_run_comes_from_the_cache(dataset: Path, tmp_path: Path):
     _, first = run(dataset, tmp_path / "c")
     _, second = run(dataset, tmp_path / "c")
     assert first.from_cache == 0 and second.from_cache == 40
-    assert np.array_equal(first.pixels, second.pixels)
+    assert np.array_equal(first.rows, second.rows)
 
 
 def test_changed_file_is_decoded_again(dataset: Path, tmp_path: Path):
@@ -54,7 +65,7 @@ def test_changed_file_is_decoded_again(dataset: Path, tmp_path: Path):
     os.utime(target, ns=(1, 1))
     _, result = run(dataset, tmp_path / "c")
     assert result.from_cache == 39
-    assert np.array_equal(result.pixels[-17], decode_image(target, CFG))
+    assert np.array_equal(result.rows[-17], row(target))
 
 
 def test_cache_is_keyed_by_preprocessing(dataset: Path, tmp_path: Path):
@@ -63,10 +74,10 @@ def test_cache_is_keyed_by_preprocessing(dataset: Path, tmp_path: Path):
     options = DecodeOptions(cache_dir=tmp_path / "c")
     _, other = collect(decode_files(paths_of(dataset), small, options, root=dataset))
     assert other.from_cache == 0  # 24-px pixels are not reused for 32 px
-    assert other.pixels.shape == (40, 32, 32, 3)
-    assert np.array_equal(other.pixels[5], decode_image(paths_of(dataset)[5], small))
+    assert other.rows.shape == (40, 3 * 32 * 32)
+    assert np.array_equal(other.rows[5], row(paths_of(dataset)[5], small))
     _, again = run(dataset, tmp_path / "c")
-    assert again.from_cache == 40 and again.pixels.shape == (40, 24, 24, 3)  # both kept
+    assert again.from_cache == 40 and again.rows.shape == (40, 3 * 24 * 24)  # both kept
 
 
 def test_no_cache_option_writes_nothing(dataset: Path, tmp_path: Path):
@@ -90,7 +101,7 @@ def test_unreadable_files_are_reported_and_remembered(dataset: Path, tmp_path: P
     paths = paths_of(dataset)
     bad = paths.index(dataset / "faces" / "broken.jpg")
     assert result.errors == {bad: "not a readable image (unknown format or corrupt header)"}
-    assert len(result.pixels) == 40
+    assert len(result.rows) == 40
     _, again = run(dataset, tmp_path / "c")
     assert again.errors == result.errors and again.from_cache == 41
 
@@ -108,14 +119,14 @@ def test_cancel_keeps_a_valid_cache_and_no_temp_files(tmp_path: Path):
         collect(gen)
     files = list((tmp_path / "c").iterdir())
     assert [f.suffix for f in files] == [".npz"], files  # no .part left behind
-    cached = DecodeCache(tmp_path / "c", root, CFG).load()
+    cached = FeatureCache(tmp_path / "c", root, PixelFeaturizer(CFG)).load()
     assert 0 < len(cached) < 400  # what was done is kept, atomically
-    assert all(entry.pixels is not None for entry in cached.values())
+    assert not any(isinstance(entry, Failure) for entry in cached.values())
     _, result = run(root, tmp_path / "c")
     assert result.from_cache == len(cached)
-    assert len(result.pixels) == 400
-    fresh = np.stack([decode_image(p, CFG) for p in paths_of(root)])
-    assert np.array_equal(result.pixels, fresh)  # what came from the cache is what decoding gives
+    assert len(result.rows) == 400
+    fresh = np.stack([row(p) for p in paths_of(root)])
+    assert np.array_equal(result.rows, fresh)  # what came from the cache is what decoding gives
 
 
 def test_access_problems_are_not_cached(dataset: Path, tmp_path: Path):

@@ -16,7 +16,6 @@ from bench.pointing_bench import CANVAS, compose, passes
 from tests.conftest import REPO
 from trainer.model.model_file import load_model
 from trainer.prediction.explain import (
-    DEFAULT_SETTINGS,
     Explainer,
     ExplainSettings,
     pointing_score,
@@ -82,7 +81,7 @@ def test_a_pixel_map_rests_where_the_head_looks(trained):
     for quadrant, box in (((0, 0), (0, 0, 48, 48)), ((1, 1), (48, 48, 96, 96))):
         explainer = Explainer(dataclasses.replace(loaded, model=quadrant_head(size, quadrant)))
         explanation = explainer.explain(picture, class_index=1)
-        assert explanation.settings == DEFAULT_SETTINGS["pixels"]
+        assert explanation.settings == ExplainSettings("input", "gradient_x_input")
         assert pointing_score(explanation.heat_at(), box) > 0.95  # bilinear stretch blurs the edge
 
 
@@ -128,12 +127,12 @@ def test_any_differentiable_head_is_explained_through(default_explainer: Explain
     explanation = Explainer(ensemble).explain(picture)
     assert np.isfinite(explanation.heat).all() and explanation.heat.max() == pytest.approx(1.0)
     with torch.no_grad():
-        from trainer.data.features import embed_pixels
+        from trainer.common.cpu import CpuBudget
         from trainer.data.preprocess import decode_image
         from trainer.model.calibration import softmax
 
-        embedding = embed_pixels(
-            decode_image(picture, loaded.preprocess)[None], loaded.preprocess, device="cpu"
+        embedding = loaded.featurizer.rows_from_pixels(
+            decode_image(picture, loaded.preprocess)[None], budget=CpuBudget.all_cores()
         )
         logits = ensemble.model(torch.from_numpy(embedding)).numpy()
     assert explanation.probabilities == pytest.approx(softmax(logits, loaded.temperature)[0], abs=1e-4)
@@ -155,7 +154,7 @@ def test_every_layer_and_method_gives_a_map(default_explainer: Explainer):
 
 def test_a_map_after_predictions_loaded_the_backbone(monkeypatch, default_explainer: Explainer):
     """Prediction loads the shared backbone inside ``inference_mode``; autograd must still run."""
-    from trainer.model import backbone
+    from trainer.features import efficientnet as backbone
     from trainer.prediction.predictor import Predictor
 
     monkeypatch.setattr(backbone, "_loaded", {})

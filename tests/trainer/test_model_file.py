@@ -216,7 +216,7 @@ def _drop_preprocess_key(meta):
         (
             _set("architecture", "input_size", 3 * 32 * 32),
             None,
-            "its architecture takes 3,072 inputs, but its preprocessing gives 1,728 values per image",
+            "its architecture takes 3,072 inputs, but its features give 1,728 values per image",
         ),
         (
             _set("architecture", "hidden_sizes", [64, 128]),

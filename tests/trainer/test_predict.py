@@ -10,9 +10,8 @@ from PIL import Image
 from tests.trainer.helpers import collect
 from trainer.common.configs import DecodeOptions
 from trainer.data.dataset import scan_dataset
-from trainer.data.decoding import decode_files
-from trainer.data.preprocess import to_model_input
 from trainer.data.synthetic import comic_like
+from trainer.features.pixels import PixelFeaturizer
 from trainer.prediction.predictor import Predictor
 
 
@@ -59,9 +58,11 @@ def test_training_and_prediction_share_preprocessing(trained):
     result, path, root = trained
     predictor = Predictor.from_file(path)
     files = [p for f in scan_dataset(root).files for p in f][:6]
-    _, decoded = collect(decode_files(files, result.preprocess, DecodeOptions(use_cache=False)))
+    _, features = collect(
+        PixelFeaturizer(result.preprocess).extract(files, options=DecodeOptions(use_cache=False))
+    )
     with torch.inference_mode():
-        logits = predictor.loaded.model(to_model_input(decoded.pixels, result.preprocess))
+        logits = predictor.loaded.model(torch.from_numpy(features.rows))
         training_view = torch.softmax(logits / predictor.loaded.temperature, 1)  # calibrated
     predicted = predictor.predict(files)
     assert np.allclose([list(p.probabilities.values()) for p in predicted], training_view.numpy(), atol=1e-6)

@@ -12,7 +12,7 @@ from tests.trainer.helpers import collect
 from trainer.common import events as ev
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.data.synthetic import make_dataset
-from trainer.model.backbone import BACKBONE_NAME, EMBEDDING_SIZE
+from trainer.features.efficientnet import BACKBONE_NAME, EMBEDDING_SIZE
 from trainer.model.model_file import load_model, save_model
 from trainer.prediction.predictor import Predictor
 from trainer.training.experiment import run_experiment
@@ -36,7 +36,7 @@ def test_pretrained_run_extracts_features_once_and_records_them(pretrained_run):
     root, events, result, _, cache = pretrained_run
     progressed = [e for e in events if isinstance(e, ev.FeaturesProgressed)]
     finished = [e for e in events if isinstance(e, ev.FeaturesFinished)]
-    assert not any(isinstance(e, ev.DecodeProgressed) for e in events)
+    assert finished[0].description == "EfficientNet-Lite0 embeddings"
     assert progressed[-1].done == progressed[-1].total == 48 and len(finished) == 1
     assert finished[0].extracted == 48 and finished[0].unreadable == ()
     assert result.architecture["input_size"] == EMBEDDING_SIZE
@@ -89,14 +89,15 @@ def test_the_shipped_non_face_embeddings_are_those_the_generator_gives_now():
     compute them; named by the generator, the weights and the preprocessing, and equal to a fresh
     computation (else: ``make model`` writes them again)."""
     from trainer.common.assets import assets_dir
-    from trainer.data.features import embed_pixels, non_face_embeddings, non_face_file_name
-    from trainer.data.non_faces import non_face_pixels
-    from trainer.training.experiment import feature_preprocess
+    from trainer.common.configs import TrainConfig
+    from trainer.common.cpu import CpuBudget
+    from trainer.features.non_face_rows import cached_non_face_rows, compute_non_face_rows, non_face_file_name
+    from trainer.features.registry import featurizer_for
 
-    config = feature_preprocess("pretrained")
-    shipped = assets_dir() / non_face_file_name(config)
+    featurizer = featurizer_for(TrainConfig().features)  # the default settings
+    shipped = assets_dir() / non_face_file_name(featurizer)
     assert shipped.is_file(), f"{shipped.name} is missing from assets/; run make model"
-    read, from_file = non_face_embeddings(config, options=DecodeOptions(use_cache=False))
+    read, from_file = cached_non_face_rows(featurizer, options=DecodeOptions(use_cache=False))
     assert from_file
-    fresh = embed_pixels(non_face_pixels(config), config, device="cpu")
+    fresh = compute_non_face_rows(featurizer, CpuBudget.all_cores())
     np.testing.assert_allclose(read, fresh, atol=1e-4, rtol=0)

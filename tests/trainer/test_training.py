@@ -16,16 +16,11 @@ from trainer.common.errors import Cancelled
 from trainer.data.synthetic import make_dataset
 from trainer.model.mlp import paper_architecture
 from trainer.model.model_file import model_from_result
+from trainer.model.results import GridResult, HoldoutMetrics, pick_best
 from trainer.prediction.predictor import Predictor
-from trainer.training.experiment import (
-    SHUFFLE_SEED_OFFSET,
-    Tensors,
-    fit,
-    grid_search,
-    new_model,
-    run_experiment,
-)
-from trainer.training.results import GridResult, HoldoutMetrics, pick_best
+from trainer.training.experiment import run_experiment
+from trainer.training.grid import grid_search
+from trainer.training.sgd import SHUFFLE_SEED_OFFSET, Tensors, fit, new_model
 
 # The paper's path; the pretrained one has its own tests (test_pretrained.py).
 PIXELS = TrainConfig(features="pixels")
@@ -89,7 +84,7 @@ def test_events_come_in_order_and_the_result_is_returned(dataset: Path):
     kinds = [type(e).__name__ for e in events]
     assert kinds[0] == "DatasetScanned"
     assert kinds[-3:] == ["EpochFinished", "HoldoutEvaluated", "RunFinished"]
-    order = ["DatasetScanned", "DecodeProgressed", "DecodeFinished", "SplitMade", "BatchFinished"]
+    order = ["DatasetScanned", "FeaturesProgressed", "FeaturesFinished", "SplitMade", "BatchFinished"]
     assert [k for k in dict.fromkeys(kinds) if k in order] == order
     final_start = kinds.index("FinalTrainingStarted")
     assert kinds.count("ConfigFinished") == 4
@@ -174,7 +169,7 @@ def test_unreadable_images_are_skipped_not_fatal(dataset: Path):
     (dataset / "faces" / "zero.jpg").write_bytes(b"")
     (dataset / "comics" / "text.png").write_text("hello")
     events, result = collect(run_experiment(dataset, config=PIXELS, grid=GridSpec((0.01,), (1,))))
-    decoded = next(e for e in events if isinstance(e, ev.DecodeFinished))
+    decoded = next(e for e in events if isinstance(e, ev.FeaturesFinished))
     assert {Path(s.path).name: s.reason for s in decoded.unreadable} == {
         "text.png": "not a readable image (unknown format or corrupt header)",
         "zero.jpg": "the file is empty (0 bytes)",
@@ -266,7 +261,7 @@ def test_written_out_sgd_step_equals_separate_torch_optim_runs(hidden: list[int]
     """``sgd_step`` (forward, loss and backward written out, all heads in one batched product)
     against each head trained alone by autograd and ``torch.optim.SGD`` on its own batches."""
     from trainer.model.mlp import build_model
-    from trainer.training.experiment import sgd_step
+    from trainer.training.sgd import sgd_step
 
     arch = {"name": "mlp", "input_size": 40, "hidden_sizes": hidden, "num_classes": 3, "activation": "relu"}
     ours = build_model({**arch, "heads": heads}, seed=0)
@@ -320,11 +315,11 @@ def test_head_zero_of_an_ensemble_is_the_single_mlp_of_the_same_seed():
 
 
 def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
-    """Two learning rates and two torch threads: both runs are inside an SGD step at once, each
-    on a lane with one thread; the results equal a run with one thread in all."""
+    """Two learning rates and a budget of two lanes: both runs are inside an SGD step at once,
+    each on a lane with one thread; the results equal a run on one lane."""
     import threading
 
-    from trainer.training import experiment
+    from trainer.training import sgd
 
     train, val = synthetic_tensors(64, 0), synthetic_tensors(32, 1)
     arch, config, grid = (
@@ -335,11 +330,11 @@ def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _, alone = collect(grid_search(train, val, grid, config, arch))
+        _, alone = collect(grid_search(train, val, grid, config, arch, lanes=1))
         torch.set_num_threads(2)
         both_in = threading.Barrier(2, timeout=30)  # breaks, failing the run, unless two runs meet
         seen: list[tuple[str, int]] = []
-        real = experiment.sgd_step
+        real = sgd.sgd_step
 
         def meeting(*args):
             seen.append((threading.current_thread().name, torch.get_num_threads()))
@@ -347,8 +342,8 @@ def test_grid_runs_train_side_by_side_on_single_threaded_lanes(monkeypatch):
                 both_in.wait()
             return real(*args)
 
-        monkeypatch.setattr(experiment, "sgd_step", meeting)
-        events, side_by_side = collect(grid_search(train, val, grid, config, arch))
+        monkeypatch.setattr(sgd, "sgd_step", meeting)
+        events, side_by_side = collect(grid_search(train, val, grid, config, arch, lanes=2))
         assert torch.get_num_threads() == 2  # put back for the caller
     finally:
         torch.set_num_threads(previous)

@@ -16,6 +16,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_NAMES = ("train", "val", "holdout")
 RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 MAX_SEED = 2**32 - 1
+# The --features choices, the default first; trainer.features.registry names their featurizers.
 FEATURE_KINDS = ("pretrained", "pixels")
 SELECT_BY = ("auto", "loss", "accuracy")
 CLASS_PRIORS = ("auto", "balanced", "data")
@@ -25,13 +26,6 @@ MAX_BATCH_SIZE = 2**20
 MAX_EPOCHS = 1_000_000
 MAX_THREADS = 1024
 MAX_HEADS = 64
-# What "auto" means per feature kind. Pixels keep the paper's recipe exactly: one head, the grid
-# picked by validation accuracy, classes as the data has them. Pretrained features get an
-# ensemble picked by validation loss (steadier: README, "Accuracy") with a balanced class prior.
-AUTO_RECIPE = {
-    "pixels": {"heads": 1, "select_by": "accuracy", "class_prior": "data"},
-    "pretrained": {"heads": 5, "select_by": "loss", "class_prior": "balanced"},
-}
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -137,7 +131,7 @@ class TrainConfig:
     """Everything else that decides the result of a run."""
 
     features: str = field(
-        default="pretrained",
+        default=FEATURE_KINDS[0],
         metadata=_flag(
             "pretrained: frozen EfficientNet-Lite0 ImageNet embeddings (generalises to other sources); "
             "pixels: the paper's 24x24 pixels",
@@ -232,18 +226,6 @@ class TrainConfig:
             raise ValueError(f"The split seed must be a whole number from 0 to {MAX_SEED}.")
         if not isinstance(self.refit_all, bool):
             raise ValueError("refit_all must be true or false")
-
-    def resolved(self) -> TrainConfig:
-        """This config with every "auto" replaced by what it means for ``features``; runs and
-        model files keep the resolved form, so a file says exactly what was done."""
-        auto = AUTO_RECIPE[self.features]
-        return dataclasses.replace(
-            self,
-            heads=self.heads or auto["heads"],
-            select_by=auto["select_by"] if self.select_by == "auto" else self.select_by,
-            class_prior=auto["class_prior"] if self.class_prior == "auto" else self.class_prior,
-            split_seed=self.seed if self.split_seed is None else self.split_seed,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

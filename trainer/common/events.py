@@ -10,10 +10,16 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from trainer.data.dataset import SkippedFile
-
 if TYPE_CHECKING:
-    from trainer.training.results import HoldoutMetrics, RunResult
+    from trainer.model.results import HoldoutMetrics, RunResult
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file left out of a run, and why (one sentence)."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +29,6 @@ class DatasetScanned:
     counts: tuple[int, ...]
     skipped: tuple[SkippedFile, ...]
     ignored: tuple[str, ...] = ()  # image folders beside the two classes, not used (``other``)
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeProgressed:
-    done: int
-    total: int
-    from_cache: int
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeFinished:
-    decoded: int
-    from_cache: int
-    unreadable: tuple[SkippedFile, ...]
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +102,7 @@ class RunFinished:
 
 @dataclass(frozen=True, slots=True)
 class FeaturesProgressed:
-    """Backbone embeddings are ready (computed or cached) for ``done`` of ``total`` files."""
+    """The head's rows are ready (computed or cached) for ``done`` of ``total`` files."""
 
     done: int
     total: int
@@ -120,10 +111,13 @@ class FeaturesProgressed:
 
 @dataclass(frozen=True, slots=True)
 class FeaturesFinished:
-    extracted: int  # files with an embedding, cached ones included
+    """Every file has its row for the head (computed or cached) or a reason it has none."""
+
+    extracted: int  # files with a row, cached ones included
     from_cache: int
     unreadable: tuple[SkippedFile, ...]
     seconds: float
+    description: str = ""  # what the rows are: "EfficientNet-Lite0 embeddings", "24x24 pixels"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +132,6 @@ class CacheDiscarded:
 
 Event = (
     DatasetScanned
-    | DecodeProgressed
-    | DecodeFinished
     | SplitMade
     | BatchFinished
     | EpochFinished

@@ -11,13 +11,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 
-def cpu_lanes() -> int:
-    """One lane per torch thread this thread may use (the app keeps a core for its window)."""
-    import torch
-
-    return max(1, torch.get_num_threads())
-
-
 class Lanes(ThreadPoolExecutor):
     """Threads that each run torch single-threaded; the caller's thread count is restored on exit.
 

@@ -10,8 +10,6 @@ from trainer.common.events import (
     BatchFinished,
     ConfigFinished,
     DatasetScanned,
-    DecodeFinished,
-    DecodeProgressed,
     Event,
     FeaturesFinished,
     FeaturesProgressed,
@@ -27,7 +25,7 @@ MIN_SECONDS_FOR_ETA = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    phase: str  # "scan", "decode", "features", "split", "grid", "final", "refit", "holdout" or "done"
+    phase: str  # "scan", "features", "split", "grid", "final", "refit", "holdout" or "done"
     text: str
     fraction: float  # 0..1 within the phase
     eta_seconds: float | None  # time left in the phase, once there is enough to estimate it
@@ -48,16 +46,12 @@ class ProgressTracker:
         match event:
             case DatasetScanned():
                 self.current = Progress("scan", f"Found {plural(sum(event.counts), 'image')}", 0.0, None)
-            case DecodeProgressed(done=done, total=total, from_cache=cached):
-                self.current = self._per_file("decode", "Decoding images", done, total, cached, now)
             case FeaturesProgressed(done=done, total=total, from_cache=cached):
                 self.current = self._per_file("features", "Extracting features", done, total, cached, now)
             case FeaturesFinished():
                 self.current = Progress(
                     "features", f"Extracted features of {plural(event.extracted, 'image')}", 1.0, 0.0
                 )
-            case DecodeFinished():
-                self.current = Progress("decode", f"Decoded {plural(event.decoded, 'image')}", 1.0, 0.0)
             case SplitMade():
                 self.current = Progress("split", "Split made", 0.0, None)
             case BatchFinished(phase="grid"):

@@ -124,7 +124,10 @@ def to_model_input(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor
     """``(N, size, size, 3)`` uint8 to normalised ``(N, 3*size*size)`` float32, channel-first."""
     import torch
 
-    batch = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
+    pixels = np.ascontiguousarray(pixels)
+    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (a read cache)
+        pixels = pixels.copy()
+    batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(config.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(config.std, dtype=torch.float32).view(1, 3, 1, 1)
     return batch.sub_(mean).div_(std).reshape(len(pixels), -1)

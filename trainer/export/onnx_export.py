@@ -44,11 +44,7 @@ class Pipeline(nn.Module):
         self.size = config.size
         self.register_buffer("mean", torch.tensor(config.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(config.std, dtype=torch.float32).view(1, 3, 1, 1))
-        self.backbone: nn.Module | None = None
-        if loaded.feature_kind == "pretrained":
-            from trainer.model.backbone import load_weights
-
-            self.backbone = load_weights().fuse().eval().requires_grad_(False)  # a private copy
+        self.features = loaded.featurizer.network()  # a private copy: the backbone's, or a flatten
         # A copy: the app may be predicting with the original on another thread meanwhile.
         self.head = copy.deepcopy(loaded.model).cpu().eval()
         self.temperature = float(loaded.temperature)
@@ -56,8 +52,7 @@ class Pipeline(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.float().div(255.0).permute(0, 3, 1, 2)
         x = (x - self.mean) / self.std
-        features = self.backbone.embed(x) if self.backbone is not None else x.flatten(1)
-        return torch.softmax(self.head(features) / self.temperature, dim=1)
+        return torch.softmax(self.head(self.features(x)) / self.temperature, dim=1)
 
 
 def export_metadata(loaded: LoadedModel) -> dict[str, str]:

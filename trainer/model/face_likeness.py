@@ -139,14 +139,15 @@ def fit_face_likeness(
     percentile: float = DEFAULT_PERCENTILE,
     folds: int = DEFAULT_FOLDS,
     max_positives: int = MAX_POSITIVES,
+    lanes: int = 1,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> FaceLikeness:
     """Train on the images (a seeded sample of at most ``max_positives``) against the non-faces;
     set the threshold at ``percentile`` of the positives' scores from ``folds``-fold
     cross-validation (scores of images the fold's scorer did not train on), capped at
     ``MAX_THRESHOLD``. The fits are independent and single-threaded, so they run side by side on
-    lanes and give the same numbers on any core count."""
-    from trainer.common.lanes import Lanes, cpu_lanes
+    up to ``lanes`` lanes and give the same numbers on any core count."""
+    from trainer.common.lanes import Lanes
 
     positives = np.asarray(positives, np.float32)
     negatives = np.asarray(negatives, np.float32)
@@ -161,9 +162,9 @@ def fit_face_likeness(
     standard = (both - mean) / scale
     fold = np.concatenate([rng.permutation(len(positives)) % folds, rng.permutation(len(negatives)) % folds])
     is_positive = np.arange(len(both)) < len(positives)
-    with Lanes(min(cpu_lanes(), folds + 1)) as lanes:  # the folds, then every row
+    with Lanes(max(1, min(lanes, folds + 1))) as pool:  # the folds, then every row
         fits = [
-            lanes.submit(_fit_logistic, standard, is_positive, fold != k, cancel) for k in range(folds + 1)
+            pool.submit(_fit_logistic, standard, is_positive, fold != k, cancel) for k in range(folds + 1)
         ]
         results = [f.result() for f in fits]
     held_out_scores = np.empty(len(positives), np.float32)

@@ -33,6 +33,7 @@ from trainer.common.errors import ModelFileError
 from trainer.common.outputs import describe_kind, shown, write_bytes
 from trainer.common.text import has_control, one_line, shorten
 from trainer.data.dataset import display_name
+from trainer.features.base import Featurizer
 from trainer.model.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.model.face_likeness import METHOD as FACE_LIKENESS_METHOD
 from trainer.model.face_likeness import PREFIX as FACE_LIKENESS_PREFIX
@@ -40,13 +41,12 @@ from trainer.model.face_likeness import FaceLikeness
 from trainer.model.mlp import build_model, legacy_state_dict, mlp_tensor_shapes
 from trainer.model.novelty import METHOD as NOVELTY_METHOD
 from trainer.model.novelty import NoveltyDetector
-from trainer.training.results import EpochPoint, EvaluatedImage, GridResult, HoldoutMetrics, RunResult
+from trainer.model.results import EpochPoint, EvaluatedImage, GridResult, HoldoutMetrics, RunResult
 
 FORMAT_NAME = "facecomic-model"
 # 2 added ``features`` (pixels or pretrained), ``calibration`` and ``novelty``; 3 added ensembles
 # (``architecture.heads``, stacked weights), ``class_prior`` and ``face_likeness``. 1 and 2 still load.
 FORMAT_VERSION = 3
-from trainer.common.configs import FEATURE_KINDS  # noqa: E402
 
 NOVELTY_PREFIX = "novelty."
 DETECTOR_PREFIXES = (NOVELTY_PREFIX, FACE_LIKENESS_PREFIX)
@@ -81,13 +81,14 @@ class LoadedModel:
         return bool(self.metadata.get("refit_all", False))
 
     @property
-    def features(self) -> dict[str, Any]:
-        """``{"kind": "pixels"}`` or ``{"kind": "pretrained", "backbone": ..., ...}``."""
-        return self.metadata.get("features") or {"kind": "pixels"}
+    def featurizer(self) -> Featurizer:
+        """What turns images into this model's head inputs (a fresh one each time: cheap)."""
+        return model_featurizer(self.metadata)
 
     @property
     def feature_kind(self) -> str:
-        return self.features["kind"]
+        """The feature kind's name, for people and file listings (never to branch on)."""
+        return self.featurizer.kind
 
     @property
     def temperature(self) -> float:
@@ -240,15 +241,10 @@ TensorSpec = Callable[[dict[str, Any]], dict[str, tuple[int, ...]]]
 def _mlp_tensors(metadata: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     architecture = metadata["architecture"]
     shapes = mlp_tensor_shapes(architecture)
-    if _feature_kind(metadata) == "pretrained":
-        from trainer.model.backbone import EMBEDDING_SIZE
-
-        given, what = EMBEDDING_SIZE, "its backbone gives"
-    else:
-        given, what = PreprocessConfig.from_dict(metadata["preprocess"]).input_size, "its preprocessing gives"
+    given = model_featurizer(metadata).row_size
     if architecture["input_size"] != given:
         raise ValueError(
-            f"its architecture takes {architecture['input_size']:,} inputs, but {what} "
+            f"its architecture takes {architecture['input_size']:,} inputs, but its features give "
             f"{given:,} values per image"
         )
     novelty = metadata.get("novelty")
@@ -268,8 +264,12 @@ def _mlp_tensors(metadata: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _feature_kind(metadata: dict[str, Any]) -> str:
-    return (metadata.get("features") or {"kind": "pixels"})["kind"]
+def model_featurizer(metadata: dict[str, Any]) -> Featurizer:
+    """The featurizer a model's metadata names, with its preprocessing; ``ValueError`` when this
+    app cannot serve it."""
+    from trainer.features.registry import for_model
+
+    return for_model(metadata.get("features"), PreprocessConfig.from_dict(metadata["preprocess"]))
 
 
 TENSOR_SPECS: dict[str, TensorSpec] = {"mlp": _mlp_tensors}
@@ -407,19 +407,11 @@ def _read_metadata(
 
 
 def _check_features(metadata: dict[str, Any], bad) -> None:
-    """Feature kind, backbone, temperature and novelty settings: known values only."""
-    features = metadata.get("features", {"kind": "pixels"})
-    if not isinstance(features, dict) or features.get("kind") not in FEATURE_KINDS:
-        raise bad(f"its feature kind is not one of {', '.join(FEATURE_KINDS)}")
-    if features["kind"] == "pretrained":
-        from trainer.model.backbone import BACKBONE_NAME
-
-        if features.get("backbone") != BACKBONE_NAME:
-            raise bad(
-                f"it needs the backbone {shorten(one_line(repr(features.get('backbone'))), 40)}; "
-                f"this app has {BACKBONE_NAME}"
-            )
-        _check_backbone_weights(features.get("weights_sha256"), bad)
+    """Features (the featurizer must serve them), temperature and detectors: known values only."""
+    try:
+        model_featurizer(metadata)
+    except ValueError as err:
+        raise bad(str(err)) from None
     calibration = metadata.get("calibration", {})
     temperature = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
     if (
@@ -461,20 +453,6 @@ def _class_offset(metadata: dict[str, Any]) -> list[float] | None:
     ):
         raise ValueError("its offset must be one finite number per class")
     return [float(v) for v in offset]
-
-
-def _check_backbone_weights(recorded: object, bad) -> None:
-    """The head only fits the backbone weights it was trained on: the SHA-256 recorded in the model
-    must be that of the weights this app loads (``load_weights`` checks the file against it)."""
-    from trainer.model.backbone import WEIGHTS_SHA256
-
-    if not isinstance(recorded, str):
-        raise bad("it does not record the SHA-256 of the backbone weights it was trained on")
-    if recorded != WEIGHTS_SHA256:
-        raise bad(
-            f"it was trained on other backbone weights (SHA-256 {shorten(one_line(recorded), 20)}, "
-            f"this app's are {WEIGHTS_SHA256[:12]}…)"
-        )
 
 
 def _check_tensor_specs(metadata: dict[str, Any], header: dict[str, Any], bad) -> None:

@@ -68,11 +68,10 @@ class ExplainSettings:
         return f"{self.method} on {self.layer}{smoothing}"
 
 
-# Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
-DEFAULT_SETTINGS = {
-    "pretrained": ExplainSettings("blocks.10", "layercam", 0.0),
-    "pixels": ExplainSettings(INPUT, "gradient_x_input", 0.0),
-}
+def default_settings(loaded: LoadedModel) -> ExplainSettings:
+    """What the model's featurizer says "Why?" reads, chosen with ``bench/pointing_bench.py``."""
+    chosen = loaded.featurizer.explain_defaults
+    return ExplainSettings(chosen.layer, chosen.method, chosen.smoothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +104,8 @@ class Explainer:
     def __init__(self, loaded: LoadedModel, settings: ExplainSettings | None = None) -> None:
         self.loaded = loaded
         self.config = loaded.preprocess
-        kind = loaded.feature_kind
-        self.settings = settings or DEFAULT_SETTINGS[kind]
-        if kind == "pixels" and self.settings.layer != INPUT:
-            raise ValueError("a pixel model has no backbone layer; use the 'input' layer")
+        self.featurizer = loaded.featurizer
+        self.settings = settings or default_settings(loaded)  # its layer is checked at the first map
         self._head = loaded.model.to("cpu").eval()
 
     def explain(self, source: ImageSource, class_index: int | None = None) -> Explanation:
@@ -138,29 +135,18 @@ class Explainer:
         pairs from one forward and one backward pass; ``bench/pointing_bench.py`` compares them."""
         import torch
 
-        from trainer.data.features import _as_images
         from trainer.model.calibration import softmax
 
         pixels = np.array(pixels, dtype=np.uint8)  # writable and contiguous, for torch.from_numpy
         for layer, method in wanted:
             ExplainSettings(layer, method)  # checks the pair
         with one_torch_thread(), torch.inference_mode(False), torch.enable_grad():
-            if self.loaded.feature_kind == "pretrained":
-                from trainer.model.backbone import load_backbone
-
-                stages = backbone_stages(load_backbone("cpu"))
-                unknown = [layer for layer, _ in wanted if layer != INPUT and layer not in stages]
-                if unknown:
-                    raise ValueError(f"no layer {unknown[0]!r}; known: {', '.join(stages)}")
-                images = _as_images(pixels[None], self.config, "cpu", channels_last=False)
-            else:
-                if any(layer != INPUT for layer, _ in wanted):
-                    raise ValueError("a pixel model has no backbone layer; use the 'input' layer")
-                from trainer.data.preprocess import to_model_input
-
-                size = self.config.size
-                images = to_model_input(pixels[None], self.config).view(1, 3, size, size)
-                stages = {}
+            stages = self.featurizer.stages()
+            unknown = [layer for layer, _ in wanted if layer != INPUT and layer not in stages]
+            if unknown:
+                known = ", ".join([INPUT, *stages])
+                raise ValueError(f"no layer {unknown[0]!r}; known: {known}")
+            images = self.featurizer.torch_images(pixels[None])
             layers = {layer for layer, _ in wanted}
             # The graph starts at the earliest layer wanted, so the backward pass stops there.
             cut = INPUT in layers
@@ -173,7 +159,7 @@ class Explainer:
                     if not cut:
                         x, cut = x.detach().requires_grad_(True), True
                     activations[name] = x
-            head_input = x.mean(dim=(2, 3)) if stages else x.reshape(1, -1)
+            head_input = self.featurizer.rows_from_stage(x)
             logits = self._head(head_input)[0]
             explained = int(torch.argmax(logits)) if class_index is None else int(class_index)
             needed = sorted(layers)
@@ -208,14 +194,6 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def backbone_stages(backbone) -> dict[str, torch.nn.Module]:
-    """The backbone's layers in order, by name: stem, blocks.0 .. blocks.15, head."""
-    stages = {"stem": backbone.stem}
-    stages.update({f"blocks.{i}": block for i, block in enumerate(backbone.blocks)})
-    stages["head"] = backbone.head
-    return stages
 
 
 def _log_odds(logits: torch.Tensor, class_index: int | None) -> torch.Tensor:

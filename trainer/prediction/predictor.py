@@ -12,15 +12,14 @@ import torch
 from PIL import Image
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
-from trainer.common.configs import DecodeOptions
+from trainer.common.cpu import CpuBudget
 from trainer.common.errors import ImageDecodeError
-from trainer.common.events import drain
-from trainer.data.decoding import decode_files
-from trainer.data.preprocess import ImageSource, decode_image, source_label, to_model_input
+from trainer.data.preprocess import ImageSource, decode_image, source_label
 from trainer.model.calibration import softmax
 from trainer.model.model_file import LoadedModel, load_model
-from trainer.training.results import flag_for
+from trainer.model.results import flag_for
 
+# Images per batch: each batch's predictions arrive together (a CSV row, a table row).
 DEFAULT_BATCH_SIZE = 256
 
 
@@ -44,9 +43,14 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, loaded: LoadedModel) -> None:
+    """A model's answers for files and PIL images; ``budget`` sizes the threads it decodes on and
+    the lanes its featurizer runs on (default: every core)."""
+
+    def __init__(self, loaded: LoadedModel, budget: CpuBudget | None = None) -> None:
         self.loaded = loaded
-        self.config = loaded.preprocess
+        self.featurizer = loaded.featurizer
+        self.config = self.featurizer.preprocess
+        self.budget = budget or CpuBudget.all_cores()
         self._model = loaded.model.to("cpu").eval()  # tiny MLP: CPU beats a GPU round trip
 
     @classmethod
@@ -66,18 +70,15 @@ class Predictor:
         items: Sequence[ImageSource],
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        workers: int = 0,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Generator[list[Prediction], None, None]:
         """Yield the predictions of each batch in input order; checks ``cancel`` between batches
-        and, for pretrained features, between the backbone's own small batches."""
+        and, for featurizers with a network, between its own small batches."""
         for start in range(0, len(items), batch_size):
             cancel.raise_if_cancelled()
-            yield self._predict_batch(items[start : start + batch_size], workers, cancel)
+            yield self._predict_batch(items[start : start + batch_size], cancel)
 
-    def _predict_batch(
-        self, items: Sequence[ImageSource], workers: int, cancel: CancelToken
-    ) -> list[Prediction]:
+    def _predict_batch(self, items: Sequence[ImageSource], cancel: CancelToken) -> list[Prediction]:
         pixels: list[np.ndarray | None] = [None] * len(items)
         errors: dict[int, str] = {}
         path_index = [i for i, item in enumerate(items) if not isinstance(item, Image.Image)]
@@ -91,7 +92,7 @@ class Predictor:
                     errors[i] = f"could not convert the image ({err})"
         if path_index:
             paths = [Path(os.fspath(items[i])) for i in path_index]
-            decoded = drain(decode_files(paths, self.config, DecodeOptions(workers=workers, use_cache=False)))
+            decoded = self.featurizer.decode(paths, budget=self.budget, cancel=cancel)
             for row, j in enumerate(decoded.ok_indices):
                 pixels[path_index[j]] = decoded.pixels[row]
             for j, reason in decoded.errors.items():
@@ -129,13 +130,8 @@ class Predictor:
         return results
 
     def head_inputs(self, pixels: np.ndarray, *, cancel: CancelToken = NEVER_CANCELLED) -> np.ndarray:
-        """What the head sees for ``(N, size, size, 3)`` uint8 pixels: backbone embeddings for a
-        pretrained model, normalised flattened pixels for the paper's."""
-        if self.loaded.feature_kind == "pretrained":
-            from trainer.data.features import embed_pixels
-
-            return embed_pixels(pixels, self.config, device="cpu", cancel=cancel)
-        return to_model_input(pixels, self.config).numpy()
+        """What the head sees for ``(N, size, size, 3)`` uint8 pixels (its featurizer's rows)."""
+        return self.featurizer.rows_from_pixels(pixels, budget=self.budget, cancel=cancel)
 
     @torch.inference_mode()
     def probabilities_and_flags(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from trainer.common.configs import SPLIT_NAMES, GridSpec
 from trainer.common.text import fixed, one_line, plural
 from trainer.data.dataset import SkippedFile
-from trainer.training.results import GridResult, HoldoutMetrics
+from trainer.model.results import GridResult, HoldoutMetrics
 
 MAX_SKIPPED_LISTED = 20
 

