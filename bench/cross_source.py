@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from trainer.data.features import extract_features
 
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.events import drain
 from trainer.data.dataset import scan_dataset
+from trainer.features.registry import featurizer_for
 from trainer.model.model_file import model_from_result
 from trainer.model.results import flag_for
 from trainer.prediction.predictor import Predictor
-from trainer.training.experiment import feature_preprocess, run_experiment
+from trainer.training.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "data"
@@ -67,12 +67,8 @@ def test_inputs(source: str, options: DecodeOptions) -> tuple[np.ndarray, np.nda
     scan = scan_dataset(SAMPLES / source)
     paths = [p for files in scan.files for p in files]
     labels = np.array([c for c, files in enumerate(scan.files) for _ in files])
-    features = drain(
-        extract_features(
-            paths, backbone_input=feature_preprocess("pretrained"), options=options, root=scan.root
-        )
-    )
-    return features.features, labels[features.ok_indices], [str(paths[i]) for i in features.ok_indices]
+    features = drain(featurizer_for(TrainConfig().features).extract(paths, options=options, root=scan.root))
+    return features.rows, labels[features.ok_indices], [str(paths[i]) for i in features.ok_indices]
 
 
 def score(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray) -> dict:

@@ -18,13 +18,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from trainer.data.features import embed_pixels, extract_features
 
 from trainer.common.cancel import NEVER_CANCELLED
 from trainer.common.configs import DecodeOptions
+from trainer.common.cpu import CpuBudget, cores
 from trainer.common.events import drain
 from trainer.data.preprocess import decode_image
+from trainer.features.backbone import BackboneFeaturizer
+from trainer.features.base import Timing
 from trainer.features.efficientnet import backbone_preprocess, load_backbone
+
+
+def extract(paths: list[Path], size: int, options: DecodeOptions, root: Path, lanes: int | None = None):
+    budget = CpuBudget(lanes or cores(), cores())
+    return BackboneFeaturizer(backbone_preprocess(size)).extract(
+        paths, root=root, options=options, budget=budget
+    )
+
+
+def embed_pixels(pixels: np.ndarray, size: int, *, lanes: int | None = None, batch_size: int | None = None,
+                 channels_last: bool = True) -> np.ndarray:  # fmt: skip
+    featurizer = BackboneFeaturizer(backbone_preprocess(size), channels_last=channels_last)
+    return featurizer.rows_from_pixels(pixels, budget=CpuBudget(lanes or cores(), 1), batch_size=batch_size)
 
 
 def load_average() -> float:
@@ -46,19 +61,18 @@ def decode_all(paths: list[Path], size: int, workers: int) -> np.ndarray:
 def throughput(paths: list[Path], root: Path, size: int) -> dict[str, float]:
     """Cold and warm ``extract_features`` with default settings, plus decode alone (all cores)
     and the network alone (on those decoded pixels): where the cold time goes."""
-    config = backbone_preprocess(size)
     load_backbone()  # loading the weights (about 0.1 s) is start-up, not throughput
     n = len(paths)
     with tempfile.TemporaryDirectory(prefix="facecomic-extract-") as tmp:
         options = DecodeOptions(cache_dir=Path(tmp))
         load = load_average()
-        cold = drain(extract_features(paths, backbone_input=config, options=options, root=root))
-        warm = drain(extract_features(paths, backbone_input=config, options=options, root=root))
-    assert warm.from_cache == n and np.array_equal(cold.features, warm.features)
+        cold = drain(extract(paths, size, options, root))
+        warm = drain(extract(paths, size, options, root))
+    assert warm.from_cache == n and np.array_equal(cold.rows, warm.rows)
     workers = os.cpu_count() or 1
     pixels: list[np.ndarray] = []
     decode_s = _timed(lambda: pixels.append(decode_all(paths, size, workers)))
-    network_s = _timed(lambda: embed_pixels(pixels[0], config, device="cpu"))
+    network_s = _timed(lambda: embed_pixels(pixels[0], size))
     return {
         "size": size,
         "images": n,
@@ -80,9 +94,7 @@ def throughput(paths: list[Path], root: Path, size: int) -> dict[str, float]:
 
 def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, float]:
     """TorchScript trace + freeze (oneDNN fusions): images/s, and the seconds it costs to build."""
-    from trainer.data.features import _as_images
-
-    config = backbone_preprocess(size)
+    featurizer = BackboneFeaturizer(backbone_preprocess(size))
     model = load_backbone()
 
     class Embed(torch.nn.Module):
@@ -96,7 +108,7 @@ def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, floa
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
         start = time.perf_counter()
-        example = _as_images(pixels[:batch], config, "cpu", True)
+        example = featurizer.torch_images(pixels[:batch], "cpu", True)
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Embed().eval(), example)))
         frozen(example)
         frozen(example)
@@ -104,7 +116,7 @@ def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, floa
 
         def run() -> None:
             for s in range(0, len(pixels) - batch + 1, batch):
-                frozen(_as_images(pixels[s : s + batch], config, "cpu", True))
+                frozen(featurizer.torch_images(pixels[s : s + batch], "cpu", True))
 
         used = len(pixels) // batch * batch
         rate = used / min(_timed(run) for _ in range(2))
@@ -114,28 +126,24 @@ def _frozen_rate(pixels: np.ndarray, size: int, batch: int) -> tuple[float, floa
 def _end_to_end_rate(
     paths: list[Path], root: Path, size: int, threads: int, *, one_stream: bool = False
 ) -> float:
-    """``extract_features`` without cache: ``threads`` lanes, or with ``one_stream`` the design
-    before lanes (a decode pool of ``threads`` feeding one network stream of ``threads`` threads)."""
-    config = backbone_preprocess(size)
+    """Extraction without cache: ``threads`` lanes, or with ``one_stream`` the design before lanes
+    (a decode pool of ``threads`` feeding one network stream of ``threads`` threads)."""
+    featurizer = BackboneFeaturizer(backbone_preprocess(size))
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
         if one_stream:
-            from trainer.data.features import _extract_with_decode_pool
-
+            torch.set_num_threads(threads)
             results: list = [None] * len(paths)
             start = time.perf_counter()
-            for _ in _extract_with_decode_pool(
-                paths, list(range(len(paths))), results, config, DecodeOptions(workers=threads),
-                NEVER_CANCELLED, "cpu", 8, True, 0, [0.0, 0.0],
+            for _ in featurizer._with_decode_pool(
+                paths, list(range(len(paths))), results, CpuBudget(threads, threads), "cpu",
+                NEVER_CANCELLED, 8, Timing(),
             ):  # fmt: skip
                 pass
             seconds = time.perf_counter() - start
         else:
             options = DecodeOptions(use_cache=False)
-            seconds = drain(
-                extract_features(paths, backbone_input=config, options=options, root=root)
-            ).seconds
+            seconds = drain(extract(paths, size, options, root, lanes=threads)).seconds
     finally:
         torch.set_num_threads(previous)
     return len(paths) / seconds
@@ -144,30 +152,21 @@ def _end_to_end_rate(
 def _lanes_rate(
     pixels: np.ndarray, size: int, *, batch: int, lanes: int, channels_last: bool = True
 ) -> float:
-    config = backbone_preprocess(size)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(lanes)
-    try:
+    def run(p: np.ndarray) -> None:
+        embed_pixels(p, size, lanes=lanes, batch_size=batch, channels_last=channels_last)
 
-        def run(p: np.ndarray) -> None:
-            embed_pixels(p, config, device="cpu", batch_size=batch, channels_last=channels_last)
-
-        run(pixels[: batch * lanes])
-        best = min(_timed(lambda: run(pixels)) for _ in range(2))
-    finally:
-        torch.set_num_threads(previous)
+    run(pixels[: batch * lanes])
+    best = min(_timed(lambda: run(pixels)) for _ in range(2))
     return len(pixels) / best
 
 
 def _one_stream_rate(pixels: np.ndarray, size: int, *, batch: int, channels_last: bool = True) -> float:
     """The network on this thread alone, with all the torch threads it has: no lanes."""
-    from trainer.data.features import _run_network
-
-    config = backbone_preprocess(size)
+    featurizer = BackboneFeaturizer(backbone_preprocess(size), channels_last=channels_last)
 
     def run() -> None:
         for s in range(0, len(pixels), batch):
-            _run_network(pixels[s : s + batch], config, "cpu", channels_last)
+            featurizer._run_network(pixels[s : s + batch], "cpu")
 
     run()
     return len(pixels) / min(_timed(run) for _ in range(2))

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from trainer.data.features import embed_pixels, extract_features
 
 from trainer.common.configs import DecodeOptions
+from trainer.common.cpu import CpuBudget
 from trainer.common.events import drain
 from trainer.data.preprocess import decode_image
+from trainer.features.backbone import BackboneFeaturizer
 from trainer.features.efficientnet import backbone_preprocess, load_backbone
 from trainer.model.mlp import build_model, paper_architecture
 
@@ -43,15 +44,15 @@ def files_of(name: str) -> tuple[Path, list[Path], np.ndarray]:
 
 def extract_all(size: int, cache_dir: Path) -> tuple[dict, dict]:
     """Cold then warm extraction of both sources; embeddings and labels per source."""
-    config = backbone_preprocess(size)
+    featurizer = BackboneFeaturizer(backbone_preprocess(size))
     options = DecodeOptions(cache_dir=cache_dir)
     data, stats = {}, {"n": 0, "cold": 0.0, "warm": 0.0, "decode": 0.0, "network": 0.0}
     for name in SOURCES:
         root, paths, labels = files_of(name)
-        cold = drain(extract_features(paths, backbone_input=config, options=options, root=root))
-        warm = drain(extract_features(paths, backbone_input=config, options=options, root=root))
-        assert warm.from_cache == len(paths) and np.array_equal(cold.features, warm.features)
-        data[name] = (cold.features, labels[cold.ok_indices])
+        cold = drain(featurizer.extract(paths, options=options, root=root))
+        warm = drain(featurizer.extract(paths, options=options, root=root))
+        assert warm.from_cache == len(paths) and np.array_equal(cold.rows, warm.rows)
+        data[name] = (cold.rows, labels[cold.ok_indices])
         stats["n"] += len(paths)
         stats["cold"] += cold.seconds
         stats["warm"] += warm.seconds
@@ -70,14 +71,14 @@ def network_variants(count: int) -> None:
     default_threads = torch.get_num_threads()
     for threads in (1, default_threads):
         torch.set_num_threads(threads)
+        budget = CpuBudget(lanes=1, decode_workers=1)  # one stream with ``threads`` torch threads
         for batch in (8, 32, 64):
             row = []
             for channels_last in (False, True):
-                embed_pixels(
-                    pixels[:batch], config, device="cpu", batch_size=batch, channels_last=channels_last
-                )
+                featurizer = BackboneFeaturizer(config, channels_last=channels_last)
+                featurizer.rows_from_pixels(pixels[:batch], budget=budget, batch_size=batch)
                 start = time.perf_counter()
-                embed_pixels(pixels, config, device="cpu", batch_size=batch, channels_last=channels_last)
+                featurizer.rows_from_pixels(pixels, budget=budget, batch_size=batch)
                 row.append(count / (time.perf_counter() - start))
             print(f"{threads:7d}  {batch:5d}  {row[0]:10.1f}  {row[1]:13.1f}")
     torch.set_num_threads(default_threads)
