@@ -27,6 +27,7 @@ from facecomic_gui.predict.session import PredictionSession
 from facecomic_gui.predict.tab import PredictTabWidget
 from facecomic_gui.runs.session import RunsSession
 from facecomic_gui.runs.tab import RunsTabWidget
+from facecomic_gui.train.form import TrainForm
 from facecomic_gui.train.session import TrainingSession
 from facecomic_gui.train.tab import TrainTabWidget
 from trainer import __version__
@@ -120,7 +121,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.about_action)
 
     def _restore(self, restore: bool) -> None:
-        self.train_tab.set_form(self.settings.train_form)
+        self.train_tab.set_form(TrainForm(*self.settings.training))
         if not restore:
             self.load_model(default_model_path(), quiet=True)
             return
@@ -301,7 +302,7 @@ class MainWindow(QMainWindow):
         self.settings.geometry = self.saveGeometry()
         form = self.train_session.form
         if form is not None:
-            self.settings.train_form = form
+            self.settings.training = (form.config, form.grid)
         self.settings.sync()
         self.prediction_session.shutdown()
         self.train_session.shutdown()

@@ -3,66 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from trainer import __version__
 from trainer.common.assets import default_model_path
-from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
+from trainer.common.configs import PREDICTION_BATCH_SIZE, DecodeOptions, GridSpec, TrainConfig
+from trainer.common.console import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    error,
+    for_stream,
+    interrupted,
+    say,
+    sigterm_as_interrupt,
+)
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args
-from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, shown, write_text
-from trainer.common.text import fixed, one_line, plural, printable, shorten_words
+from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, write_text
+from trainer.common.text import fixed, one_line, plural
 from trainer.model.face_likeness import NOT_A_FACE
 from trainer.prediction.export import csv_outputs, write_predictions_csv
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as the shell reports a process ended by SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a desktop logout), raised where Ctrl+C would be, so it
-    unwinds the same way: generators closed, finished work kept in the cache, nothing half-written."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
-    ``KeyboardInterrupt``; the previous handler is restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(_signum, _frame) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted(prog: str, err: KeyboardInterrupt, what: str) -> int:
-    """One line on stderr for Ctrl+C or SIGTERM, and the exit code the shell expects."""
-    how = "stopped by SIGTERM" if isinstance(err, Terminated) else "cancelled"
-    say(f"{prog}: {how}; {what}", sys.stderr)
-    return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_CANCELLED
-
-
-def error(prog: str, err: BaseException) -> int:
-    """One sentence on stderr, on one line, with overlong names shortened; exit 2."""
-    text = describe_os_error(err) if isinstance(err, OSError) else str(err)
-    say(f"{prog}: error: {shorten_words(one_line(text))}", sys.stderr)
-    return EXIT_USAGE
-
 
 # -- facecomic-train ------------------------------------------------------------------------------
 
@@ -138,33 +103,6 @@ def refuse_dataset_images(data_dir: str | os.PathLike[str], targets: Sequence[Ou
 
     scan = scan_dataset(data_dir)
     refuse_inputs(targets, (path for files in scan.files for path in files))
-
-
-def for_stream(text: str | os.PathLike[str], stream: TextIO) -> str:
-    """``text`` that ``stream`` can always encode: file-name bytes that are not UTF-8 become
-    ``\\xff`` (:func:`printable`), and characters the stream's encoding lacks (an ASCII pipe) become
-    ``\\u2026``-style escapes, instead of a ``UnicodeEncodeError`` that would end the run."""
-    text = printable(text)
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return text.encode(encoding, "backslashreplace").decode(encoding)
-    except LookupError:
-        pass
-    return text
-
-
-def say(text: str, stream: TextIO | None = None) -> None:
-    """Print one line to ``stream`` (stdout by default) that it can encode."""
-    stream = sys.stdout if stream is None else stream
-    print(for_stream(text, stream), file=stream, flush=True)
-
-
-def describe_os_error(err: OSError) -> str:
-    """``No space left on device (/data/out.csv).``: the reason, and the file it concerns."""
-    where = f" ({shown(err.filename)})" if err.filename else ""
-    return f"{err.strerror or err}{where}."
 
 
 class ConsoleReporter:
@@ -320,7 +258,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
         "does not run them as formulas (the values then differ from the file names)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=256, help="images per batch (default: 256)"
+        "--batch-size",
+        type=positive_int,
+        default=PREDICTION_BATCH_SIZE,
+        help=f"images per batch (default: {PREDICTION_BATCH_SIZE})",
     )
     parser.add_argument(
         "--explain",

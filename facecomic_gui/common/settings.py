@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from facecomic_gui.train.form import TrainForm
 from trainer.common.configs import GridSpec, TrainConfig
+from trainer.common.text import split_numbers
 
 ORGANIZATION = "FaceComic"
 APPLICATION = "FaceComic"
@@ -54,33 +54,37 @@ class AppSettings:
         self.q.setValue("window/geometry", value)
 
     @property
-    def train_form(self) -> TrainForm:
-        default = TrainForm()
+    def training(self) -> tuple[TrainConfig, GridSpec]:
+        """The training settings last used; the defaults when none or when damaged."""
+        default_config, default_grid = TrainConfig(), GridSpec()
         q = self.q
         try:
             config = TrainConfig(
-                features=str(q.value("train/features", default.config.features)),
-                split=str(q.value("train/split", default.config.split)),
-                batch_size=int(q.value("train/batch_size", default.config.batch_size)),
-                seed=int(q.value("train/seed", default.config.seed)),
+                features=str(q.value("train/features", default_config.features)),
+                split=str(q.value("train/split", default_config.split)),
+                batch_size=int(q.value("train/batch_size", default_config.batch_size)),
+                seed=int(q.value("train/seed", default_config.seed)),
+                heads=int(q.value("train/heads", default_config.heads)),
             )
             grid = GridSpec(
-                learning_rates=_numbers(q.value("train/learning_rates"), float, default.grid.learning_rates),
-                epochs=_numbers(q.value("train/epochs"), int, default.grid.epochs),
+                learning_rates=_numbers(q.value("train/learning_rates"), float, default_grid.learning_rates),
+                epochs=_numbers(q.value("train/epochs"), int, default_grid.epochs),
             )
         except (TypeError, ValueError):
-            return default  # a hand-edited or damaged settings file falls back to the defaults
-        return TrainForm(config, grid)
+            return default_config, default_grid  # a hand-edited or damaged settings file
+        return config, grid
 
-    @train_form.setter
-    def train_form(self, form: TrainForm) -> None:
-        self.q.setValue("train/features", form.config.features)
-        self.q.setValue("train/split", form.config.split)
-        self.q.setValue("train/batch_size", form.config.batch_size)
-        self.q.setValue("train/seed", form.config.seed)
+    @training.setter
+    def training(self, settings: tuple[TrainConfig, GridSpec]) -> None:
+        config, grid = settings
+        self.q.setValue("train/features", config.features)
+        self.q.setValue("train/split", config.split)
+        self.q.setValue("train/batch_size", config.batch_size)
+        self.q.setValue("train/seed", config.seed)
+        self.q.setValue("train/heads", config.heads)
         # str() of a float is its shortest exact form: 0.001 stays 0.001, nothing is rounded.
-        self.q.setValue("train/learning_rates", " ".join(str(v) for v in form.grid.learning_rates))
-        self.q.setValue("train/epochs", " ".join(str(v) for v in form.grid.epochs))
+        self.q.setValue("train/learning_rates", " ".join(str(v) for v in grid.learning_rates))
+        self.q.setValue("train/epochs", " ".join(str(v) for v in grid.epochs))
 
     def sync(self) -> None:
         self.q.sync()
@@ -89,4 +93,4 @@ class AppSettings:
 def _numbers(value: object, kind: type, default: tuple) -> tuple:
     if value in (None, ""):
         return default
-    return tuple(kind(v) for v in str(value).replace(",", " ").split())
+    return tuple(kind(v) for v in split_numbers(str(value)))

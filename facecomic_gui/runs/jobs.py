@@ -39,8 +39,7 @@ class RunEntry:
 
     @property
     def created(self) -> str:
-        """``YYYY-MM-DD HH:MM`` (UTC, as saved), or empty."""
-        return str(self.metadata.get("created", ""))[:16].replace("T", " ")
+        return self.model.created if self.model is not None else ""
 
     @property
     def dataset(self) -> str:
@@ -52,24 +51,24 @@ class RunEntry:
 
     @property
     def best(self) -> str:
-        best = self.metadata.get("best")
         from trainer.common.text import plural
 
-        return f"lr {best['lr']:g}, {plural(best['epochs'], 'epoch')}" if best else ""
+        best = self.model.best if self.model is not None else None
+        return f"lr {best.lr:g}, {plural(best.epochs, 'epoch')}" if best is not None else ""
 
     @property
     def accuracy(self) -> float | None:
-        holdout = self.metadata.get("holdout") or {}
-        return holdout.get("accuracy")
+        holdout = self.model.holdout if self.model is not None else None
+        return holdout.accuracy if holdout is not None else None
 
     @property
     def ece(self) -> float | None:
-        holdout = self.metadata.get("holdout") or {}
-        return holdout.get("ece")
+        holdout = self.model.holdout if self.model is not None else None
+        return holdout.ece if holdout is not None else None
 
     @property
     def seconds(self) -> float | None:
-        return self.metadata.get("training_seconds")
+        return self.model.training_seconds if self.model is not None else None
 
 
 def read_entry(path: Path) -> RunEntry:

@@ -27,6 +27,8 @@ from facecomic_gui.common.dialogs import show_error
 from facecomic_gui.common.widgets import error_banner
 from facecomic_gui.runs.jobs import RunEntry
 from facecomic_gui.runs.session import LOADING, RunsSession
+from trainer.common.progress import format_duration
+from trainer.model.results import curves_by_lr
 
 HEADERS = (
     "Name",
@@ -42,15 +44,6 @@ NAME, DATE, DATASET, FEATURES, BEST, ACCURACY, ECE, DURATION = range(len(HEADERS
 ERROR_COLOUR = QColor("#b00020")
 RUN_COLOURS = ("#1f77b4", "#d62728")
 LR_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
 
 
 class CompareDialog(QDialog):
@@ -84,19 +77,15 @@ class CompareDialog(QDialog):
         self.resize(1000, 460)
 
     def _add_run(self, tag: str, entry: RunEntry, colour: str) -> None:
-        by_lr: dict[float, list] = {}
-        for point in entry.model.history:
-            by_lr.setdefault(point.lr, []).append(point)
-        for i, (lr, points) in enumerate(by_lr.items()):
+        for i, curve in enumerate(curves_by_lr(entry.model.history)):
             pen = pg.mkPen(colour, width=2, style=LR_STYLES[i % len(LR_STYLES)])
-            name = f"{tag}: lr {lr:g}"
-            epochs = [p.epoch for p in points]
-            losses = [p.train_loss for p in points]
-            accuracy = [(p.epoch, p.val_accuracy) for p in points if p.val_accuracy is not None]
+            name = f"{tag}: lr {curve.lr:g}"
+            epochs, losses = list(curve.epochs), list(curve.train_loss)
+            val_epochs, accuracy = list(curve.val_epochs), list(curve.val_accuracy)
             self.loss_plot.plot(epochs, losses, pen=pen, name=name)
-            self.accuracy_plot.plot([a[0] for a in accuracy], [a[1] for a in accuracy], pen=pen, name=name)
+            self.accuracy_plot.plot(val_epochs, accuracy, pen=pen, name=name)
             self.curves["loss"][name] = (epochs, losses)
-            self.curves["accuracy"][name] = ([a[0] for a in accuracy], [a[1] for a in accuracy])
+            self.curves["accuracy"][name] = (val_epochs, accuracy)
 
 
 class RunsTabWidget(QWidget):
@@ -292,7 +281,7 @@ class RunsTabWidget(QWidget):
             BEST: entry.best,
             ACCURACY: "" if entry.accuracy is None else f"{entry.accuracy:.1%}",
             ECE: "" if entry.ece is None else f"{entry.ece:.3f}",
-            DURATION: duration(entry.seconds),
+            DURATION: "" if entry.seconds is None else format_duration(entry.seconds),
         }
         for column, text in values.items():
             item = QTableWidgetItem(text)

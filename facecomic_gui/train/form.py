@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig, field_limits
+from trainer.common.text import split_numbers
 
 CHOICE_FIELDS = ("features", "split")
 TEXT_FIELDS = ("learning_rates", "epochs", "batch_size", "seed", "heads")
@@ -58,10 +59,6 @@ class Validation:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _tokens(text: str) -> list[str]:
-    return text.replace(",", " ").split()
-
-
 def _parse(kind: Callable[[str], object], text: str) -> object:
     try:
         return kind(text.strip())
@@ -75,7 +72,7 @@ def validate(text: FormText) -> Validation:
     values: dict[str, object] = {name: getattr(text, name) for name in CHOICE_FIELDS}
     errors: dict[str, str] = {}
     for name, kind, what in (("learning_rates", float, "numbers"), ("epochs", int, "whole numbers")):
-        parsed = [_parse(kind, t) for t in _tokens(getattr(text, name))]
+        parsed = [_parse(kind, t) for t in split_numbers(getattr(text, name))]
         if any(v is None for v in parsed):
             errors[name] = f"{label(name)} must be {what} separated by commas or spaces."
         else:

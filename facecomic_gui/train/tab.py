@@ -39,6 +39,7 @@ from facecomic_gui.train.widgets import (
 from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.progress import format_duration
+from trainer.model.results import curves_by_lr
 
 STATUS_INTERVAL_MS = 100
 
@@ -335,14 +336,11 @@ class TrainTabWidget(QWidget):
         accuracy per learning rate, and the final run's per-epoch loss."""
         self._close_gallery()
         self._on_run_started(model.grid)
-        curves: dict[float, list] = {}
-        for point in model.history:
-            curves.setdefault(point.lr, []).append(point)
-        for lr, points in curves.items():
-            self.loss_plot.set_series(f"lr {lr:g}", [p.epoch for p in points], [p.train_loss for p in points])
-            for p in points:
-                if p.val_accuracy is not None:
-                    self.accuracy_plot.add_point(f"lr {lr:g}", p.epoch, p.val_accuracy)
+        for curve in curves_by_lr(model.history):
+            name = f"lr {curve.lr:g}"
+            self.loss_plot.set_series(name, list(curve.epochs), list(curve.train_loss))
+            for epoch, accuracy in zip(curve.val_epochs, curve.val_accuracy, strict=True):
+                self.accuracy_plot.add_point(name, epoch, accuracy)
         final = model.final_train_losses
         if final and model.best is not None:
             self.loss_plot.set_series(
@@ -351,7 +349,7 @@ class TrainTabWidget(QWidget):
             )  # fmt: skip
         self.loss_plot.flush()
         self.accuracy_plot.flush()
-        created = str(model.metadata.get("created", ""))[:19].replace("T", " ")
+        created = model.created
         self.phase_label.setText(f"Reopened run from {created}." if created else self.session.status)
         self.progress.setValue(1000)
         dataset = model.metadata.get("dataset") or "?"

@@ -67,6 +67,19 @@ def test_tabs_do_not_import_each_other_and_no_gui_module_imports_the_cli():
             )
 
 
+def test_shared_modules_import_no_tab():
+    """``facecomic_gui.common`` serves every tab, so it imports none of them (its settings once
+    imported the Train tab's form)."""
+    for name, targets in import_graph().items():
+        if name.startswith("facecomic_gui.common"):
+            tabs = [
+                t
+                for t in targets
+                if t.startswith(("facecomic_gui.train", "facecomic_gui.predict", "facecomic_gui.runs"))
+            ]
+            assert tabs == [], name
+
+
 def test_sessions_import_no_qt_module():
     for name in (
         "facecomic_gui.train.session",

@@ -343,9 +343,9 @@ def test_features_are_remembered_and_taken_from_the_command_line(qtbot, window, 
     from facecomic_gui.app import build_parser
     from facecomic_gui.launch import apply_start_arguments
 
-    form = TrainForm(TrainConfig(features="pixels", split="paper"), GridSpec((0.01,), (5,)))
-    settings.train_form = form
-    assert settings.train_form == form
+    form = TrainForm(TrainConfig(features="pixels", split="paper", heads=3), GridSpec((0.01,), (5,)))
+    settings.training = (form.config, form.grid)
+    assert TrainForm(*settings.training) == form
     apply_start_arguments(window, build_parser().parse_args(["--features", "pixels", "--lr", "0.2"]))
     assert window.train_session.form.config.features == "pixels"
     assert window.train_tab.settings.features.currentData() == "pixels"

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.cli import EXIT_TERMINATED, train_main
+from trainer.cli import train_main
 from trainer.common.configs import DecodeOptions, PreprocessConfig
+from trainer.common.console import EXIT_TERMINATED
 from trainer.data.synthetic import make_dataset
 from trainer.features import base
 from trainer.features.backbone import BackboneFeaturizer

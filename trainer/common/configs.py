@@ -26,6 +26,8 @@ MAX_BATCH_SIZE = 2**20
 MAX_EPOCHS = 1_000_000
 MAX_THREADS = 1024
 MAX_HEADS = 64
+# Images per prediction batch (facecomic-predict's --batch-size): each batch's rows arrive together.
+PREDICTION_BATCH_SIZE = 256
 
 
 def _flag(help_text: str, name: str | None = None, **extra: Any) -> dict[str, Any]:

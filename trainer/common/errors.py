@@ -32,3 +32,27 @@ class Cancelled(FaceComicError):
 
     def __init__(self, message: str = "Cancelled.") -> None:
         super().__init__(message)
+
+
+def describe_os_error(err: OSError) -> str:
+    """``No space left on device (/data/out.csv).``: the reason, and the file it concerns."""
+    from trainer.common.text import one_line, shorten
+
+    where = f" ({shorten(one_line(err.filename))})" if getattr(err, "filename", None) else ""
+    return f"{err.strerror or err}{where}."
+
+
+def describe_error(err: BaseException) -> str:
+    """Any error as one sentence for a user, on one line, with overlong names shortened in the
+    middle (the CLIs print it, the app shows it); a ``FaceComicError`` already is one."""
+    from trainer.common.text import one_line, shorten_words
+
+    if isinstance(err, FaceComicError):
+        text = str(err)
+    elif isinstance(err, MemoryError):
+        text = "Out of memory: the data set is too large for this machine's RAM."
+    elif isinstance(err, OSError):
+        text = describe_os_error(err)
+    else:
+        text = f"Unexpected error: {type(err).__name__}: {err}".rstrip(": ") + "."
+    return shorten_words(one_line(text))

@@ -102,6 +102,7 @@ def _frac(done: int, total: int) -> float:
 
 
 def format_duration(seconds: float | None) -> str:
+    """``12s``, ``3m 05s``, ``1h 02m``; ``estimating…`` before there is enough to estimate."""
     if seconds is None:
         return "estimating…"
     seconds = max(0, round(seconds))

@@ -71,3 +71,8 @@ def fixed(value: float, digits: int) -> str:
         return f"{value:.{digits}f}"
     rounded = round(value, digits)
     return f"{rounded + 0.0:.{digits}f}"  # -0.0 + 0.0 is 0.0
+
+
+def split_numbers(text: str) -> list[str]:
+    """A list of numbers as typed, "0.1, 0.01" or "0.1 0.01", to its items (not yet parsed)."""
+    return text.replace(",", " ").split()

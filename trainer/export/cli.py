@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import __version__
-from trainer.cli import EXIT_OK, error, interrupted, say, sigterm_as_interrupt
+from trainer.common.console import EXIT_OK, error, interrupted, say, sigterm_as_interrupt
 from trainer.common.errors import FaceComicError
 from trainer.common.outputs import check_outputs
 from trainer.common.text import one_line

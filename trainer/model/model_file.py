@@ -148,6 +148,16 @@ class LoadedModel:
         return scored.get((best["lr"], best["epochs"])) or GridResult(best["lr"], best["epochs"], 0.0, 0.0)
 
     @property
+    def created(self) -> str:
+        """When the run finished, ``YYYY-MM-DD HH:MM`` (UTC, as saved); empty when unknown."""
+        return str(self.metadata.get("created", ""))[:16].replace("T", " ")
+
+    @property
+    def training_seconds(self) -> float | None:
+        seconds = self.metadata.get("training_seconds")
+        return float(seconds) if isinstance(seconds, int | float) else None
+
+    @property
     def dataset_root(self) -> str | None:
         return (self.metadata.get("evaluation") or {}).get("dataset_root")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,37 @@ class EpochPoint:
             None if accuracy is None else float(accuracy),
             None if val_loss is None else float(val_loss),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LrCurves:
+    """One learning rate's grid run per epoch, as the plots draw it."""
+
+    lr: float
+    epochs: tuple[int, ...]
+    train_loss: tuple[float, ...]
+    val_epochs: tuple[int, ...]  # the epochs that have a validation accuracy
+    val_accuracy: tuple[float, ...]
+
+
+def curves_by_lr(history: Sequence[EpochPoint]) -> list[LrCurves]:
+    """The grid's history grouped per learning rate, in the order the rates first appear."""
+    grouped: dict[float, list[EpochPoint]] = {}
+    for point in history:
+        grouped.setdefault(point.lr, []).append(point)
+    curves = []
+    for lr, points in grouped.items():
+        scored = [p for p in points if p.val_accuracy is not None]
+        curves.append(
+            LrCurves(
+                lr,
+                tuple(p.epoch for p in points),
+                tuple(p.train_loss for p in points),
+                tuple(p.epoch for p in scored),
+                tuple(p.val_accuracy for p in scored),
+            )
+        )
+    return curves
 
 
 @dataclass(frozen=True, slots=True)

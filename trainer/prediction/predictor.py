@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.configs import PREDICTION_BATCH_SIZE
 from trainer.common.cpu import CpuBudget
 from trainer.common.errors import ImageDecodeError
 from trainer.data.preprocess import ImageSource, decode_image, source_label
@@ -19,8 +20,7 @@ from trainer.model.calibration import softmax
 from trainer.model.model_file import LoadedModel, load_model
 from trainer.model.results import flag_for
 
-# Images per batch: each batch's predictions arrive together (a CSV row, a table row).
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = PREDICTION_BATCH_SIZE
 
 
 @dataclass(frozen=True, slots=True)
