@@ -17,46 +17,31 @@ from PySide6.QtGui import (
     QShortcut,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QFrame,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMenu,
-    QPushButton,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from facecomic_gui.common import dialogs
-from facecomic_gui.common.dialogs import ask_images, show_error, write_confirming
+from facecomic_gui.common.dialogs import ask_images, show_error
 from facecomic_gui.common.image_viewer import ImageViewerDialog
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.why_session import WhySession, image_key, request_for
 from facecomic_gui.common.widgets import error_banner, percent
+from facecomic_gui.predict.parts import (
+    ModelBannerWidget,
+    PredictionToolbarWidget,
+    export_predictions_csv,
+    lay_out_prediction_view,
+)
 from facecomic_gui.predict.session import (
-    ERROR_KEY,
-    NOT_A_FACE_KEY,
-    PENDING_KEY,
-    UNSURE_KEY,
     PredictionRow,
     PredictionSession,
 )
-from facecomic_gui.predict.table import (
-    CONFIDENCE,
-    DETAILS,
-    FILE,
-    LABEL,
-    THUMB,
-    ConfidenceDelegate,
-    PredictionFilterProxy,
-    PredictionTableModel,
-)
+from facecomic_gui.predict.table import PredictionFilterProxy, PredictionTableModel
 
-ROW_HEIGHT = 56
 SHOW_IN_FOLDER_KEYS = QKeySequence("Ctrl+Shift+R")  # "reveal", as in file managers and editors
 
 
@@ -88,63 +73,52 @@ class PredictTabWidget(QWidget):
         self._update_summary()
 
     def _build(self) -> None:
-        self.model_label = QLabel("Loading the model…")
-        self.model_label.setTextFormat(Qt.TextFormat.RichText)
-        self.model_label.setWordWrap(True)
-        self.open_model_button = QPushButton("Open model…")
+        self.banner = ModelBannerWidget()
+        self.model_label, self.open_model_button = self.banner.model_label, self.banner.open_model_button
         self.open_model_button.clicked.connect(self.open_model_requested)
-        banner = QFrame()
-        banner.setObjectName("modelBanner")
-        banner.setStyleSheet(
-            "#modelBanner { background: #eef3f8; border: 1px solid #d5e0eb; border-radius: 4px; }"
-        )
-        banner_layout = QHBoxLayout(banner)
-        banner_layout.addWidget(self.model_label, 1)
-        banner_layout.addWidget(self.open_model_button)
         self.model_error = error_banner()
-
-        self.add_button = QPushButton("Add images…")
+        self.toolbar = PredictionToolbarWidget()
+        bar = self.toolbar
+        self.add_button, self.filter_combo, self.summary_label = (
+            bar.add_button,
+            bar.filter_combo,
+            bar.summary_label,
+        )
+        self.clear_button, self.export_button = bar.clear_button, bar.export_button
         self.add_button.clicked.connect(self._on_add_clicked)
-        self.filter_combo = QComboBox()
         self.filter_combo.currentIndexChanged.connect(self._on_filter_changed)
-        self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self._on_clear_clicked)
-        self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._on_export_clicked)
-        self.summary_label = QLabel()
-        toolbar = QHBoxLayout()
-        toolbar.addWidget(self.add_button)
-        toolbar.addWidget(QLabel("Show"))
-        toolbar.addWidget(self.filter_combo)
-        toolbar.addWidget(self.summary_label, 1)
-        toolbar.addWidget(self.clear_button)
-        toolbar.addWidget(self.export_button)
+        self._build_table()
+        self.drop_hint = QLabel(
+            "<p style='font-size:15pt'>Drop images or folders here</p>"
+            "<p>or use <b>Add images…</b>, or paste with <b>Ctrl+V</b>.<br>"
+            "Each image gets a label and a confidence from the model above.</p>"
+        )
+        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint.setStyleSheet(
+            "QLabel { color: #555; border: 2px dashed #b8c4d0; border-radius: 10px; background: #fafbfc; }"
+        )
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.drop_hint)
+        self.stack.addWidget(self.view)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.model_error)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.stack, 1)
+        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
+        paste.activated.connect(self._on_paste)
 
+    def _build_table(self) -> None:
+        """The table of rows, and the row actions: in its context menu, and as shortcuts while
+        it has the focus."""
         self.table_model = PredictionTableModel(self.session, self._thumbnails, self)
         self.proxy = PredictionFilterProxy(self.session, self)
         self.proxy.setSourceModel(self.table_model)
         self.view = QTableView()
-        self.view.setModel(self.proxy)
-        self.view.setSortingEnabled(True)
-        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # insertion order until a header is clicked
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setAlternatingRowColors(True)
-        self.view.setIconSize(self._thumb_size())
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-        header = self.view.horizontalHeader()
-        header.setSectionResizeMode(THUMB, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(THUMB, ROW_HEIGHT + 4)
-        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(FILE, 260)
-        header.resizeSection(LABEL, 120)
-        header.resizeSection(CONFIDENCE, 170)
-        header.setSectionResizeMode(DETAILS, QHeaderView.ResizeMode.Stretch)
-        self.view.setItemDelegateForColumn(
-            CONFIDENCE, ConfidenceDelegate(self.table_model, self.proxy, self.view)
-        )
-        # Row actions: in the context menu, and as shortcuts while the table has the focus.
+        lay_out_prediction_view(self.view, self.table_model, self.proxy)
         self.copy_path_action = QAction("Copy path", self.view)
         self.copy_path_action.setShortcut(QKeySequence.StandardKey.Copy)
         self.copy_path_action.triggered.connect(self._on_copy_path)
@@ -162,61 +136,16 @@ class PredictTabWidget(QWidget):
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.view.selectionModel().currentChanged.connect(self._on_selection_changed)
-        self._update_row_actions()
-
-        self.drop_hint = QLabel(
-            "<p style='font-size:15pt'>Drop images or folders here</p>"
-            "<p>or use <b>Add images…</b>, or paste with <b>Ctrl+V</b>.<br>"
-            "Each image gets a label and a confidence from the model above.</p>"
-        )
-        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.drop_hint.setStyleSheet(
-            "QLabel { color: #555; border: 2px dashed #b8c4d0; border-radius: 10px; background: #fafbfc; }"
-        )
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.drop_hint)
-        self.stack.addWidget(self.view)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(banner)
-        layout.addWidget(self.model_error)
-        layout.addLayout(toolbar)
-        layout.addWidget(self.stack, 1)
-
-        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.activated.connect(self._on_paste)
         self.table_model.rowsInserted.connect(self._on_rows_changed)
         self.table_model.dataChanged.connect(self._on_data_changed)
         self.table_model.modelReset.connect(self._on_rows_changed)
-
-    def _thumb_size(self):
-        from PySide6.QtCore import QSize
-
-        return QSize(ROW_HEIGHT - 6, ROW_HEIGHT - 6)
+        self._update_row_actions()
 
     # -- the session's events -------------------------------------------------------------------
 
     def _on_model_changed(self) -> None:
         session = self.session
-        model = session.model
-        if model is not None:
-            holdout = model.holdout
-            accuracy = f" · holdout accuracy <b>{holdout.accuracy:.1%}</b>" if holdout else ""
-            if holdout is not None and holdout.ece is not None:
-                accuracy += f", calibration error {holdout.ece:.3f}"
-            if holdout is not None and model.refit_all:
-                accuracy += " (of the run that chose it; then refitted on every image)"
-            heads = f" · {model.heads} heads" if model.heads > 1 else ""
-            self.model_label.setText(
-                f"Model: <b>{model.name}</b> · {model.feature_kind} features{heads} · "
-                f"classes: {', '.join(model.display_names)}{accuracy}"
-            )
-            self.model_label.setToolTip(str(model.path) if model.path else "")
-        elif session.model_loading:
-            self.model_label.setText("Loading the model…")
-        else:
-            self.model_label.setText("No model loaded. Open one, or train one on the Train tab.")
+        self.banner.show_model(session)
         self.model_error.setText(session.model_error or "")
         self.model_error.setVisible(session.model_error is not None and not session.model_loading)
         self._refresh_filter_options()
@@ -395,30 +324,7 @@ class PredictTabWidget(QWidget):
         self.session.clear()
 
     def _refresh_filter_options(self) -> None:
-        current = self.filter_combo.currentData()
-        self.filter_combo.blockSignals(True)
-        self.filter_combo.clear()
-        self.filter_combo.addItem("All images", None)
-        model = self.session.model
-        if model is not None:
-            for name, shown in zip(model.class_names, model.display_names, strict=True):
-                self.filter_combo.addItem(shown, name)
-        self.filter_combo.addItem("Unsure", UNSURE_KEY)
-        self.filter_combo.setItemData(
-            self.filter_combo.count() - 1,
-            "Answers the model flagged: not a face, unlike its training images, or low confidence.",
-            Qt.ItemDataRole.ToolTipRole,
-        )
-        self.filter_combo.addItem("Not a face", NOT_A_FACE_KEY)
-        self.filter_combo.setItemData(
-            self.filter_combo.count() - 1,
-            "Pictures that look like neither a face nor a comic face (charts, documents, screenshots, ...).",
-            Qt.ItemDataRole.ToolTipRole,
-        )
-        self.filter_combo.addItem("Unreadable", ERROR_KEY)
-        index = self.filter_combo.findData(current)
-        self.filter_combo.setCurrentIndex(max(0, index))
-        self.filter_combo.blockSignals(False)
+        self.toolbar.show_filters(self.session)
         self.session.set_filter(self.filter_combo.currentData())
 
     def _on_filter_changed(self) -> None:
@@ -429,72 +335,14 @@ class PredictTabWidget(QWidget):
             self._update_summary()
 
     def _update_summary(self) -> None:
-        counts = self.session.counts()
-        total = len(self.session.rows)
-        has_rows = total > 0
-        self.clear_button.setEnabled(has_rows)
-        self.export_button.setEnabled(bool(self.session.predictions()))
-        if not has_rows:
-            self.summary_label.setText("")
-            return
-        parts = [f"{total:,} image{'s' if total != 1 else ''}"]
-        model = self.session.model
-        if model is not None:
-            for name, shown in zip(model.class_names, model.display_names, strict=True):
-                parts.append(f"{counts.get(name, 0):,} {shown}")
-        if counts.get(UNSURE_KEY):
-            not_faces = counts.get(NOT_A_FACE_KEY, 0)
-            of_which = f" ({not_faces:,} not a face)" if not_faces else ""
-            parts.append(f"{counts[UNSURE_KEY]:,} unsure{of_which}")
-        if counts.get(ERROR_KEY):
-            parts.append(f"{counts[ERROR_KEY]:,} unreadable")
-        if counts.get(PENDING_KEY):
-            parts.append(f"predicting {total - counts[PENDING_KEY]:,}/{total:,}…")
-        self.summary_label.setText("  ·  ".join(parts))
+        self.toolbar.show_summary(self.session)
 
     def _on_export_clicked(self) -> None:
         self.export_csv()
 
     def export_csv(self) -> Path | None:
-        """Ask where (and whether Excel-safe), then write the CSV and its ``.csv.json`` sidecar
-        (model, version, date). Never over the model or an image in the table, and over a
-        read-only file only once the user agrees."""
-        from trainer.common.errors import FaceComicError
-        from trainer.common.outputs import shown
-        from trainer.prediction.export import write_predictions_csv
-
-        predictions = self.session.predictions()
-        if not predictions:
-            return None
-        answer = dialogs.ask_csv_path(self, str(Path(self.last_dir) / "predictions.csv"), self.excel_safe)
-        if answer is None:
-            return None
-        target, self.excel_safe = answer
-        model = self.session.model
-        model_path = model.path if model is not None else None
-
-        def write(allow_read_only: bool) -> Path:
-            write_predictions_csv(
-                target,
-                predictions,
-                model_path,
-                excel_safe_cells=self.excel_safe,
-                allow_read_only=allow_read_only,
-            )
-            return target
-
-        try:
-            written = write_confirming(self, write)
-        except FaceComicError as err:
-            show_error(self, "Could not export", str(err))
-            return None
-        except OSError as err:
-            show_error(
-                self,
-                "Could not export",
-                f"Could not write {shown(err.filename or target)}: {err.strerror or err}.",
-            )
-            return None
+        """Ask where, then write the CSV and its sidecar (``parts.export_predictions_csv``)."""
+        written, self.excel_safe = export_predictions_csv(self, self.session, self.last_dir, self.excel_safe)
         return written
 
 

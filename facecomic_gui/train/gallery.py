@@ -296,3 +296,38 @@ def thumbnails_size(thumbnails: ThumbnailCache):
     from PySide6.QtCore import QSize
 
     return QSize(thumbnails.size, thumbnails.size)
+
+
+class GalleryOpener:
+    """One error gallery window per run shown: reused for another cell of the same run, closed
+    and replaced for another run."""
+
+    def __init__(self, parent: QWidget, thumbnails: ThumbnailCache, jobs) -> None:
+        self._parent = parent
+        self._thumbnails = thumbnails
+        self._jobs = jobs
+        self.gallery: ErrorGalleryWidget | None = None
+        self._model = None
+
+    def open(self, model, true_label: int, predicted_label: int, split: str) -> ErrorGalleryWidget:
+        from facecomic_gui.train.gallery_session import GallerySource
+
+        if self.gallery is None or self._model is not model:
+            self.close()
+            self.gallery = ErrorGalleryWidget(
+                GallerySession(GallerySource.of_model(model)), self._thumbnails, self._parent,
+                model=model, why=WhySession(self._jobs, "why-gallery"),
+            )  # fmt: skip
+            self._model = model
+        self.gallery.setWindowTitle(f"Error gallery: {model.name}")
+        self.gallery.show_cell(true_label, predicted_label, split)
+        self.gallery.show()
+        self.gallery.raise_()
+        self.gallery.table.setFocus()
+        return self.gallery
+
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
+            self.gallery.deleteLater()
+            self.gallery = self._model = None

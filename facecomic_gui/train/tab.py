@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -23,12 +22,10 @@ from PySide6.QtWidgets import (
 
 from facecomic_gui.common.dialogs import save_model_dialog
 from facecomic_gui.common.thumbnails import ThumbnailCache
-from facecomic_gui.common.why_session import WhySession
 from facecomic_gui.common.widgets import error_banner, keep_space_when_hidden
 from facecomic_gui.train.form import TrainForm
-from facecomic_gui.train.gallery import ErrorGalleryWidget
-from facecomic_gui.train.gallery_session import GallerySession, GallerySource
-from facecomic_gui.train.plots import AccuracyPlotWidget, LossPlotWidget
+from facecomic_gui.train.gallery import ErrorGalleryWidget, GalleryOpener
+from facecomic_gui.train.run_panel import RunPlotsWidget, RunStatusWidget
 from facecomic_gui.train.session import CANCELLING, IDLE, TrainingSession
 from facecomic_gui.train.widgets import (
     DatasetSummaryWidget,
@@ -36,12 +33,8 @@ from facecomic_gui.train.widgets import (
     HoldoutWidget,
     TrainSettingsWidget,
 )
-from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.progress import format_duration
-from trainer.model.results import curves_by_lr
-
-STATUS_INTERVAL_MS = 100
 
 
 class TrainTabWidget(QWidget):
@@ -62,9 +55,7 @@ class TrainTabWidget(QWidget):
         self.setAcceptDrops(True)
         self.session = session
         self._thumbnails = thumbnails
-        self._shown_progress = None
-        self.gallery: ErrorGalleryWidget | None = None
-        self._gallery_model = None
+        self._galleries = GalleryOpener(self, thumbnails, session.jobs)
         self._build(thumbnails)
         session.state_changed.connect(self._on_state_changed)
         session.dataset_changed.connect(self._on_dataset_changed)
@@ -86,29 +77,28 @@ class TrainTabWidget(QWidget):
     # -- layout --------------------------------------------------------------------------------
 
     def _build(self, thumbnails: ThumbnailCache) -> None:
-        dataset_box = QGroupBox("Dataset")
-        dataset_layout = QVBoxLayout(dataset_box)
-        row = QHBoxLayout()
-        self.dataset_label = QLabel("No folder chosen")
-        self.dataset_label.setWordWrap(True)
-        self.dataset_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.choose_button = QPushButton("Choose folder…")
-        self.choose_button.clicked.connect(self._on_choose_clicked)
-        row.addWidget(self.dataset_label, 1)
-        row.addWidget(self.choose_button)
-        dataset_layout.addLayout(row)
-        self.dataset_error = error_banner()
-        dataset_layout.addWidget(self.dataset_error)
-        self.summary = DatasetSummaryWidget(thumbnails)
-        dataset_layout.addWidget(self.summary)
+        splitter = QSplitter()
+        splitter.addWidget(self._build_left(thumbnails))
+        splitter.addWidget(self._build_right())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 900])
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
 
+    def _build_left(self, thumbnails: ThumbnailCache) -> QWidget:
+        """The dataset, the settings and the start and cancel buttons, scrolling as one column."""
+        left = QWidget()
+        layout = QVBoxLayout(left)
+        layout.addWidget(self._build_dataset_box(thumbnails))
         settings_box = QGroupBox("Settings")
         settings_layout = QVBoxLayout(settings_box)
         self.settings = TrainSettingsWidget()
         self.settings.edited.connect(self._on_setting_edited)
         self.settings.paper_recipe_requested.connect(self._on_paper_recipe_clicked)
         settings_layout.addWidget(self.settings)
-
+        layout.addWidget(settings_box)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start training")
         self.start_button.setDefault(True)
@@ -117,43 +107,52 @@ class TrainTabWidget(QWidget):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.cancel_button)
-
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.addWidget(dataset_box)
-        left_layout.addWidget(settings_box)
-        left_layout.addLayout(buttons)
-        left_layout.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setMinimumWidth(340)
+        return scroll
 
-        # Fixed geometry: changing texts must not re-lay out (and so repaint) the plots below.
-        self.phase_label = QLabel("Ready.")
-        self.phase_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.eta_label = QLabel()
-        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.eta_label.setFixedWidth(170)
-        self._status_timer = QTimer(self)
-        self._status_timer.setInterval(STATUS_INTERVAL_MS)
-        self._status_timer.timeout.connect(self._on_status_timer)
-        self._status_timer.start()
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(10)
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.phase_label, 1)
-        status_row.addWidget(self.eta_label)
+    def _build_dataset_box(self, thumbnails: ThumbnailCache) -> QGroupBox:
+        box = QGroupBox("Dataset")
+        layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.dataset_label = QLabel("No folder chosen")
+        self.dataset_label.setWordWrap(True)
+        self.dataset_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.choose_button = QPushButton("Choose folder…")
+        self.choose_button.clicked.connect(self._on_choose_clicked)
+        row.addWidget(self.dataset_label, 1)
+        row.addWidget(self.choose_button)
+        layout.addLayout(row)
+        self.dataset_error = error_banner()
+        layout.addWidget(self.dataset_error)
+        self.summary = DatasetSummaryWidget(thumbnails)
+        layout.addWidget(self.summary)
+        return box
 
-        self.loss_plot = LossPlotWidget()
-        self.accuracy_plot = AccuracyPlotWidget()
-        plots = QHBoxLayout()
-        plots.addWidget(self.loss_plot, 3)
-        plots.addWidget(self.accuracy_plot, 2)
+    def _build_right(self) -> QWidget:
+        """The run: status, live plots, the validation grid and the holdout, and what to do next."""
+        self.status = RunStatusWidget(lambda: self.session.progress if self.session.busy else None)
+        self.phase_label, self.eta_label, self.progress = (
+            self.status.phase_label, self.status.eta_label, self.status.progress,
+        )  # fmt: skip
+        self.plots = RunPlotsWidget()
+        self.loss_plot, self.accuracy_plot = self.plots.loss_plot, self.plots.accuracy_plot
+        self.run_error = error_banner()
+        right = QWidget()
+        layout = QVBoxLayout(right)
+        layout.addWidget(self.status)
+        layout.addWidget(self.run_error)
+        layout.addWidget(self.plots, 1)
+        layout.addLayout(self._build_results())
+        layout.addLayout(self._build_actions())
+        return right
 
+    def _build_results(self) -> QHBoxLayout:
         grid_box = QGroupBox("Validation grid: accuracy / loss")
         grid_layout = QVBoxLayout(grid_box)
         self.grid_table = GridTableWidget()
@@ -171,8 +170,9 @@ class TrainTabWidget(QWidget):
         results = QHBoxLayout()
         results.addWidget(grid_box, 3)
         results.addWidget(holdout_box, 2)
+        return results
 
-        self.run_error = error_banner()
+    def _build_actions(self) -> QHBoxLayout:
         self.result_label = QLabel()
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -187,25 +187,7 @@ class TrainTabWidget(QWidget):
         actions.addWidget(self.result_label, 1)
         actions.addWidget(self.save_button)
         actions.addWidget(self.use_button)
-
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.addLayout(status_row)
-        right_layout.addWidget(self.progress)
-        right_layout.addWidget(self.run_error)
-        right_layout.addLayout(plots, 1)
-        right_layout.addLayout(results)
-        right_layout.addLayout(actions)
-
-        splitter = QSplitter()
-        splitter.addWidget(scroll)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([360, 900])
-        splitter.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
+        return actions
 
     # -- intents -------------------------------------------------------------------------------------
 
@@ -266,20 +248,13 @@ class TrainTabWidget(QWidget):
         model = self.session.model
         if model is None or self.session.busy:
             return None
-        if self.gallery is None or self._gallery_model is not model:  # one gallery per run shown
-            self._close_gallery()
-            self.gallery = ErrorGalleryWidget(
-                GallerySession(GallerySource.of_model(model)), self._thumbnails, self,
-                model=model, why=WhySession(self.session.jobs, "why-gallery"),
-            )  # fmt: skip
-            self._gallery_model = model
-        self.gallery.setWindowTitle(f"Error gallery: {model.name}")
-        self.gallery.show_cell(true_label, predicted_label, split)
-        self.gallery.show()
-        self.gallery.raise_()
-        self.gallery.table.setFocus()
-        self.gallery_opened.emit(self.gallery)
-        return self.gallery
+        gallery = self._galleries.open(model, true_label, predicted_label, split)
+        self.gallery_opened.emit(gallery)
+        return gallery
+
+    @property
+    def gallery(self) -> ErrorGalleryWidget | None:
+        return self._galleries.gallery
 
     def _on_confusion_cell_clicked(self, row: int, column: int) -> None:
         self.open_gallery(row, column)
@@ -332,67 +307,31 @@ class TrainTabWidget(QWidget):
         self._update_controls()
 
     def _on_run_opened(self, model) -> None:
-        """Redraw the run's curves from its saved history: per-epoch train loss and validation
-        accuracy per learning rate, and the final run's per-epoch loss."""
         self._close_gallery()
         self._on_run_started(model.grid)
-        for curve in curves_by_lr(model.history):
-            name = f"lr {curve.lr:g}"
-            self.loss_plot.set_series(name, list(curve.epochs), list(curve.train_loss))
-            for epoch, accuracy in zip(curve.val_epochs, curve.val_accuracy, strict=True):
-                self.accuracy_plot.add_point(name, epoch, accuracy)
-        final = model.final_train_losses
-        if final and model.best is not None:
-            self.loss_plot.set_series(
-                f"final: lr {model.best.lr:g}, {len(final)} ep", list(range(1, len(final) + 1)), list(final),
-                final=True,
-            )  # fmt: skip
-        self.loss_plot.flush()
-        self.accuracy_plot.flush()
+        self.plots.show_history(model)
         created = model.created
-        self.phase_label.setText(f"Reopened run from {created}." if created else self.session.status)
-        self.progress.setValue(1000)
+        self.status.end(f"Reopened run from {created}." if created else self.session.status, 1.0)
         dataset = model.metadata.get("dataset") or "?"
-        where = f"{model.path}" if model.path else model.name
         self.result_label.setText(
             f"Run {model.name} on {dataset} (curves per epoch, from the saved history)."
         )
-        self.result_label.setToolTip(where)
+        self.result_label.setToolTip(f"{model.path}" if model.path else model.name)
         self._update_controls()
 
     def _close_gallery(self) -> None:
-        if self.gallery is not None:
-            self.gallery.close()
-            self.gallery.deleteLater()
-            self.gallery = self._gallery_model = None
+        self._galleries.close()
 
     def _on_run_started(self, grid: GridSpec) -> None:
-        self.loss_plot.clear()
-        self.accuracy_plot.clear()
-        self.loss_plot.set_epoch_range(max(grid.epochs))
-        self.accuracy_plot.set_epoch_range(max(grid.epochs))
+        self.plots.start(grid)
         self.run_error.hide()
         self.result_label.clear()
-        self.phase_label.setText(self.session.status)
-        self.eta_label.clear()
-        self.progress.setValue(0)
-        self._shown_progress = None
+        self.status.start(self.session.status)
         if self.session.busy:
             self._close_gallery()
 
     def _on_run_event(self, event: object) -> None:
-        match event:
-            case ev.BatchFinished(phase="final"):
-                name = f"final: lr {event.lr:g}, {self.session.final_epochs} ep"
-                self.loss_plot.add_point(
-                    name, event.epoch - 1 + event.batch / event.batches_per_epoch, event.loss, final=True
-                )
-            case ev.BatchFinished():
-                self.loss_plot.add_point(
-                    f"lr {event.lr:g}", event.epoch - 1 + event.batch / event.batches_per_epoch, event.loss
-                )
-            case ev.EpochFinished(phase="grid"):
-                self.accuracy_plot.add_point(f"lr {event.lr:g}", event.epoch, event.val_accuracy)
+        self.plots.add_event(event, self.session.final_epochs)
 
     def _on_grid_changed(self) -> None:
         session = self.session
@@ -405,27 +344,13 @@ class TrainTabWidget(QWidget):
         else:
             self.holdout.show_metrics(session.holdout, session.class_names, session.best, session.refit_all)
 
-    def _on_status_timer(self) -> None:
-        progress = self.session.progress  # shown at most 10 times a second, not per batch
-        if progress is None or progress is self._shown_progress or not self.session.busy:
-            return
-        self._shown_progress = progress
-        self.phase_label.setText(progress.text)
-        self.progress.setValue(int(progress.fraction * 1000))
-        eta = progress.eta_seconds
-        self.eta_label.setText("" if eta is None else f"about {format_duration(eta)} left")
-
-    def _show_ending(self, text: str, progress: int | None) -> None:
-        self.loss_plot.flush()
-        self.accuracy_plot.flush()
-        self.phase_label.setText(text)
-        self.eta_label.clear()
-        if progress is not None:
-            self.progress.setValue(progress)
+    def _show_ending(self, text: str, fraction: float | None) -> None:
+        self.plots.flush()
+        self.status.end(text, fraction)
         self._update_controls()
 
     def _on_run_finished(self, outcome) -> None:
-        self._show_ending(f"Finished in {format_duration(outcome.result.seconds)}.", 1000)
+        self._show_ending(f"Finished in {format_duration(outcome.result.seconds)}.", 1.0)
         if outcome.saved_to is not None:
             self.result_label.setText(f"Saved automatically as {outcome.saved_to.name} in your runs folder.")
             self.result_label.setToolTip(str(outcome.saved_to))
@@ -442,7 +367,7 @@ class TrainTabWidget(QWidget):
         self.run_failed.emit(message)
 
     def _on_run_cancelled(self) -> None:
-        self._show_ending(self.session.status, 0)
+        self._show_ending(self.session.status, 0.0)
         self.run_cancelled.emit()
 
 
