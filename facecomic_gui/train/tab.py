@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -28,9 +27,8 @@ from facecomic_gui.train.gallery import ErrorGalleryWidget, GalleryOpener
 from facecomic_gui.train.run_panel import RunPlotsWidget, RunStatusWidget
 from facecomic_gui.train.session import CANCELLING, IDLE, TrainingSession
 from facecomic_gui.train.widgets import (
-    DatasetSummaryWidget,
-    GridTableWidget,
-    HoldoutWidget,
+    DatasetPanelWidget,
+    RunResultsWidget,
     TrainSettingsWidget,
 )
 from trainer.common.configs import GridSpec
@@ -117,22 +115,12 @@ class TrainTabWidget(QWidget):
         return scroll
 
     def _build_dataset_box(self, thumbnails: ThumbnailCache) -> QGroupBox:
-        box = QGroupBox("Dataset")
-        layout = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.dataset_label = QLabel("No folder chosen")
-        self.dataset_label.setWordWrap(True)
-        self.dataset_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.choose_button = QPushButton("Choose folder…")
+        self.dataset_panel = DatasetPanelWidget(thumbnails)
+        panel = self.dataset_panel
+        self.dataset_label, self.choose_button = panel.dataset_label, panel.choose_button
+        self.dataset_error, self.summary = panel.dataset_error, panel.summary
         self.choose_button.clicked.connect(self._on_choose_clicked)
-        row.addWidget(self.dataset_label, 1)
-        row.addWidget(self.choose_button)
-        layout.addLayout(row)
-        self.dataset_error = error_banner()
-        layout.addWidget(self.dataset_error)
-        self.summary = DatasetSummaryWidget(thumbnails)
-        layout.addWidget(self.summary)
-        return box
+        return panel
 
     def _build_right(self) -> QWidget:
         """The run: status, live plots, the validation grid and the holdout, and what to do next."""
@@ -148,29 +136,16 @@ class TrainTabWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.run_error)
         layout.addWidget(self.plots, 1)
-        layout.addLayout(self._build_results())
+        self.results = RunResultsWidget()
+        self.grid_table, self.grid_hint, self.holdout = (
+            self.results.grid_table,
+            self.results.grid_hint,
+            self.results.holdout,
+        )
+        self.holdout.cell_clicked.connect(self._on_confusion_cell_clicked)
+        layout.addWidget(self.results)
         layout.addLayout(self._build_actions())
         return right
-
-    def _build_results(self) -> QHBoxLayout:
-        grid_box = QGroupBox("Validation grid: accuracy / loss")
-        grid_layout = QVBoxLayout(grid_box)
-        self.grid_table = GridTableWidget()
-        grid_layout.addWidget(self.grid_table)
-        self.grid_hint = QLabel("Each cell: validation accuracy / mean cross-entropy. Best in green.")
-        self.grid_hint.setStyleSheet("color: #666;")
-        self.grid_hint.setWordWrap(True)
-        grid_layout.addWidget(self.grid_hint)
-        grid_layout.addStretch(1)
-        holdout_box = QGroupBox("Holdout")
-        holdout_layout = QVBoxLayout(holdout_box)
-        self.holdout = HoldoutWidget()
-        self.holdout.cell_clicked.connect(self._on_confusion_cell_clicked)
-        holdout_layout.addWidget(self.holdout)
-        results = QHBoxLayout()
-        results.addWidget(grid_box, 3)
-        results.addWidget(holdout_box, 2)
-        return results
 
     def _build_actions(self) -> QHBoxLayout:
         self.result_label = QLabel()
@@ -291,19 +266,7 @@ class TrainTabWidget(QWidget):
         self._update_controls()
 
     def _on_dataset_changed(self) -> None:
-        session = self.session
-        path = session.dataset_path
-        self.dataset_label.setText(path or "No folder chosen")
-        self.dataset_label.setToolTip(path or "")
-        self.dataset_error.setText(session.scan_error or "")
-        self.dataset_error.setVisible(session.scan_error is not None)
-        if session.scan is None:
-            self.summary.clear()
-            if session.state == "scanning":
-                self.summary.placeholder.setText("Scanning…")
-        elif not session.busy:
-            self.summary.show_scan(session.scan)
-        self.summary.set_skipped(session.skipped)
+        self.dataset_panel.show_dataset(self.session)
         self._update_controls()
 
     def _on_run_opened(self, model) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from facecomic_gui.common.thumbnails import ThumbnailCache, scaled
 from facecomic_gui.common.widgets import bold as _bold
-from facecomic_gui.common.widgets import fit_table_height, keep_space_when_hidden
+from facecomic_gui.common.widgets import error_banner, fit_table_height, keep_space_when_hidden
 from facecomic_gui.common.widgets import message_label as _message
 from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormText, Validation, hint, label
 from facecomic_gui.train.plots import ReliabilityPlotWidget
@@ -181,6 +182,41 @@ class DatasetSummaryWidget(QWidget):
         pixmap = self._thumbnails.pixmap(key)
         if label is not None and pixmap is not None:
             label.setPixmap(scaled(pixmap, THUMB_SIZE - 2))
+
+
+class DatasetPanelWidget(QGroupBox):
+    """The chosen folder, *Choose folder…*, a scan error, and the scan's summary."""
+
+    def __init__(self, thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
+        super().__init__("Dataset", parent)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.dataset_label = QLabel("No folder chosen")
+        self.dataset_label.setWordWrap(True)
+        self.dataset_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.choose_button = QPushButton("Choose folder…")
+        row.addWidget(self.dataset_label, 1)
+        row.addWidget(self.choose_button)
+        layout.addLayout(row)
+        self.dataset_error = error_banner()
+        layout.addWidget(self.dataset_error)
+        self.summary = DatasetSummaryWidget(thumbnails)
+        layout.addWidget(self.summary)
+
+    def show_dataset(self, session) -> None:
+        """The session's folder, its scan (not redrawn while a run uses it) and skipped files."""
+        path = session.dataset_path
+        self.dataset_label.setText(path or "No folder chosen")
+        self.dataset_label.setToolTip(path or "")
+        self.dataset_error.setText(session.scan_error or "")
+        self.dataset_error.setVisible(session.scan_error is not None)
+        if session.scan is None:
+            self.summary.clear()
+            if session.state == "scanning":
+                self.summary.placeholder.setText("Scanning…")
+        elif not session.busy:
+            self.summary.show_scan(session.scan)
+        self.summary.set_skipped(session.skipped)
 
 
 class TrainSettingsWidget(QWidget):
@@ -498,3 +534,27 @@ class HoldoutWidget(QWidget):
         self.calibration.setText("  ·  ".join(parts))
         self.reliability.show_bins(metrics.reliability)
         self.reliability.setVisible(bool(metrics.reliability))
+
+
+class RunResultsWidget(QWidget):
+    """The validation grid beside the holdout panel."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        grid_box = QGroupBox("Validation grid: accuracy / loss")
+        grid_layout = QVBoxLayout(grid_box)
+        self.grid_table = GridTableWidget()
+        grid_layout.addWidget(self.grid_table)
+        self.grid_hint = QLabel("Each cell: validation accuracy / mean cross-entropy. Best in green.")
+        self.grid_hint.setStyleSheet("color: #666;")
+        self.grid_hint.setWordWrap(True)
+        grid_layout.addWidget(self.grid_hint)
+        grid_layout.addStretch(1)
+        holdout_box = QGroupBox("Holdout")
+        holdout_layout = QVBoxLayout(holdout_box)
+        self.holdout = HoldoutWidget()
+        holdout_layout.addWidget(self.holdout)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(grid_box, 3)
+        layout.addWidget(holdout_box, 2)

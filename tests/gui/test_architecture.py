@@ -97,3 +97,14 @@ def test_sessions_import_no_qt_module():
             todo += [t for t in import_graph().get(current, ()) if t.startswith("facecomic_gui")]
         qt_modules = {m for m in seen if m.split(".")[-1] in ("tab", "table", "widgets", "plots", "worker")}
         assert qt_modules == set(), name
+
+
+def test_no_class_in_the_gui_is_over_300_lines():
+    """Long widgets hide what they do; the tabs are assembled from parts (``train/run_panel.py``,
+    ``train/widgets.py``, ``predict/parts.py``) instead."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 300:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []

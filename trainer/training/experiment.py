@@ -144,7 +144,37 @@ def run_experiment(
             trained_on, best, config, architecture, negatives, steps, budget, cancel, phase="refit"
         )
 
-    result = RunResult(
+    result = _result(
+        data, featurizer, config, grid, grid_results, best, metrics, final_losses, architecture, model,
+        time.perf_counter() - start, device, temperature, detectors, holdout_images, val_images, history,
+        trained_on,
+    )  # fmt: skip
+    yield RunFinished(result)
+    return result
+
+
+def _result(
+    data: _Data,
+    featurizer: Featurizer,
+    config: TrainConfig,
+    grid: GridSpec,
+    grid_results: list[GridResult],
+    best: GridResult,
+    metrics: HoldoutMetrics,
+    final_losses: list[float],
+    architecture: dict,
+    model: MLPEnsemble,
+    seconds: float,
+    device: torch.device,
+    temperature: float,
+    detectors: _Detectors,
+    holdout_images: tuple[EvaluatedImage, ...],
+    val_images: tuple[EvaluatedImage, ...],
+    history: list[EpochPoint],
+    trained_on: Tensors,
+) -> RunResult:
+    """Everything the run found, in the one record that the CLI, the app and model files use."""
+    return RunResult(
         dataset_root=str(data.scan.root),
         class_names=data.scan.class_names,
         counts=tuple(int(np.sum(data.labels == c)) for c in range(data.num_classes)),
@@ -159,7 +189,7 @@ def run_experiment(
         final_train_losses=tuple(final_losses),
         architecture=architecture,
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         device=str(device),
         features=featurizer.identity,
         temperature=temperature,
@@ -171,8 +201,6 @@ def run_experiment(
         class_offset=tuple(model.offset.tolist()) if model.has_offset else None,
         trained_on=tuple(int(v) for v in torch.bincount(trained_on.y.cpu(), minlength=data.num_classes)),
     )
-    yield RunFinished(result)
-    return result
 
 
 def _prepare(
