@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from typing import TextIO
 
 from trainer import __version__
 from trainer.common.assets import default_model_path
-from trainer.common.configs import PREDICTION_BATCH_SIZE, DecodeOptions, GridSpec, TrainConfig
+from trainer.common.configs import PREDICTION_BATCH_SIZE, RECIPES, DecodeOptions, GridSpec, TrainConfig
 from trainer.common.console import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -23,7 +24,7 @@ from trainer.common.console import (
     sigterm_as_interrupt,
 )
 from trainer.common.errors import Cancelled, FaceComicError
-from trainer.common.flags import add_config_flags, config_from_args
+from trainer.common.flags import add_config_flags, config_from_args, given_config_values
 from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, write_text
 from trainer.common.text import fixed, one_line, plural
 from trainer.model.face_likeness import NOT_A_FACE
@@ -39,8 +40,14 @@ def build_train_parser() -> argparse.ArgumentParser:
         "(e.g. faces/ and comics/), then score it once on the holdout.",
     )
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder holding the two class folders")
-    add_config_flags(parser, TrainConfig)
-    add_config_flags(parser, GridSpec)
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="start from a preset: paper = --features pixels --split paper --lr 0.01 0.001 "
+        "--epochs 1 3 5 --heads 1, the app's Paper recipe; any flag given also overrides it",
+    )
+    add_config_flags(parser, TrainConfig, only_if_given=True)
+    add_config_flags(parser, GridSpec, only_if_given=True)
     add_config_flags(parser, DecodeOptions)
     parser.add_argument("--out", metavar="MODEL.safetensors", type=Path, help="save the final model here")
     parser.add_argument("--json", metavar="RESULTS.json", type=Path, help="write the results as JSON")
@@ -53,8 +60,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     parser = build_train_parser()
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(TrainConfig, args)
-        grid = config_from_args(GridSpec, args)
+        base_config, base_grid = RECIPES[args.recipe] if args.recipe else (TrainConfig(), GridSpec())
+        config = dataclasses.replace(base_config, **given_config_values(TrainConfig, args))
+        grid = dataclasses.replace(base_grid, **given_config_values(GridSpec, args))
         decode = config_from_args(DecodeOptions, args)
     except ValueError as err:
         parser.error(str(err))

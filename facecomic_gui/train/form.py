@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig, field_limits
+from trainer.common.configs import RECIPES, GridSpec, TrainConfig, field_limits
 from trainer.common.text import split_numbers
 
 CHOICE_FIELDS = ("features", "split")
@@ -124,10 +124,11 @@ def replace_text(text: FormText, **changes: str) -> FormText:
 
 
 def paper_recipe(text: FormText) -> FormText:
-    """The paper's recipe: its 24x24 pixels, its split, its grid and one MLP; batch size and seed
-    stay."""
-    paper = FormText.from_form(TrainForm(grid=PAPER_GRID))
+    """The paper's recipe (``RECIPES["paper"]``, as ``--recipe paper``): its 24x24 pixels, its split,
+    its grid and one MLP; batch size and seed stay."""
+    config, grid = RECIPES["paper"]
+    paper = FormText.from_form(TrainForm(config, grid))
     return replace_text(
-        text, features="pixels", split="paper",
-        learning_rates=paper.learning_rates, epochs=paper.epochs, heads="1",
+        text, features=paper.features, split=paper.split,
+        learning_rates=paper.learning_rates, epochs=paper.epochs, heads=paper.heads,
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -372,3 +373,12 @@ def test_predictions_after_an_in_app_training_run_get_the_lanes_they_had_before(
             break
     assert (prediction_budget(), torch.get_num_threads()) == before
     assert Predictor(outcome.model, prediction_budget()).budget == before[0]
+
+
+def test_the_paper_recipe_button_sets_what_the_cli_s_recipe_sets():
+    from facecomic_gui.train.form import paper_recipe
+    from trainer.common.configs import RECIPES
+
+    form = validate(paper_recipe(FormText.from_form(TrainForm(TrainConfig(seed=3, batch_size=32))))).form
+    config, grid = RECIPES["paper"]
+    assert form.config == dataclasses.replace(config, seed=3, batch_size=32) and form.grid == grid

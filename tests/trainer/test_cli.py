@@ -246,3 +246,41 @@ def test_train_on_an_ascii_pipe_in_a_real_process(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
     assert f"{root}/faces/bad\\xff.png: not a readable image".encode() in proc.stdout
+
+
+def _settings_of(argv: list[str], monkeypatch) -> tuple:
+    """The (TrainConfig, GridSpec) that ``facecomic-train argv`` would run with."""
+    from trainer.training import experiment
+
+    seen = []
+
+    def recording(data_dir, *, config, grid, **_kwargs):
+        seen.append((config, grid))
+        raise KeyboardInterrupt  # enough: the settings are what is asked for
+        yield
+
+    monkeypatch.setattr(experiment, "run_experiment", recording)
+    train_main([*argv, "-q"])
+    return seen[0]
+
+
+def test_recipe_paper_sets_the_paper_s_settings_and_flags_override_it(dataset: Path, monkeypatch):
+    from trainer.common.configs import PAPER_GRID
+
+    paper, grid = _settings_of([str(dataset), "--recipe", "paper", "--seed", "3"], monkeypatch)
+    assert (paper.features, paper.split, paper.heads, paper.seed, grid) == (
+        "pixels",
+        "paper",
+        1,
+        3,
+        PAPER_GRID,
+    )
+    explicit = [str(dataset), "--features", "pixels", "--split", "paper", "--heads", "1", "--seed", "3"]
+    assert _settings_of([*explicit, "--lr", "0.01", "0.001", "--epochs", "1", "3", "5"], monkeypatch) == (
+        paper,
+        grid,
+    )
+    overridden, other = _settings_of(
+        [str(dataset), "--recipe", "paper", "--epochs", "20", "--heads", "2"], monkeypatch
+    )
+    assert (overridden.heads, other.epochs, other.learning_rates) == (2, (20,), (0.01, 0.001))

@@ -339,3 +339,9 @@ def cli_fields(cls: type) -> list[dataclasses.Field]:
 
 # The paper's grid: lr {0.01, 0.001} x epochs {1, 3, 5} (its Table 1), for "Paper recipe".
 PAPER_GRID = GridSpec(learning_rates=(0.01, 0.001), epochs=(1, 3, 5))
+
+# Named presets: what ``--recipe NAME`` and the app's recipe buttons set (batch size, seed and any
+# flag given on its own stay as chosen). "paper": its 24x24 pixels, its split and grid, one MLP.
+RECIPES: dict[str, tuple[TrainConfig, GridSpec]] = {
+    "paper": (TrainConfig(features="pixels", split="paper", heads=1), PAPER_GRID),
+}
