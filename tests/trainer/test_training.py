@@ -377,3 +377,49 @@ def test_refit_all_trains_the_saved_model_on_every_image_after_the_holdout(datas
         "comics": 20,
         "faces": 20,
     }
+
+
+def test_final_training_runs_side_work_on_a_lane_beside_the_heads(monkeypatch):
+    """``alongside`` runs on a lane of its own while the heads train (it meets a training step
+    at a barrier), changes no number of the heads, and its result or its error comes back."""
+    import threading
+
+    from trainer.training import sgd
+    from trainer.training.grid import train_final
+
+    data = synthetic_tensors(64, 0)
+    arch, config = paper_architecture(1728, 2, heads=2), TrainConfig(seed=3, batch_size=16)
+
+    def final(alongside=None, lanes=2):
+        return collect(
+            train_final(
+                data, 0.1, 2, config, arch, steps=sgd.StepCounter(total=8), lanes=lanes, alongside=alongside
+            )
+        )[1]
+
+    plain_model, plain_losses, nothing = final(lanes=1)
+    assert nothing is None
+    met = threading.Barrier(2, timeout=30)  # breaks, failing the run, unless both are in at once
+    real, where = sgd.sgd_step, []
+
+    def side() -> str:
+        where.append(threading.current_thread().name)
+        met.wait()
+        return "fitted"
+
+    def step(*args):
+        if not met.broken and met.n_waiting:
+            met.wait()
+        return real(*args)
+
+    monkeypatch.setattr(sgd, "sgd_step", step)
+    model, losses, fitted = final(side)
+    assert fitted == "fitted" and where[0].startswith("facecomic-lane")
+    assert losses == plain_losses
+    assert all(torch.equal(a, b) for a, b in zip(model.weights, plain_model.weights, strict=True))
+
+    def broken() -> None:
+        raise ValueError("the side work failed")
+
+    with pytest.raises(ValueError, match="side work failed"):
+        final(broken)

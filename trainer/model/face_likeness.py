@@ -139,16 +139,13 @@ def fit_face_likeness(
     percentile: float = DEFAULT_PERCENTILE,
     folds: int = DEFAULT_FOLDS,
     max_positives: int = MAX_POSITIVES,
-    lanes: int = 1,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> FaceLikeness:
     """Train on the images (a seeded sample of at most ``max_positives``) against the non-faces;
     set the threshold at ``percentile`` of the positives' scores from ``folds``-fold
     cross-validation (scores of images the fold's scorer did not train on), capped at
-    ``MAX_THRESHOLD``. The fits are independent and single-threaded, so they run side by side on
-    up to ``lanes`` lanes and give the same numbers on any core count."""
-    from trainer.common.lanes import Lanes
-
+    ``MAX_THRESHOLD``. The training runs it on a lane (one torch thread, beside the final
+    training's heads), so it gives the same numbers on any core count."""
     positives = np.asarray(positives, np.float32)
     negatives = np.asarray(negatives, np.float32)
     if len(positives) < folds or len(negatives) < folds:
@@ -162,11 +159,7 @@ def fit_face_likeness(
     standard = (both - mean) / scale
     fold = np.concatenate([rng.permutation(len(positives)) % folds, rng.permutation(len(negatives)) % folds])
     is_positive = np.arange(len(both)) < len(positives)
-    with Lanes(max(1, min(lanes, folds + 1))) as pool:  # the folds, then every row
-        fits = [
-            pool.submit(_fit_logistic, standard, is_positive, fold != k, cancel) for k in range(folds + 1)
-        ]
-        results = [f.result() for f in fits]
+    results = [_fit_logistic(standard, is_positive, fold != k, cancel) for k in range(folds + 1)]  # then all
     held_out_scores = np.empty(len(positives), np.float32)
     for k, (w, b) in enumerate(results[:folds]):
         rows = (fold == k) & is_positive

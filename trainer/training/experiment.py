@@ -280,26 +280,25 @@ def _train_and_detect(
     cancel: CancelToken,
     phase: str = "final",
 ) -> Generator[Event, None, tuple[MLPEnsemble, list[float], _Detectors]]:
-    """The chosen setting trained on ``data``, then the "unsure" detectors fitted on the same
-    images: what the saved weights learned from."""
-    model, losses = yield from train_final(
+    """The chosen setting trained on ``data``, and the "unsure" detectors fitted on the same
+    images (what the saved weights learned from) on the training's lanes, alongside it."""
+    x = data.x.cpu().numpy()
+
+    def fit_detectors() -> _Detectors:
+        novelty = fit_novelty(x, seed=config.seed)
+        scorer = None
+        if negatives is not None:
+            scorer = fit_face_likeness(
+                x, negatives, seed=config.seed, generator=generator_description(), cancel=cancel
+            )
+        return _Detectors(novelty, scorer)
+
+    model, losses, detectors = yield from train_final(
         data, best.lr, best.epochs, config, architecture,
-        steps=steps, cancel=cancel, phase=phase, lanes=budget.lanes,
+        steps=steps, cancel=cancel, phase=phase, lanes=budget.lanes, alongside=fit_detectors,
     )  # fmt: skip
     cancel.raise_if_cancelled()
-    x = data.x.cpu().numpy()
-    novelty = fit_novelty(x, seed=config.seed)
-    scorer = None
-    if negatives is not None:
-        scorer = fit_face_likeness(
-            x,
-            negatives,
-            seed=config.seed,
-            generator=generator_description(),
-            lanes=budget.lanes,
-            cancel=cancel,
-        )
-    return model, losses, _Detectors(novelty, scorer)
+    return model, losses, detectors
 
 
 def _evaluate(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from typing import TypeVar
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
@@ -24,6 +26,8 @@ from trainer.training.sgd import (
     new_model,
     training_lanes,
 )
+
+T = TypeVar("T")
 
 
 def grid_search(
@@ -88,10 +92,15 @@ def grid_search(
 def train_final(
     data: Tensors, lr: float, epochs: int, config: TrainConfig, architecture: dict, *,
     steps: StepCounter, cancel: CancelToken = NEVER_CANCELLED, phase: str = "final", lanes: int = 1,
-) -> Generator[Event, None, tuple[MLPEnsemble, list[float]]]:  # fmt: skip
+    alongside: Callable[[], T] | None = None,
+) -> Generator[Event, None, tuple[MLPEnsemble, list[float], T | None]]:  # fmt: skip
     """The best setting retrained on ``data`` (train+val, or every image for a refit) from a
     fresh init. An ensemble's heads train in two fixed groups, side by side on lanes (there is no
-    validation here to combine them for), in rounds of one epoch; one head runs on one lane."""
+    validation here to combine them for), in rounds of one epoch; one head runs on one lane.
+
+    ``alongside`` (work that needs only ``data``, such as fitting the detectors) runs on the same
+    lanes while the heads train: five heads split three and two, so one lane would otherwise
+    wait at every round. Returns its result third."""
     offset = class_offset(data.y, architecture["num_classes"], config.class_prior)
     groups = head_groups(architecture.get("heads", 1))
     models = [
@@ -106,10 +115,14 @@ def train_final(
         for model, (first, _) in zip(models, groups, strict=True)
     ]  # fmt: skip
     sizes = [model.heads for model in models]
+    side: Future | None = None
     with training_lanes(data.x.device, len(runs), lanes) as pool:
         try:
             for _ in range(epochs):
-                rounds = [f.result() for f in [pool.submit(run.next_epoch) for run in runs]]
+                futures = [pool.submit(run.next_epoch) for run in runs]
+                if side is None and alongside is not None:  # queued behind the first round's runs
+                    side = pool.submit(alongside)
+                rounds = [f.result() for f in futures]
                 for event in merge_group_events([events for events, _ in rounds], sizes):
                     cancel.raise_if_cancelled()
                     if isinstance(event, BatchFinished):
@@ -117,6 +130,7 @@ def train_final(
                         event = dataclasses.replace(event, step=steps.done, total_steps=steps.total)
                     yield event
             per_group = [run.finish() for run in runs]
+            side_result = side.result() if side is not None else alongside() if alongside else None
         finally:
             pool.shutdown(wait=True)
             for run in runs:
@@ -125,7 +139,7 @@ def train_final(
         sum(s * loss for s, loss in zip(sizes, epoch, strict=True)) / sum(sizes)
         for epoch in zip(*per_group, strict=True)
     ]
-    return stack_heads(models), losses
+    return stack_heads(models), losses, side_result
 
 
 def merge_group_events(per_group: list[list[Event]], sizes: list[int]) -> list[Event]:
