@@ -178,15 +178,44 @@ def test_a_target_holding_an_input_is_refused_and_one_inside_an_input_is_pruned(
         check_target(tmp_path / "file", [tmp_path / "in"])
 
 
-def test_a_read_only_source_folder_refuses_the_move_and_moves_nothing(tmp_path: Path, pile):
-    (tmp_path / "in" / "sub").chmod(0o555)
-    try:
-        with pytest.raises(SortError, match=r"Cannot move 1 image: the folder .*sub is read-only"):
-            plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=True)
-        plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=False)  # copying is fine
-    finally:
-        (tmp_path / "in" / "sub").chmod(0o755)
+def as_user_without_write_access(monkeypatch, folder: Path) -> None:
+    """What a folder without write bits is to anyone but root (the tests may run as root, who
+    may write anywhere), or any folder on a read-only mount."""
+    real_access = os.access
+
+    def access(path, mode, **kw):
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(sorting.os, "access", access)
+
+
+def test_a_read_only_source_folder_refuses_the_move_and_moves_nothing(tmp_path: Path, pile, monkeypatch):
+    as_user_without_write_access(monkeypatch, tmp_path / "in" / "sub")
+    with pytest.raises(SortError, match=r"Cannot move 1 image: the folder .*sub is read-only"):
+        plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=True)
+    plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=False)  # copying is fine
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_that_turns_read_only_mid_move_leaves_its_images_in_place(tmp_path: Path, pile, monkeypatch):
+    from trainer.common import outputs
+
+    real = outputs.rename_no_replace
+
+    def refused(source, target):
+        if Path(source).parent == tmp_path / "in" / "sub":
+            raise PermissionError(errno.EACCES, "Permission denied", str(target))
+        return real(source, target)
+
+    plan = plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=True)
+    monkeypatch.setattr(outputs, "rename_no_replace", refused)
+    as_user_without_write_access(monkeypatch, tmp_path / "in" / "sub")
+    events, summary = collect(execute_sort(plan))
+    left = [e for e in events if isinstance(e, ImageLeftInPlace)]
+    assert [(Path(e.source).parent.name, e.reason) for e in left] == [("sub", "Permission denied")]
+    assert pile[2].read_bytes() == b"another a" and summary.actions == {"moved": 4}
 
 
 def test_a_full_disk_stops_with_one_sentence_and_the_same_sort_finishes_later(

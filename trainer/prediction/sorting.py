@@ -258,13 +258,9 @@ def check_target(
 
 
 def _writable(folder: Path) -> bool:
-    """Writable by its mode bits and by the system: root may write anything, but a folder whose
-    write bits are all off, like a read-only file, is meant to stay as it is."""
-    try:
-        mode = folder.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & 0o222) and os.access(folder, os.W_OK | os.X_OK)
+    """Whether this process may add and remove names in ``folder``: what the system allows, as
+    for ``mv`` (root may move out of a folder without write bits; a read-only mount refuses)."""
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def plan_sort(
@@ -303,15 +299,17 @@ def plan_sort(
         items.append(SortItem(path, folder_of(p.label, p.flag), p.label, float(p.confidence or 0.0), p.flag))
     check_class_names(labels)
     if move:
-        _check_movable(items)
+        check_movable(item.source for item in items)
     names = class_names or tuple(dict.fromkeys(labels))
     return SortPlan(Path(os.path.abspath(target)), move, tuple(items), tuple(left), names)
 
 
-def _check_movable(items: Iterable[SortItem]) -> None:
+def check_movable(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """``SortError`` when an image cannot be moved out of its folder (the folder is read-only to
+    this process), naming the first such folder; checked before anything moves."""
     read_only: dict[Path, int] = {}
-    for item in items:
-        folder = item.source.parent
+    for path in paths:
+        folder = Path(os.path.abspath(path)).parent
         if folder in read_only or not _writable(folder):
             read_only[folder] = read_only.get(folder, 0) + 1
     if read_only:
