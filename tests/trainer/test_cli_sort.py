@@ -124,3 +124,32 @@ def test_a_target_holding_the_input_or_a_read_only_source_is_one_sentence(
 def test_undo_of_a_folder_without_a_log(tmp_path: Path, capsys):
     assert predict_main(["--undo-sort", str(tmp_path)]) == 2
     assert "has no facecomic-sort-log.csv: nothing was sorted there" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_move_between_two_images_and_the_same_command_finishes_it(trained, tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    from trainer.data.synthetic import make_dataset
+    from trainer.prediction.sort_log import pending_steps, read_log
+
+    pile = make_dataset(tmp_path / "in", 300)
+    original = hashes(pile)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-c", "import sys; from trainer.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))",
+        "--model", model_of(trained), "--sort-into", str(out), "--move", str(pile),
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.readline()  # the first image is sorted
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err
+    assert "stopped by SIGTERM between two images" in err and "Run the same command to finish" in err
+    assert pending_steps(read_log(out)) == []  # it stopped between steps, not in one
+    assert hashes(pile, out) == original
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "Continuing the interrupted move" in finished.stderr
+    assert tree(pile) == {} and hashes(out) == original
