@@ -37,6 +37,8 @@ from facecomic_gui.common.image_viewer import ImageViewerDialog
 from facecomic_gui.common.thumbnails import ThumbnailCache, qimage_to_pil
 from facecomic_gui.common.why_session import WhySession, image_key, request_for
 from facecomic_gui.common.widgets import error_banner, percent
+from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
+from facecomic_gui.predict.review_actions import PredictReviewTools
 from facecomic_gui.predict.session import (
     ERROR_KEY,
     NOT_A_FACE_KEY,
@@ -163,6 +165,9 @@ class PredictTabWidget(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.view.selectionModel().currentChanged.connect(self._on_selection_changed)
         self._update_row_actions()
+        self.review = PredictReviewTools(self)  # marks (F, C), Sort into folders…, Add to dataset…
+        toolbar.addWidget(self.review.sort_button)
+        toolbar.addWidget(self.review.add_button)
 
         self.drop_hint = QLabel(
             "<p style='font-size:15pt'>Drop images or folders here</p>"
@@ -311,6 +316,8 @@ class PredictTabWidget(QWidget):
         menu.addAction(self.open_action)
         menu.addAction(self.copy_path_action)
         menu.addAction(self.show_in_folder_action)
+        menu.addSeparator()
+        menu.addActions(self.review.marks.menu_actions())
         return menu
 
     def _on_context_menu(self, pos: QPoint) -> None:
@@ -416,6 +423,12 @@ class PredictTabWidget(QWidget):
             Qt.ItemDataRole.ToolTipRole,
         )
         self.filter_combo.addItem("Unreadable", ERROR_KEY)
+        self.filter_combo.addItem("Most uncertain first", UNCERTAIN_FIRST_KEY)
+        self.filter_combo.setItemData(
+            self.filter_combo.count() - 1,
+            "Every answer, flagged ones first, then by confidence closest to 50%: review where mistakes are likeliest.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         index = self.filter_combo.findData(current)
         self.filter_combo.setCurrentIndex(max(0, index))
         self.filter_combo.blockSignals(False)
@@ -423,6 +436,8 @@ class PredictTabWidget(QWidget):
 
     def _on_filter_changed(self) -> None:
         self.session.set_filter(self.filter_combo.currentData())
+        if self.session.label_filter == UNCERTAIN_FIRST_KEY:
+            self.view.sortByColumn(CONFIDENCE, Qt.SortOrder.AscendingOrder)
 
     def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
         if not roles or Qt.ItemDataRole.DisplayRole in roles:

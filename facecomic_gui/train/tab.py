@@ -53,6 +53,7 @@ class TrainTabWidget(QWidget):
     use_model_requested = Signal(object)  # LoadedModel
     state_changed = Signal(str)
     gallery_opened = Signal(object)  # ErrorGalleryWidget
+    corrections = None  # the window's CorrectionsSession: images in the gallery can be marked
 
     def __init__(
         self, session: TrainingSession, thumbnails: ThumbnailCache, parent: QWidget | None = None
@@ -269,7 +270,7 @@ class TrainTabWidget(QWidget):
             self._close_gallery()
             self.gallery = ErrorGalleryWidget(
                 GallerySession(GallerySource.of_model(model)), self._thumbnails, self,
-                model=model, why=WhySession(self.session.jobs, "why-gallery"),
+                model=model, why=WhySession(self.session.jobs, "why-gallery"), corrections=self.corrections,
             )  # fmt: skip
             self._gallery_model = model
         self.gallery.setWindowTitle(f"Error gallery: {model.name}")
