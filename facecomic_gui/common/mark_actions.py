@@ -33,6 +33,10 @@ class MarkActions(QObject):
         self.corrections: CorrectionsSession | None = None
         self.class_actions: dict[str, QAction] = {}
         self.clear_action = self._action("Clear mark", None, self._on_clear)
+        selection = view.selectionModel() if hasattr(view, "selectionModel") else None
+        if selection is not None:  # the keys work on the rows the view points at, once there are some
+            selection.selectionChanged.connect(self._on_selection_changed)
+            selection.currentChanged.connect(self._on_selection_changed)
 
     def set_corrections(self, corrections: CorrectionsSession | None) -> None:
         self.corrections = corrections
@@ -85,6 +89,9 @@ class MarkActions(QObject):
         self.corrections.toggle([p for p, _ in targets], class_name, [c for _, c in targets])
         self.update_enabled()
         self.marked.emit()
+
+    def _on_selection_changed(self, *_args) -> None:
+        self.update_enabled()
 
     def _on_mark(self, class_name: str) -> None:
         self.mark(class_name)

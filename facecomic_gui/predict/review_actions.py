@@ -40,7 +40,6 @@ class PredictReviewTools(QObject):
         session.model_changed.connect(self._on_model_changed)
         session.predictions_finished.connect(self.update_buttons)
         session.rows_reset.connect(self.update_buttons)
-        tab.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self._on_model_changed()
 
     def set_corrections(self, corrections: CorrectionsSession) -> None:
@@ -64,9 +63,6 @@ class PredictReviewTools(QObject):
         model = self.tab.session.model
         self.marks.set_classes(model.class_names if model is not None else ())
         self.update_buttons()
-
-    def _on_selection_changed(self, *_args) -> None:
-        self.marks.update_enabled()
 
     def _on_marks_changed(self, _paths) -> None:
         model = self.tab.table_model
