@@ -160,3 +160,29 @@ def _same_folder(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.abspath(a) == os.path.abspath(b)
+
+
+def apply_review_arguments(window, args):
+    """``--show``, ``--mark PATH=CLASS`` and ``--sort-into DIR [--move]`` (after the images are
+    predicted, for ``--screenshot``); returns the Sort dialog when one was opened, to be shown.
+    ``ValueError`` for a mark that names no image or class."""
+    tab = window.predict_tab
+    show = getattr(args, "show", None)
+    if show is not None:
+        from facecomic_gui.predict.review import SHOW_CHOICES
+
+        tab.filter_combo.setCurrentIndex(max(0, tab.filter_combo.findData(SHOW_CHOICES[show])))
+    classes = window.current_model.class_names if window.current_model is not None else ()
+    rows = {os.path.realpath(r.path): r for r in window.prediction_session.rows if r.path is not None}
+    for path, name in getattr(args, "mark", None) or ():
+        row = rows.get(os.path.realpath(path))
+        if row is None or name not in classes:
+            what = f"no image {path} was predicted" if row is None else f"the model has no class {name!r}"
+            raise ValueError(f"cannot mark {path}={name}: {what}")
+        answer = row.prediction.label if row.prediction is not None else None
+        window.review.corrections.mark([row.path], name, [answer])
+    target = getattr(args, "sort_into", None)
+    if target is None:
+        return None
+    window.tabs.setCurrentWidget(tab)
+    return tab.review.open_sort_dialog(str(target), move=getattr(args, "move", False))

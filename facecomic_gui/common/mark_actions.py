@@ -136,3 +136,16 @@ def mark_data(
         )
         return f"Marked {shown} by you (press its key again, or use Clear mark, to undo).{said}{added}"
     return None
+
+
+def mark_note(corrections: CorrectionsSession | None, path, predicted: str | None) -> str:
+    """The start of a marked row's details: "Marked Real face (the model said Comic)  ·  "."""
+    correction = corrections.get(path) if corrections is not None and path is not None else None
+    if correction is None:
+        return ""
+    said = (
+        f" (the model said {display_name(predicted)})"
+        if predicted and predicted != correction.true_class
+        else ""
+    )
+    return f"Marked {display_name(correction.true_class)}{said}  ·  "

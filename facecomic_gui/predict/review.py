@@ -5,6 +5,14 @@ likeliest."""
 from __future__ import annotations
 
 UNCERTAIN_FIRST_KEY = "__uncertain_first__"  # a Show choice: every answer, least sure first
+# ``facecomic --show NAME``: the Show choices besides the classes (the session's filter keys)
+SHOW_CHOICES = {
+    "all": None,
+    "unsure": "__unsure__",
+    "not-a-face": "__not_a_face__",
+    "unreadable": "__error__",
+    "uncertain-first": UNCERTAIN_FIRST_KEY,
+}
 
 
 def uncertainty_key(row) -> tuple:

@@ -11,7 +11,7 @@ from facecomic_gui.common.corrections import CorrectionsSession
 from facecomic_gui.common.mark_actions import MarkActions
 from facecomic_gui.predict.sort_dialog import SortDialog
 from facecomic_gui.predict.sort_session import SortSession
-from facecomic_gui.predict.table import LABEL
+from facecomic_gui.predict.table import DETAILS, LABEL
 
 
 class PredictReviewTools(QObject):
@@ -67,7 +67,7 @@ class PredictReviewTools(QObject):
     def _on_marks_changed(self, _paths) -> None:
         model = self.tab.table_model
         if model.rowCount():
-            model.dataChanged.emit(model.index(0, LABEL), model.index(model.rowCount() - 1, LABEL))
+            model.dataChanged.emit(model.index(0, LABEL), model.index(model.rowCount() - 1, DETAILS))
         self.update_buttons()
 
     def update_buttons(self, *_args) -> None:

@@ -71,6 +71,10 @@ class SortDialog(QDialog):
         mode_row.addWidget(self.move_radio)
         mode_row.addStretch(1)
 
+        self.heading = QLabel()
+        font = self.heading.font()
+        font.setBold(True)
+        self.heading.setFont(font)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Folder", "Images"])
         self.table.verticalHeader().hide()
@@ -113,14 +117,16 @@ class SortDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(target_row)
         layout.addLayout(mode_row)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.table)
         layout.addWidget(self.left_label)
         layout.addWidget(self.error)
         layout.addWidget(note)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addStretch(1)
         layout.addLayout(buttons)
-        self.resize(620, 520)
+        self.resize(620, self.sizeHint().height())
         session.changed.connect(self._on_session_changed)
         session.progressed.connect(self._on_progressed)
         session.job_finished.connect(self._on_job_finished)
@@ -169,6 +175,12 @@ class SortDialog(QDialog):
             self._set_row(row, folder_title(folder), count, muted=count == 0)
         if counts:
             self._set_row(len(counts), "Total", sum(counts.values()), bold=True)
+        self._fit_table()
+        verb = "move" if session.move else "copy"
+        total = sum(counts.values())
+        self.heading.setText(
+            f"Where the {plural(total, 'predicted image')} go ({verb}):" if counts else "Nothing to sort yet."
+        )
         plan = session.plan
         left = plan.left_out if plan is not None else ()
         self.left_label.setText(
@@ -186,6 +198,7 @@ class SortDialog(QDialog):
         self.undo_button.setVisible(session.run is not None)
         self.undo_button.setEnabled(session.can_undo)
         self.close_button.setEnabled(True)
+        self.progress.setVisible(session.state != READY or bool(session.note or session.error))
         self._show_status()
 
     def _set_row(self, row: int, title: str, count: int, *, muted: bool = False, bold: bool = False) -> None:
@@ -200,6 +213,12 @@ class SortDialog(QDialog):
                 font.setBold(True)
                 item.setFont(font)
             self.table.setItem(row, column, item)
+
+    def _fit_table(self) -> None:
+        """As tall as its rows, so the plan reads at a glance and nothing scrolls."""
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(rows + header + 2 * self.table.frameWidth() + 2)
 
     def _on_progressed(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))

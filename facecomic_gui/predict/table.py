@@ -15,7 +15,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from facecomic_gui.common.mark_actions import mark_data
+from facecomic_gui.common.mark_actions import mark_data, mark_note
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.widgets import percent
 from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY, uncertainty_key
@@ -152,7 +152,8 @@ class PredictionTableModel(QAbstractTableModel):
                 shares = "   ".join(
                     f"{display_name(name)} {percent(prob)}" for name, prob in p.probabilities.items()
                 )
-                return f"{p.flag.capitalize()}  ·  {shares}" if p.unsure else shares
+                text = f"{p.flag.capitalize()}  ·  {shares}" if p.unsure else shares
+                return mark_note(self.corrections, row.path, p.label) + text
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
             return self._thumbnails.pixmap(
                 row.key, row.source, owner=THUMB_OWNER

@@ -135,3 +135,13 @@ def test_cancel_stops_between_images_and_sorting_again_finishes(tmp_path: Path):
     session.start()
     jobs.run("sort")
     assert session.summary.actions == {"done before": 1, "copied": 2}
+
+
+def test_the_show_choices_of_the_command_line_are_the_sessions_filters():
+    from facecomic_gui.predict import session
+    from facecomic_gui.predict.review import SHOW_CHOICES, UNCERTAIN_FIRST_KEY
+
+    assert SHOW_CHOICES == {
+        "all": None, "unsure": session.UNSURE_KEY, "not-a-face": session.NOT_A_FACE_KEY,
+        "unreadable": session.ERROR_KEY, "uncertain-first": UNCERTAIN_FIRST_KEY,
+    }  # fmt: skip
