@@ -5,6 +5,7 @@ model switch or Clear never waits for a running batch."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -207,7 +208,7 @@ class PredictionSession:
 
         changed = False
         for row in self.rows:
-            new = moved.get(str(row.path)) if row.path is not None else None
+            new = moved.get(os.path.abspath(row.path)) if row.path is not None else None
             if new is not None:
                 row.source, row.name = Path(new), Path(new).name
                 if row.prediction is not None:
