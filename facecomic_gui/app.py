@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facecomic_gui.predict.review import SHOW_CHOICES
 from trainer import __version__
 from trainer.common.configs import GridSpec, TrainConfig
 from trainer.common.flags import add_config_flags
@@ -44,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", type=Path, help="model file to use instead of the remembered or default one"
     )
+    review = parser.add_argument_group("reviewing, with --screenshot (the images predicted first)")
+    review.add_argument("--show", choices=tuple(SHOW_CHOICES), help="the Predict tab's Show choice")
+    review.add_argument(
+        "--mark", action="append", type=_mark, metavar="PATH=CLASS", help="mark an image with its true class"
+    )
+    review.add_argument(
+        "--sort-into", type=Path, metavar="DIR", help="render Sort into folders… with its plan for DIR"
+    )
+    review.add_argument("--move", action="store_true", help="with --sort-into: plan a move, not a copy")
     training = parser.add_argument_group("training settings (override the remembered ones)")
     add_config_flags(training, TrainConfig, only_if_given=True, exclude=("device",))  # the app picks
     add_config_flags(training, GridSpec, only_if_given=True)
@@ -59,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log details, including tracebacks, to stderr")
     parser.add_argument("--version", action="version", version=f"FaceComic {__version__}")
     return parser
+
+
+def _mark(text: str) -> tuple[Path, str]:
+    path, sep, name = text.rpartition("=")
+    if not sep or not path or not name:
+        raise argparse.ArgumentTypeError(f"expected PATH=CLASS such as photo.jpg=faces, not {text!r}")
+    return Path(path), name
 
 
 def _cell(text: str) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.worker import LatestJobs, cancel_and_join_all
 from facecomic_gui.predict.session import PredictionSession
 from facecomic_gui.predict.tab import PredictTabWidget
+from facecomic_gui.review_controller import ReviewController
 from facecomic_gui.runs.session import RunsSession
 from facecomic_gui.runs.tab import RunsTabWidget
 from facecomic_gui.train.form import TrainForm
@@ -75,6 +76,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.runs_tab, "Runs")
         self.setCentralWidget(self.tabs)
         self._build_menus()
+        self.review = ReviewController(self)  # marks, Add to dataset…, Retrain, Sort into folders…
+        self.review.add_menu_actions(self.menuBar().actions()[0].menu(), self.quit_action)  # File
         self.train_tab.use_model_requested.connect(self._on_use_trained_model)
         self.train_tab.run_finished.connect(self._on_run_finished)
         self.train_tab.scan_finished.connect(self._on_scan_finished)
@@ -298,7 +301,12 @@ class MainWindow(QMainWindow):
         self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Cancel and join every worker, then remember the window and form."""
+        """Cancel and join every worker, then remember the window and form; marked images not
+        yet added to a data set are lost only once the user agrees."""
+        if not self.review.may_close():
+            event.ignore()
+            return
+        self.review.shutdown()
         self.settings.geometry = self.saveGeometry()
         form = self.train_session.form
         if form is not None:

@@ -101,6 +101,12 @@ def take_screenshot(args: argparse.Namespace) -> int:
         if not wait_until(lambda: runs_session.state == "idle", [runs_session.changed]):
             return _fail("the runs folder was not read in time")
         shown = window
+        from facecomic_gui.review_controller import apply_review_arguments
+
+        try:
+            shown = apply_review_arguments(window, args) or window  # --show, --mark, --sort-into
+        except ValueError as err:
+            return _fail(str(err))
         cell = getattr(args, "gallery", None)
         if cell is not None and not failures:
             try:

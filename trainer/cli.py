@@ -29,6 +29,14 @@ from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, w
 from trainer.common.text import fixed, one_line, plural
 from trainer.model.face_likeness import NOT_A_FACE
 from trainer.prediction.export import csv_outputs, write_predictions_csv
+from trainer.sort_cli import (
+    add_sort_flags,
+    check_args,
+    check_sources,
+    prune_for,
+    sort_predictions,
+    undo_main,
+)
 
 # -- facecomic-train ------------------------------------------------------------------------------
 
@@ -250,7 +258,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
         description="Label images as real face or comic with a FaceComic model.",
     )
     parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)"
+        "paths", nargs="*", metavar="PATH", help="image files or folders (searched recursively)"
     )
     parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
     parser.add_argument(
@@ -278,6 +286,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
         help="also write DIR/<name>.why.png (the answer's heat map over the image) and "
         "DIR/<name>.heat.png (the map alone, grey); existing files are never replaced",
     )
+    add_sort_flags(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -293,10 +302,14 @@ def positive_int(text: str) -> int:
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
-    args = build_predict_parser().parse_args(argv)
+    parser = build_predict_parser()
+    args = parser.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        parser.error(problem)
     try:
         with sigterm_as_interrupt():
-            return _predict(args)
+            return undo_main(args) if args.undo_sort is not None else _predict(args)
     except KeyboardInterrupt as err:
         return interrupted(
             "facecomic-predict", err, "no CSV was written (heat maps already written are complete)."
@@ -311,6 +324,7 @@ def _predict(args: argparse.Namespace) -> int:
     # model loads, and against every image found in the folders before any is predicted.
     outputs = csv_outputs(args.csv, "--csv") if args.csv else {}
     targets = check_outputs(outputs, inputs=[model_path, *args.paths])
+    prune = prune_for(args)  # --sort-into: never a folder holding an input; left out of the walk
     check_folder(args.explain)
     if args.model is None and not model_path.exists():
         raise FaceComicError(
@@ -320,12 +334,13 @@ def _predict(args: argparse.Namespace) -> int:
     from trainer.prediction.predictor import Predictor
 
     predictor = Predictor.from_file(model_path)
-    paths, skipped = collect_images(args.paths)
+    paths, skipped = collect_images(args.paths, prune=prune)
     for s in skipped:
         say(f"{one_line(s.path)}\tskipped\t{one_line(s.reason)}", sys.stderr)
     if not paths:
         raise FaceComicError("No images found in " + ", ".join(one_line(p) for p in args.paths) + ".")
     refuse_inputs(targets, paths)
+    check_sources(args, paths)  # --move: a read-only folder is said before predicting
     predictions = []
     stdout = _PipeSafeWriter(sys.stdout)
     explain = _Explaining(predictor.loaded, args.explain) if args.explain else None
@@ -334,7 +349,9 @@ def _predict(args: argparse.Namespace) -> int:
             explain.batch(paths[len(predictions) : len(predictions) + len(batch)], batch)
         for p in batch:
             # One line per image, always four tab-separated fields: names are escaped onto one line.
-            if p.ok:
+            if p.ok and args.sort_into is not None:
+                pass  # sorting prints where each image went instead
+            elif p.ok:
                 row = f"{one_line(p.source)}\t{one_line(p.label)}\t{p.confidence:.4f}\t{p.flag}"
                 stdout.line(for_stream(row, sys.stdout))
             else:
@@ -357,6 +374,10 @@ def _predict(args: argparse.Namespace) -> int:
         where = f"model, version and date in {one_line(sidecar)}" if sidecar else "a stream: no sidecar"
         summary += f"; CSV written to {one_line(args.csv)} ({where})"
     say(summary, sys.stderr)
+    if args.sort_into is not None:
+        return max(
+            sort_predictions(args, predictions, predictor.loaded.class_names), EXIT_PARTIAL * bool(failed)
+        )
     return EXIT_PARTIAL if failed else EXIT_OK
 
 

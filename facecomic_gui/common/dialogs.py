@@ -142,3 +142,34 @@ def ask_csv_path(parent: QWidget | None, suggested: str, excel_safe: bool) -> tu
     target = Path(dialog.selectedFiles()[0])
     checked = dialog.findChild(QCheckBox, "excel_safe").isChecked()
     return (target if target.suffix else target.with_suffix(".csv")), checked
+
+
+def ask_folder(parent: QWidget | None, title: str, start: str) -> Path | None:
+    """A folder (to sort into, or a data set to add to); None if cancelled."""
+    path = QFileDialog.getExistingDirectory(parent, title, start)
+    return Path(path) if path else None
+
+
+def ask_retrain(parent: QWidget | None, added: str) -> bool:
+    """After *Add to dataset…*: what was added, and whether to retrain on it now."""
+    if not interactive:
+        return False
+    box = QMessageBox(QMessageBox.Icon.Information, "Added to the data set", added, parent=parent)
+    box.setInformativeText("Retrain on this data set now, with the current training settings?")
+    retrain = box.addButton("Retrain", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is retrain
+
+
+def confirm_close_with_marks(parent: QWidget | None, count: int) -> bool:
+    """Whether to close although ``count`` marked images were not added to a data set."""
+    if not interactive:
+        return True
+    answer = QMessageBox.question(
+        parent,
+        "Close FaceComic?",
+        f"You marked {count:,} image{'s' if count != 1 else ''} with their true class and did not add "
+        "them to a data set (Add to dataset…). Close anyway and lose the marks?",
+    )
+    return answer == QMessageBox.StandardButton.Yes

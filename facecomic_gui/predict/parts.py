@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from facecomic_gui.common import dialogs
 from facecomic_gui.common.dialogs import show_error, write_confirming
+from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
 from facecomic_gui.predict.session import (
     ERROR_KEY,
     NOT_A_FACE_KEY,
@@ -90,6 +91,11 @@ class PredictionToolbarWidget(QWidget):
         layout.addWidget(self.clear_button)
         layout.addWidget(self.export_button)
 
+    def add_trailing(self, *widgets: QWidget) -> None:
+        """Buttons at the end of the bar (the review tools' *Sort into folders…*, *Add to dataset…*)."""
+        for widget in widgets:
+            self.layout().addWidget(widget)
+
     def show_filters(self, session: PredictionSession) -> None:
         """The classes of the model in use, then the flags; the choice stays when it still exists."""
         combo = self.filter_combo
@@ -105,6 +111,7 @@ class PredictionToolbarWidget(QWidget):
             ("Unsure", UNSURE_KEY, "Answers the model flagged: not a face, unlike its training images, or low confidence."),
             ("Not a face", NOT_A_FACE_KEY, "Pictures that look like neither a face nor a comic face (charts, documents, screenshots, ...)."),
             ("Unreadable", ERROR_KEY, ""),
+            ("Most uncertain first", UNCERTAIN_FIRST_KEY, "Every answer, flagged ones first, then by confidence closest to 50%: review where mistakes are likeliest."),
         ):  # fmt: skip
             combo.addItem(text, key)
             if tip:
@@ -134,6 +141,20 @@ class PredictionToolbarWidget(QWidget):
         if counts.get(PENDING_KEY):
             parts.append(f"predicting {total - counts[PENDING_KEY]:,}/{total:,}…")
         self.summary_label.setText("  ·  ".join(parts))
+
+
+def drop_hint_label() -> QLabel:
+    """What an empty Predict tab shows: where images come from."""
+    hint = QLabel(
+        "<p style='font-size:15pt'>Drop images or folders here</p>"
+        "<p>or use <b>Add images…</b>, or paste with <b>Ctrl+V</b>.<br>"
+        "Each image gets a label and a confidence from the model above.</p>"
+    )
+    hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    hint.setStyleSheet(
+        "QLabel { color: #555; border: 2px dashed #b8c4d0; border-radius: 10px; background: #fafbfc; }"
+    )
+    return hint
 
 
 def lay_out_prediction_view(view: QTableView, table_model, proxy) -> None:

@@ -5,6 +5,7 @@ model switch or Clear never waits for a running batch."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from PIL import Image
 from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.predict import jobs
+from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
 from trainer.model.face_likeness import NOT_A_FACE
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ class PredictionSession:
         self.model: LoadedModel | None = None
         self.model_loading = False
         self.model_error: str | None = None
-        # A class name, ERROR_KEY, UNSURE_KEY, NOT_A_FACE_KEY, or None for all.
+        # A class name, ERROR_KEY, UNSURE_KEY, NOT_A_FACE_KEY, UNCERTAIN_FIRST_KEY, or None for all.
         self.label_filter: str | None = None
         self._waiting: list[Source] = []  # dropped while the model was still loading
         self._queue: list[_Job] = []
@@ -109,7 +111,14 @@ class PredictionSession:
         self.model = model
         self.model_loading = False
         self.model_error = None
-        if self.label_filter not in (None, ERROR_KEY, UNSURE_KEY, NOT_A_FACE_KEY, *model.class_names):
+        if self.label_filter not in (
+            None,
+            ERROR_KEY,
+            UNSURE_KEY,
+            NOT_A_FACE_KEY,
+            UNCERTAIN_FIRST_KEY,
+            *model.class_names,
+        ):
             self.label_filter = None
             self.filter_changed.emit()
         not_yet_rows = [job for job in self._pending_jobs() if job.first_row is None]
@@ -190,7 +199,23 @@ class PredictionSession:
             return row.unsure
         if self.label_filter == NOT_A_FACE_KEY:
             return row.not_a_face
-        return self.label_filter is None or row.filter_key == self.label_filter
+        return self.label_filter in (None, UNCERTAIN_FIRST_KEY) or row.filter_key == self.label_filter
+
+    def relocate(self, moved: dict[str, str]) -> None:
+        """Files were moved (sorted into folders, or back): rows follow them, so opening, *Why?*
+        and *Show in folder* find them. The thumbnail key stays (the picture is the same)."""
+        import dataclasses
+
+        changed = False
+        for row in self.rows:
+            new = moved.get(os.path.abspath(row.path)) if row.path is not None else None
+            if new is not None:
+                row.source, row.name = Path(new), Path(new).name
+                if row.prediction is not None:
+                    row.prediction = dataclasses.replace(row.prediction, source=new)
+                changed = True
+        if changed:
+            self.predictions_changed.emit(0, len(self.rows))
 
     # -- jobs --------------------------------------------------------------------------------------
 

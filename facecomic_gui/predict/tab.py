@@ -17,7 +17,6 @@ from PySide6.QtGui import (
     QShortcut,
 )
 from PySide6.QtWidgets import (
-    QLabel,
     QMenu,
     QStackedWidget,
     QTableView,
@@ -33,14 +32,17 @@ from facecomic_gui.common.widgets import error_banner, percent
 from facecomic_gui.predict.parts import (
     ModelBannerWidget,
     PredictionToolbarWidget,
+    drop_hint_label,
     export_predictions_csv,
     lay_out_prediction_view,
 )
+from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
+from facecomic_gui.predict.review_actions import PredictReviewTools
 from facecomic_gui.predict.session import (
     PredictionRow,
     PredictionSession,
 )
-from facecomic_gui.predict.table import PredictionFilterProxy, PredictionTableModel
+from facecomic_gui.predict.table import CONFIDENCE, PredictionFilterProxy, PredictionTableModel
 
 SHOW_IN_FOLDER_KEYS = QKeySequence("Ctrl+Shift+R")  # "reveal", as in file managers and editors
 
@@ -90,15 +92,9 @@ class PredictTabWidget(QWidget):
         self.clear_button.clicked.connect(self._on_clear_clicked)
         self.export_button.clicked.connect(self._on_export_clicked)
         self._build_table()
-        self.drop_hint = QLabel(
-            "<p style='font-size:15pt'>Drop images or folders here</p>"
-            "<p>or use <b>Add images…</b>, or paste with <b>Ctrl+V</b>.<br>"
-            "Each image gets a label and a confidence from the model above.</p>"
-        )
-        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.drop_hint.setStyleSheet(
-            "QLabel { color: #555; border: 2px dashed #b8c4d0; border-radius: 10px; background: #fafbfc; }"
-        )
+        self.review = PredictReviewTools(self)  # marks (F, C), Sort into folders…, Add to dataset…
+        bar.add_trailing(self.review.sort_button, self.review.add_button)
+        self.drop_hint = drop_hint_label()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.drop_hint)
         self.stack.addWidget(self.view)
@@ -240,6 +236,8 @@ class PredictTabWidget(QWidget):
         menu.addAction(self.open_action)
         menu.addAction(self.copy_path_action)
         menu.addAction(self.show_in_folder_action)
+        menu.addSeparator()
+        menu.addActions(self.review.marks.menu_actions())
         return menu
 
     def _on_context_menu(self, pos: QPoint) -> None:
@@ -329,6 +327,8 @@ class PredictTabWidget(QWidget):
 
     def _on_filter_changed(self) -> None:
         self.session.set_filter(self.filter_combo.currentData())
+        if self.session.label_filter == UNCERTAIN_FIRST_KEY:
+            self.view.sortByColumn(CONFIDENCE, Qt.SortOrder.AscendingOrder)
 
     def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
         if not roles or Qt.ItemDataRole.DisplayRole in roles:

@@ -15,8 +15,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from facecomic_gui.common.mark_actions import mark_data, mark_note
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.widgets import percent
+from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY, uncertainty_key
 from facecomic_gui.predict.session import PredictionRow, PredictionSession
 from trainer.data.dataset import display_name
 from trainer.model.face_likeness import NOT_A_FACE
@@ -65,6 +67,8 @@ def sort_key(row: PredictionRow, column: int) -> tuple:
 
 class PredictionTableModel(QAbstractTableModel):
     """Renders ``session.rows``; the session's events become Qt's row notifications."""
+
+    corrections = None  # a CorrectionsSession: a marked row shows its mark in the Prediction column
 
     def __init__(self, session: PredictionSession, thumbnails: ThumbnailCache, parent=None) -> None:
         super().__init__(parent)
@@ -115,6 +119,18 @@ class PredictionTableModel(QAbstractTableModel):
         row = self.rows[index.row()]
         p = row.prediction
         column = index.column()
+        if (
+            column == LABEL
+            and self.corrections is not None
+            and p is not None
+            and p.ok
+            and row.path is not None
+        ):
+            mark = mark_data(
+                self.corrections, str(row.path), role, predicted=p.label, confidence=p.confidence
+            )
+            if mark is not None:
+                return mark
         if role == Qt.ItemDataRole.DisplayRole:
             if column == FILE:
                 return printable(row.name)  # Qt would drop the bytes of a name that are not UTF-8
@@ -136,7 +152,8 @@ class PredictionTableModel(QAbstractTableModel):
                 shares = "   ".join(
                     f"{display_name(name)} {percent(prob)}" for name, prob in p.probabilities.items()
                 )
-                return f"{p.flag.capitalize()}  ·  {shares}" if p.unsure else shares
+                text = f"{p.flag.capitalize()}  ·  {shares}" if p.unsure else shares
+                return mark_note(self.corrections, row.path, p.label) + text
         elif role == Qt.ItemDataRole.DecorationRole and column == THUMB:
             return self._thumbnails.pixmap(
                 row.key, row.source, owner=THUMB_OWNER
@@ -215,6 +232,8 @@ class PredictionFilterProxy(QSortFilterProxyModel):
     ) -> bool:
         rows = self._session.rows
         column = left.column()
+        if column == CONFIDENCE and self._session.label_filter == UNCERTAIN_FIRST_KEY:
+            return uncertainty_key(rows[left.row()]) < uncertainty_key(rows[right.row()])
         return sort_key(rows[left.row()], column) < sort_key(rows[right.row()], column)
 
 

@@ -4,6 +4,7 @@ background), the selection, and renaming or deleting a run file."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -93,6 +94,21 @@ class RunsSession:
         chosen = self.selected_entries
         return len(chosen) == 2 and all(e.ok for e in chosen)
 
+    def index_of(self, path: Path) -> int | None:
+        return next((i for i, e in enumerate(self.entries) if e.path == Path(path)), None)
+
+    def previous_on_same_dataset(self, index: int) -> int | None:
+        """The newest readable run older than ``index``'s, trained on the same data set folder (the
+        runs are listed newest first), for comparing a retrained run with the one before it."""
+        entry = self.entries[index]
+        folder = _dataset_folder(entry)
+        if folder is None:
+            return None
+        for i in range(index + 1, len(self.entries)):
+            if self.entries[i].ok and _dataset_folder(self.entries[i]) == folder:
+                return i
+        return None
+
     @property
     def can_delete(self) -> bool:
         return len(self.selected) == 1
@@ -139,3 +155,8 @@ class RunsSession:
 
     def shutdown(self) -> None:
         self.jobs.drop("runs")
+
+
+def _dataset_folder(entry: RunEntry) -> str | None:
+    root = entry.model.dataset_root if entry.model is not None else None
+    return os.path.normpath(os.path.abspath(root)) if root else None

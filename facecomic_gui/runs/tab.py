@@ -46,6 +46,14 @@ RUN_COLOURS = ("#1f77b4", "#d62728")
 LR_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
 
 
+def run_facts(entry: RunEntry) -> str:
+    """ "612 faces, 603 comics; holdout 93.1%": the data a run had and how it scored."""
+    counts = entry.metadata.get("class_counts") or {}
+    data = ", ".join(f"{n:,} {name}" for name, n in counts.items())
+    score = "" if entry.accuracy is None else f"holdout {entry.accuracy:.1%}"
+    return "; ".join(part for part in (data, score) if part)
+
+
 class CompareDialog(QDialog):
     """Two runs' training loss and validation accuracy per epoch on one pair of plots: a colour
     per run, a line style per learning rate."""
@@ -66,7 +74,7 @@ class CompareDialog(QDialog):
         self.curves: dict[str, dict[str, tuple[list, list]]] = {"loss": {}, "accuracy": {}}
         for n, (tag, entry) in enumerate((("A", first), ("B", second))):
             self._add_run(tag, entry, RUN_COLOURS[n])
-        caption = QLabel(f"A: {first.name}    B: {second.name}")
+        caption = QLabel(f"A: {first.name} ({run_facts(first)})<br>B: {second.name} ({run_facts(second)})")
         caption.setWordWrap(True)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
@@ -176,6 +184,21 @@ class RunsTabWidget(QWidget):
         if self.compare_dialog is not None:
             self.compare_dialog.close()
         self.compare_dialog = CompareDialog(first, second, self)
+        self.compare_dialog.show()
+        return self.compare_dialog
+
+    def compare_with_previous(self, path) -> CompareDialog | None:
+        """The run saved at ``path`` (B) and the previous run on the same data set (A), selected
+        and compared; None when there is no earlier run on it."""
+        index = self.session.index_of(path)
+        previous = self.session.previous_on_same_dataset(index) if index is not None else None
+        if previous is None:
+            return None
+        self.select_rows([index, previous])
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        entries = self.session.entries
+        self.compare_dialog = CompareDialog(entries[previous], entries[index], self)
         self.compare_dialog.show()
         return self.compare_dialog
 

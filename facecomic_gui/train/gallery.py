@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from facecomic_gui.common.image_viewer import ImageViewerDialog
+from facecomic_gui.common.mark_actions import MarkActions, mark_data
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.why_session import WhySession, image_key, request_for
 from facecomic_gui.common.widgets import percent
@@ -41,6 +42,8 @@ _ROOT = QModelIndex()
 
 class GalleryTableModel(QAbstractTableModel):
     """Rows are ``session.images``; a thumbnail is asked for only when a row's cell is painted."""
+
+    corrections = None  # a CorrectionsSession: a marked image shows its mark as its true class
 
     def __init__(self, session: GallerySession, thumbnails: ThumbnailCache, parent=None) -> None:
         super().__init__(parent)
@@ -71,6 +74,13 @@ class GalleryTableModel(QAbstractTableModel):
         image = session.images[index.row()]
         column = index.column()
         names = session.display_names
+        if column == TRUE and self.corrections is not None:
+            mark = mark_data(
+                self.corrections, session.full_path(image), role,
+                predicted=session.class_names[image.predicted], confidence=image.confidence,
+            )  # fmt: skip
+            if mark is not None:
+                return mark
         if role == Qt.ItemDataRole.DisplayRole:
             if column == FILE:
                 return os.path.basename(image.path)
@@ -141,6 +151,7 @@ class ErrorGalleryWidget(QDialog):
         *,
         model=None,
         why: WhySession | None = None,
+        corrections=None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Error gallery")
@@ -202,13 +213,23 @@ class ErrorGalleryWidget(QDialog):
         self.table.doubleClicked.connect(self._on_double_clicked)
         self.table.activated_by_key.connect(self.open_image)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.model.corrections = corrections  # marks: F, C or the row menu (shared with the Predict tab)
+        self.marks = MarkActions(self.table, self._mark_targets, self)
+        self.marks.set_classes(session.class_names)
+        self.marks.set_corrections(corrections)
+        self.marks.marked.connect(self._on_marked)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_context_menu)
 
         layout = QVBoxLayout(self)
         layout.addLayout(split_row)
         layout.addWidget(self.title)
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
-        hint = QLabel("Double-click or press Enter to open an image; arrow keys move.")
+        hint = QLabel(
+            "Double-click or press Enter to open an image; arrow keys move"
+            + ("; F or C marks its true class (Real face, Comic)." if corrections is not None else ".")
+        )
         hint.setStyleSheet("color: #666;")
         layout.addWidget(hint)
         self.resize(820, 620)
@@ -246,6 +267,27 @@ class ErrorGalleryWidget(QDialog):
         self.viewer.show()
         self.image_opened.emit(path)
         return self.viewer
+
+    def _mark_targets(self) -> list[tuple[str, str | None]]:
+        row = self.table.currentIndex().row()
+        if not 0 <= row < len(self.session.images):
+            return []
+        image = self.session.images[row]
+        return [(self.session.full_path(image), self.session.class_names[image.predicted])]
+
+    def _on_marked(self) -> None:
+        rows = self.model.rowCount()
+        if rows:
+            self.model.dataChanged.emit(self.model.index(0, TRUE), self.model.index(rows - 1, TRUE))
+
+    def _on_context_menu(self, pos) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        if self.table.indexAt(pos).isValid() and self.model.corrections is not None:
+            menu = QMenu(self.table)
+            menu.addActions(self.marks.menu_actions())
+            menu.exec(self.table.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     def _on_double_clicked(self, index: QModelIndex) -> None:
         self.open_image(index.row())
@@ -309,14 +351,16 @@ class GalleryOpener:
         self.gallery: ErrorGalleryWidget | None = None
         self._model = None
 
-    def open(self, model, true_label: int, predicted_label: int, split: str) -> ErrorGalleryWidget:
+    def open(
+        self, model, true_label: int, predicted_label: int, split: str, corrections=None
+    ) -> ErrorGalleryWidget:
         from facecomic_gui.train.gallery_session import GallerySource
 
         if self.gallery is None or self._model is not model:
             self.close()
             self.gallery = ErrorGalleryWidget(
                 GallerySession(GallerySource.of_model(model)), self._thumbnails, self._parent,
-                model=model, why=WhySession(self._jobs, "why-gallery"),
+                model=model, why=WhySession(self._jobs, "why-gallery"), corrections=corrections,
             )  # fmt: skip
             self._model = model
         self.gallery.setWindowTitle(f"Error gallery: {model.name}")

@@ -45,6 +45,7 @@ class TrainTabWidget(QWidget):
     use_model_requested = Signal(object)  # LoadedModel
     state_changed = Signal(str)
     gallery_opened = Signal(object)  # ErrorGalleryWidget
+    corrections = None  # the window's CorrectionsSession: images in the gallery can be marked
 
     def __init__(
         self, session: TrainingSession, thumbnails: ThumbnailCache, parent: QWidget | None = None
@@ -223,7 +224,7 @@ class TrainTabWidget(QWidget):
         model = self.session.model
         if model is None or self.session.busy:
             return None
-        gallery = self._galleries.open(model, true_label, predicted_label, split)
+        gallery = self._galleries.open(model, true_label, predicted_label, split, self.corrections)
         self.gallery_opened.emit(gallery)
         return gallery
 

@@ -23,17 +23,23 @@ def settings(settings_file: Path) -> AppSettings:
     return AppSettings(QSettings(str(settings_file), QSettings.Format.IniFormat))
 
 
+def forget_marks(win) -> None:
+    """Marks a test left would make closing the window ask about them, in a dialog."""
+    win.review.corrections.marks.clear()
+
+
 @pytest.fixture
 def window(qtbot, settings: AppSettings, tmp_path: Path):
     """The main window with the bundled default model loaded."""
     from facecomic_gui.main_window import MainWindow
 
     win = MainWindow(settings, tmp_path / "runs", restore=False)
-    qtbot.addWidget(win)
+    qtbot.addWidget(win, before_close_func=forget_marks)
     # The load runs in a worker; its result can only arrive once the event loop runs, here.
     with qtbot.waitSignal(win.model_changed, timeout=30_000):
         pass
     yield win
+    forget_marks(win)
     win.close()
 
 

@@ -87,6 +87,9 @@ def test_sessions_import_no_qt_module():
         "facecomic_gui.train.gallery_session",
         "facecomic_gui.predict.session",
         "facecomic_gui.runs.session",
+        "facecomic_gui.common.corrections",
+        "facecomic_gui.predict.sort_session",
+        "facecomic_gui.predict.review",
     ):
         seen, todo = set(), [name]
         while todo:

@@ -29,6 +29,8 @@ def test_window_has_tabs_menus_and_the_default_model(window):
         "Save model as…",
         "Export model as ONNX…",
         "Export predictions CSV…",
+        "Sort predictions into folders…",
+        "Add marked images to dataset…",
         "Quit",
     ]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About FaceComic"]

@@ -337,8 +337,10 @@ def test_copy_path_and_show_in_folder(qtbot, window, tmp_path: Path, monkeypatch
     assert shown_names(tab) == ["a.png", "b.png", "caf\\xe9.png", "Pasted image 1"]
 
     menu = tab.row_menu()
-    assert [a.text() for a in menu.actions()] == ["Open full size", "Copy path", "Show in folder"]
-    assert not any(a.isEnabled() for a in menu.actions())  # nothing selected
+    assert [a.text() for a in menu.actions()] == [
+        "Open full size", "Copy path", "Show in folder", "", "Mark as Comic", "Mark as Real face", "Clear mark",
+    ]  # fmt: skip
+    assert not any(a.isEnabled() for a in menu.actions() if not a.isSeparator())  # nothing selected
 
     select(tab, ["b.png", "caf\\xe9.png", "Pasted image 1"])
     QGuiApplication.clipboard().clear()
@@ -364,7 +366,8 @@ def test_copy_path_and_show_in_folder(qtbot, window, tmp_path: Path, monkeypatch
     assert [url.toLocalFile() for url in opened] == [str(tmp_path / "sub")] * 2
 
     select(tab, ["Pasted image 1"], current="Pasted image 1")  # in memory: no folder, no path
-    assert [a.isEnabled() for a in tab.row_menu().actions()] == [True, False, False]
+    enabled = [a.isEnabled() for a in tab.row_menu().actions() if not a.isSeparator()]
+    assert enabled == [True, False, False, False, False, False]  # a pasted image cannot be marked either
     tab.show_in_folder_action.trigger()
     assert len(opened) == 2
 

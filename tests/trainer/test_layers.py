@@ -3,7 +3,7 @@
     common < data < features < model < training < prediction < export < cli
 
 ``common`` imports nothing above it; ``data`` never imports ``training``; ``model`` never imports
-``training``; nothing imports ``trainer.cli`` (the console scripts sit on top). Imports inside
+``training``; nothing imports ``trainer.cli`` (the console scripts, with ``trainer.sort_cli``, sit on top). Imports inside
 functions count; imports under ``if TYPE_CHECKING:`` do not, because they never run (they name
 types for readers and checkers, not dependencies).
 """
@@ -27,7 +27,7 @@ def module_name(path: Path) -> str:
 def layer_of(module: str) -> int | None:
     """The layer of a ``trainer`` module; None for the package root (the version string)."""
     parts = module.split(".")
-    if module in ("trainer.cli", "trainer.export.cli"):
+    if module in ("trainer.cli", "trainer.sort_cli", "trainer.export.cli"):
         return LAYERS.index("cli")
     if len(parts) < 2 or parts[1] not in LAYERS:
         return None

@@ -129,3 +129,15 @@ def test_thousands_of_files_walk_in_natural_order(tmp_path: Path, n: int):
     images, skipped = list_images(folder)
     assert [p.name for p in images] == [f"{i}.png" for i in range(n)]
     assert len(skipped) == 1
+
+
+def test_a_pruned_folder_is_listed_as_skipped_and_never_entered(tmp_path: Path):
+    folder = make_dataset(tmp_path / "d", 3) / "faces"
+    inside = folder / "sorted"
+    (inside / "faces").mkdir(parents=True)
+    (inside / "faces" / "x.png").write_bytes((folder / "0.png").read_bytes())
+    (folder / "link-to-sorted").symlink_to("sorted")
+    st = inside.stat()
+    found, skipped = collect_images([folder], prune={(st.st_dev, st.st_ino): "the sort target"})
+    assert sorted(p.name for p in found) == ["0.png", "1.png", "2.png"]
+    assert reasons(skipped) == {"sorted": "the sort target", "link-to-sorted": "the sort target"}

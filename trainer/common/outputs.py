@@ -518,3 +518,218 @@ def _claim(source: Path, target: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(target)
         raise
+
+
+# -- moving and copying people's files, never over another ---------------------------------------
+#
+# Sorting images into folders moves the user's own files, so every step keeps each file whole at
+# one of its two places. Within one file system a move is one atomic rename that fails rather than
+# replace anything (``rename_no_replace``). Across file systems it is copy to a hidden temp name
+# beside the target, fsync, rename to the target, read the target back and compare its SHA-256
+# with the source's, and only then delete the source (``move_file``). A process killed at any
+# point leaves the file at its source, or at its target, or (between the last two steps of a copy)
+# whole at both: never at neither and never half-written, as the temp name is never the target's.
+
+
+_RENAME_NOREPLACE = 1  # linux/fs.h
+_AT_FDCWD = -100
+_renameat2 = None  # the libc function, looked up once; False where there is none
+
+
+def _libc_renameat2():
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            with contextlib.suppress(OSError, AttributeError):
+                function = ctypes.CDLL(None, use_errno=True).renameat2
+                function.argtypes = [
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_uint,
+                ]
+                function.restype = ctypes.c_int
+                _renameat2 = function
+    return _renameat2 or None
+
+
+def rename_no_replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename ``source`` to ``target`` in one atomic step that fails with ``FileExistsError`` when
+    ``target`` exists (Linux's ``renameat2(RENAME_NOREPLACE)``), and with ``OSError(EXDEV)`` when
+    they are on different file systems. Where the file system lacks that flag, ``target`` is
+    claimed by a hard link (or an exclusive placeholder) and ``source`` then removed, so the file
+    may have both names for a moment but is never replaced, lost or half-written."""
+    function = _libc_renameat2()
+    if function is not None:
+        import ctypes
+
+        if function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), os.fspath(target))
+    _claim(Path(source), Path(target))
+    Path(source).unlink(missing_ok=True)
+
+
+def temp_name_prefix(target: str | os.PathLike[str]) -> str:
+    """How the temp files written for ``target`` start (``.NAME.``, then random, then ``.part``):
+    what a resumed job removes after a kill left one behind (``stale_temps``)."""
+    return f".{Path(target).name[:_TEMP_PREFIX_CHARS]}."
+
+
+def stale_temps(target: str | os.PathLike[str]) -> list[Path]:
+    """Temp files that a killed write to ``target`` may have left in its folder."""
+    final = Path(target)
+    prefix = temp_name_prefix(final)
+    try:
+        names = os.listdir(final.parent)
+    except OSError:
+        return []
+    return [final.parent / n for n in names if n.startswith(prefix) and n.endswith(".part")]
+
+
+class ContentMismatchError(OutputError):
+    """A copy's SHA-256 differs from what it was copied from (or from the hash expected of it)."""
+
+
+def copy_file_new(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+) -> str:
+    """Copy ``source`` to the new file ``target`` and return the content's SHA-256: written to a
+    temp file beside ``target``, fsynced, given its times and permission bits, renamed to
+    ``target`` without replacing anything (``FileExistsError`` when it exists), then read back and
+    compared. A copy that differs from the source (or from ``expected_sha256``: the source changed
+    since it was hashed) is removed again and ``ContentMismatchError`` raised. An ``OSError`` (a
+    full disk) leaves no temp file and no ``target``; it names ``target`` unless the source failed."""
+    import hashlib
+    import shutil
+
+    source, final = Path(source), Path(target)
+    digest = hashlib.sha256()
+    try:
+        reader = open(source, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as err:
+        raise _naming(err, source) from err
+    try:
+        with reader, _temp_beside(final, "wb") as (handle, tmp):
+            while True:
+                try:
+                    block = reader.read(1 << 20)
+                except OSError as err:
+                    raise _naming(err, source) from err
+                if not block:
+                    break
+                digest.update(block)
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+            with contextlib.suppress(OSError):
+                shutil.copystat(source, tmp)
+            copied = digest.hexdigest()
+            if expected_sha256 is not None and copied != expected_sha256:
+                raise ContentMismatchError(
+                    f"{shown(source)} changed while it was being copied; nothing was written to {shown(final)}."
+                )
+            rename_no_replace(tmp, final)
+    except (FileExistsError, OutputError):
+        raise
+    except OSError as err:
+        if err.filename is not None and os.fspath(err.filename) == os.fspath(source):
+            raise
+        raise _naming(err, final) from err
+    _fsync_dir(final.parent)
+    from trainer.common.checksum import file_sha256
+
+    if file_sha256(final) != copied:  # read back: what is on disk is what was read
+        with contextlib.suppress(OSError):
+            final.unlink()
+        raise ContentMismatchError(f"The copy {shown(final)} differs from {shown(source)}; it was removed.")
+    return copied
+
+
+def move_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+) -> str | None:
+    """Move ``source`` to the new name ``target`` (``FileExistsError`` when it is taken). Within
+    one file system: an atomic rename, and None is returned (the content is untouched). Across
+    file systems: ``copy_file_new`` (temp, fsync, rename, SHA-256 read back and compared), then
+    the source is deleted and the content's SHA-256 returned. When the source cannot be deleted
+    (its folder is read-only), the verified copy is removed again and the error raised, so the
+    file ends where it started."""
+    source, final = Path(source), Path(target)
+    try:
+        rename_no_replace(source, final)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            if isinstance(err, FileExistsError):
+                raise
+            raise _naming(err, _blamed(err, source, final)) from err
+    else:
+        _fsync_dir(final.parent)
+        _fsync_dir(source.parent)
+        return None
+    sha = copy_file_new(source, final, expected_sha256=expected_sha256)
+    try:
+        source.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            final.unlink()
+        raise _naming(err, source) from err
+    _fsync_dir(source.parent)
+    return sha
+
+
+def _blamed(err: OSError, source: Path, final: Path) -> Path:
+    """Which of the two paths a failed rename is about: the source when it is missing or its
+    folder is the one that may not change, else the target."""
+    if err.errno == errno.ENOENT and not os.path.lexists(source):
+        return source
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.access(
+        source.parent, os.W_OK | os.X_OK
+    ):
+        return source
+    return final
+
+
+def _blamed(err: OSError, source: Path, final: Path) -> Path:
+    """Which of the two paths a failed rename is about: the source when it is missing or its
+    folder is the one that may not change, else the target."""
+    if err.errno == errno.ENOENT and not os.path.lexists(source):
+        return source
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.access(
+        source.parent, os.W_OK | os.X_OK
+    ):
+        return source
+    return final
+
+
+def open_append(path: str | os.PathLike[str]) -> IO:
+    """Open a log for appending text (UTF-8, file names kept exact with ``surrogateescape``): a
+    regular file, created when missing. A folder, a FIFO, a device, or a read-only file is
+    refused with one ``OutputError`` sentence. Rows written are not atomic as a whole file is;
+    each caller writes whole lines and flushes them."""
+    target = inspect_output(path)
+    if not target.atomic:
+        raise OutputError(f"Cannot write {target.shown}: it is not a regular file.")
+    try:
+        fd = os.open(
+            target.write_path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+            _NEW_FILE_MODE,
+        )
+    except OSError as err:
+        raise _naming(err, target.path) from err
+    return os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape", newline="")

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from trainer.common.events import SkippedFile
@@ -50,13 +50,19 @@ def is_inside(path: str, folder: str) -> bool:
 
 
 def walk_images(
-    root: str | os.PathLike[str], *, seen_files: dict[FileId, Path] | None = None
+    root: str | os.PathLike[str],
+    *,
+    seen_files: dict[FileId, Path] | None = None,
+    prune: Mapping[FileId, str] | None = None,
 ) -> Iterator[tuple[Path, str | None]]:
     """Every entry under ``root``: ``(path, None)`` for an image to use, else ``(path, why not)``.
 
     Real folders are walked first and links after, so a file reachable both ways is listed under
     its real name. Pass one ``seen_files`` to several walks to list a file once across all.
+    Folders in ``prune`` (by identity, with the reason) are listed as skipped, never entered: a
+    sort's target folder inside the folder being sorted is not an input.
     """
+    prune = prune or {}
     top = Path(root)
     real_top = os.path.realpath(top)
     shown_top = f"{top.name or real_top}/"
@@ -91,8 +97,11 @@ def walk_images(
                     elif entry.is_symlink():
                         links.append(path)  # after the real tree: real names win
                     elif entry.is_dir(follow_symlinks=False):
-                        first = seen_dirs.setdefault(file_id(entry.stat(follow_symlinks=False)), path)
-                        if first is path:
+                        identity = file_id(entry.stat(follow_symlinks=False))
+                        first = seen_dirs.setdefault(identity, path)
+                        if identity in prune:
+                            yield path, prune[identity]
+                        elif first is path:
                             folders.append(path)
                         else:  # a bind mount of a folder already searched
                             yield path, f"a folder already searched ({first})"
@@ -115,7 +124,9 @@ def walk_images(
             yield link, f"unusable link ({err.strerror or err})"
             continue
         is_dir = stat.S_ISDIR(st.st_mode)
-        if not is_inside(target, real_top):
+        if is_dir and file_id(st) in prune:
+            yield link, prune[file_id(st)]
+        elif not is_inside(target, real_top):
             yield link, f"link to a {'folder' if is_dir else 'file'} outside {shown_top} ({target})"
         elif is_dir:
             first = seen_dirs.get(file_id(st))
@@ -133,13 +144,16 @@ def walk_images(
 
 
 def list_images(
-    folder: str | os.PathLike[str], *, seen_files: dict[FileId, Path] | None = None
+    folder: str | os.PathLike[str],
+    *,
+    seen_files: dict[FileId, Path] | None = None,
+    prune: Mapping[FileId, str] | None = None,
 ) -> tuple[list[Path], list[SkippedFile]]:
     """All images under ``folder``, recursively, in natural order, plus what was skipped and why."""
     folder = Path(folder)
     images: list[Path] = []
     skipped: list[SkippedFile] = []
-    for path, reason in walk_images(folder, seen_files=seen_files):
+    for path, reason in walk_images(folder, seen_files=seen_files, prune=prune):
         if reason is None:
             images.append(path)
         else:
@@ -150,8 +164,11 @@ def list_images(
     return images, skipped
 
 
-def collect_images(paths: list[str | os.PathLike[str]]) -> tuple[list[Path], list[SkippedFile]]:
-    """Files as given plus images found in folders, each file once across all of ``paths``."""
+def collect_images(
+    paths: list[str | os.PathLike[str]], *, prune: Mapping[FileId, str] | None = None
+) -> tuple[list[Path], list[SkippedFile]]:
+    """Files as given plus images found in folders, each file once across all of ``paths``;
+    folders in ``prune`` are not entered (see ``walk_images``)."""
     seen_files: dict[FileId, Path] = {}
     seen_missing: set[Path] = set()
     found: list[Path] = []
@@ -159,7 +176,7 @@ def collect_images(paths: list[str | os.PathLike[str]]) -> tuple[list[Path], lis
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            images, skipped_here = list_images(path, seen_files=seen_files)
+            images, skipped_here = list_images(path, seen_files=seen_files, prune=prune)
             found.extend(images)
             skipped.extend(skipped_here)
             continue

@@ -1,0 +1,24 @@
+"""Reviewing predictions, in plain Python (no Qt): *Show: Most uncertain first* lists every
+answer with the ones the model is least sure of at the top, so a review starts where mistakes are
+likeliest."""
+
+from __future__ import annotations
+
+UNCERTAIN_FIRST_KEY = "__uncertain_first__"  # a Show choice: every answer, least sure first
+# ``facecomic --show NAME``: the Show choices besides the classes (the session's filter keys)
+SHOW_CHOICES = {
+    "all": None,
+    "unsure": "__unsure__",
+    "not-a-face": "__not_a_face__",
+    "unreadable": "__error__",
+    "uncertain-first": UNCERTAIN_FIRST_KEY,
+}
+
+
+def uncertainty_key(row) -> tuple:
+    """A ``PredictionRow``'s place: flagged answers first (not a face, unlike the training images, low confidence), then by
+    how close the calibrated probability of the answer is to 0.5; rows without an answer last."""
+    p = row.prediction
+    if p is None or not p.ok or p.confidence is None:
+        return (2, 0.0, row.name.lower())
+    return (0 if p.unsure else 1, abs(p.confidence - 0.5), row.name.lower())
