@@ -74,15 +74,17 @@ class BackboneFeaturizer(Featurizer):
     # Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
     explain_defaults: ClassVar[ExplainDefaults] = ExplainDefaults("blocks.10", "layercam")
     entry_dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    # What a new featurizer computes; only bench/quantize_backbone.py's evaluation changes it.
+    # What a new featurizer computes, and on what; only the benchmarks change these, to compare
+    # int8 with fp32 (bench/quantize_backbone.py) and PyTorch with onnxruntime (make bench).
     default_precision: ClassVar[str] = DEFAULT_PRECISION
+    default_runtime: ClassVar[str] = "auto"
 
     def __init__(
         self,
         preprocess: PreprocessConfig | None = None,
         *,
         precision: str | None = None,
-        runtime: str = "auto",
+        runtime: str | None = None,
         channels_last: bool = True,
     ) -> None:
         """``precision``: fp32 or int8 embeddings (part of the identity: a model records it);
@@ -90,6 +92,7 @@ class BackboneFeaturizer(Featurizer):
         benchmarks compare them; both give the same fp32 embeddings within 1e-5)."""
         super().__init__(preprocess)
         self.precision = precision or self.default_precision
+        runtime = runtime or self.default_runtime
         if self.precision not in PRECISIONS:
             raise ValueError(f"the backbone precision must be one of {', '.join(PRECISIONS)}")
         if runtime not in RUNTIMES:
