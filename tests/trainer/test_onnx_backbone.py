@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.common.configs import DecodeOptions
+from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.cpu import CpuBudget
 from trainer.common.errors import FaceComicError
 from trainer.common.events import drain
@@ -30,11 +30,23 @@ def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
+_exported: dict[PreprocessConfig, bytes] = {}
+_export = onnx_backbone.export_fp32
+
+
+def _export_once(preprocess: PreprocessConfig) -> bytes:
+    """The real export, once per setting for this module: a rebuild still writes and loads it."""
+    if preprocess not in _exported:
+        _exported[preprocess] = _export(preprocess)
+    return _exported[preprocess]
+
+
 @pytest.fixture
 def own_sessions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A cache folder of this test's own and no sessions loaded before it (the process's others
     come back afterwards, so later tests do not export again)."""
     monkeypatch.setattr(onnx_backbone, "_sessions", {})
+    monkeypatch.setattr(onnx_backbone, "export_fp32", _export_once)
     cache = tmp_path / "cache"
     monkeypatch.setenv("FACECOMIC_CACHE_DIR", str(cache))
     return cache
