@@ -190,3 +190,22 @@ def test_a_model_is_served_only_with_the_precision_its_head_was_trained_on(own_s
         for_model({**identity, "precision": "int8"}, config)
     with pytest.raises(ValueError, match="precision 'fp16'; this app computes fp32, int8"):
         for_model({**identity, "precision": "fp16"}, config)
+
+
+def test_when_onnxruntime_fails_here_pytorch_runs_instead(
+    own_sessions: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    def broken_export(_preprocess):
+        raise RuntimeError("the exporter broke")
+
+    monkeypatch.setattr(onnx_backbone, "export_fp32", broken_export)
+    images = pixels(2, 48)
+    config = backbone_preprocess(48)
+    with caplog.at_level(logging.WARNING, logger=onnx_backbone.__name__):
+        featurizer = BackboneFeaturizer(config)
+        rows = featurizer.rows_from_pixels(images, budget=BUDGET)
+        assert featurizer.runtime_name == "torch"
+        assert BackboneFeaturizer(config).runtime_name == "torch"  # tried once per process
+    expected = BackboneFeaturizer(config, runtime="torch").rows_from_pixels(images, budget=BUDGET)
+    assert np.array_equal(rows, expected)
+    assert caplog.text.count("onnxruntime could not run the backbone (RuntimeError: the exporter broke)") == 1

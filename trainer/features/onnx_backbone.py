@@ -77,7 +77,7 @@ class OrtBackbone:
         return rows
 
 
-_sessions: dict[str, OrtBackbone] = {}
+_sessions: dict[str, OrtBackbone | None] = {}  # None: onnxruntime failed here, PyTorch runs
 _lock = threading.Lock()
 _said_missing = False
 
@@ -127,7 +127,8 @@ def session_for(
     preprocess: PreprocessConfig, precision: str, cache_dir: Path | None = None
 ) -> OrtBackbone | None:
     """The shared session for these settings, loaded or exported once per process; None when
-    onnxruntime is not installed. ``FaceComicError`` for an int8 file that was never built."""
+    onnxruntime is not installed, or (said once in the log) when it could not export or run the
+    fp32 backbone here. ``FaceComicError`` for an int8 file that was never built."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown backbone precision {precision!r}")
     path = file_path(preprocess, precision, cache_dir)
@@ -135,7 +136,20 @@ def session_for(
         return None
     with _lock:
         if path.name not in _sessions:  # the name is the digest of everything the bytes depend on
-            _sessions[path.name] = _load_or_build(path, preprocess, precision)
+            try:
+                _sessions[path.name] = _load_or_build(path, preprocess, precision)
+            except FaceComicError:
+                raise
+            except Exception as err:
+                if precision != "fp32":
+                    raise
+                # The fast path must never cost a run: PyTorch computes the same embeddings.
+                log.warning(
+                    "onnxruntime could not run the backbone (%s: %s); it runs on PyTorch instead.",
+                    type(err).__name__,
+                    str(err).strip().splitlines()[0][:200] if str(err).strip() else "",
+                )
+                _sessions[path.name] = None
         return _sessions[path.name]
 
 
