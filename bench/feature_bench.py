@@ -75,7 +75,7 @@ def network_variants(count: int) -> None:
         for batch in (8, 32, 64):
             row = []
             for channels_last in (False, True):
-                featurizer = BackboneFeaturizer(config, channels_last=channels_last)
+                featurizer = BackboneFeaturizer(config, runtime="torch", channels_last=channels_last)
                 featurizer.rows_from_pixels(pixels[:batch], budget=budget, batch_size=batch)
                 start = time.perf_counter()
                 featurizer.rows_from_pixels(pixels, budget=budget, batch_size=batch)

@@ -59,10 +59,11 @@ class StallMeter:
 
 
 def responsiveness(
-    dataset: Path, drop_folder: Path, drop_count: int = 1000, repeats: int = 3
+    dataset: Path, drop_folder: Path, drop_count: int = 1000, repeats: int = 3, compare_torch: bool = True
 ) -> dict[str, object]:
     """Train on ``dataset`` ``repeats`` times (each with a cold cache), then drop ``drop_count``
-    images of ``drop_folder`` ``repeats`` times on the default model, in one window.
+    images of ``drop_folder`` ``repeats`` times on the default model, in one window; with
+    ``compare_torch``, drop them as often again with the backbone on PyTorch.
 
     Reports the median and the worst of the per-run worst stalls: a shared 2-core machine has
     outliers, and one number would hide either the typical case or the bad one."""
@@ -137,6 +138,27 @@ def responsiveness(
     results["drop_seconds"] = statistics.median(seconds)
     results["drop_stall_median_ms"] = statistics.median(stalls)
     results["drop_worst_stall_ms"] = max(stalls)
+    if compare_torch and results["drop_features"] == "pretrained":
+        # The same drop with the backbone on PyTorch, as before onnxruntime: the speed-up in one run.
+        from trainer.features.backbone import BackboneFeaturizer
+        from trainer.model.model_file import load_model
+
+        BackboneFeaturizer.default_runtime = "torch"
+        try:
+            window.set_model(load_model(default_model.path))
+            torch_seconds, torch_stalls = [], []
+            for _ in range(repeats):
+                predict.clear()
+                meter.start()
+                start = time.perf_counter()
+                predict.add_inputs(files)
+                wait(predict.predictions_finished)
+                torch_seconds.append(time.perf_counter() - start)
+                torch_stalls.append(meter.stop())
+        finally:
+            BackboneFeaturizer.default_runtime = "auto"
+        results["drop_torch_seconds"] = statistics.median(torch_seconds)
+        results["drop_torch_worst_stall_ms"] = max(torch_stalls)
     window.close()
     app.processEvents()
     return results

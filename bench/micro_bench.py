@@ -19,7 +19,7 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str,
     autograd plus ``p -= lr * grad`` (the step before it was written out) against ``sgd_step``
     for one head; and ``heads`` heads in one batched ``sgd_step`` against ``heads`` one-head steps."""
     from trainer.model.mlp import paper_architecture
-    from trainer.training.experiment import new_model, sgd_step
+    from trainer.training.sgd import new_model, sgd_step
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     internal = app_dir / "_internal"
     parts = {
         name: folder_size(internal / name)
-        for name in ("torch", "nvidia", "PySide6")
+        for name in ("torch", "nvidia", "PySide6", "onnxruntime")
         if (internal / name).exists()
     }
     results["bundle_bytes"] = size

@@ -37,6 +37,7 @@ from trainer.cli import train_main
 from trainer.common.configs import PAPER_GRID, GridSpec, PreprocessConfig, TrainConfig
 from trainer.data.dataset import scan_dataset
 from trainer.data.splits import quotas
+from trainer.features.backbone import BackboneFeaturizer
 from trainer.model.mlp import build_model, paper_architecture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,12 +179,23 @@ def pretrained_runs(data_dir: Path, sample: Path, sizes: tuple[int, ...]) -> dic
             cache = Path(tmp) / f"n{n}"
             cache.mkdir()
             load = round(os.getloadavg()[0], 2)
+            # The backbone on PyTorch first (as before onnxruntime), then the default, each cold.
+            torch_cache = Path(tmp) / f"n{n}-torch"
+            torch_cache.mkdir()
+            BackboneFeaturizer.default_runtime = "torch"
+            try:
+                torch_cold = facecomic_run(root, torch_cache, [])
+            finally:
+                BackboneFeaturizer.default_runtime = "auto"
             cold = facecomic_run(root, cache, [])
             warm = facecomic_run(root, cache, [])
-            out[f"n{n}"] = {"images": n, "cold": cold, "warm": warm, "load_average": load}
+            out[f"n{n}"] = {"images": n, "cold": cold, "warm": warm, "cold_torch": torch_cold, "load_average": load,
+                            "speedup": torch_cold["seconds"] / cold["seconds"]}  # fmt: skip
             print(
-                f"    {n:5,d} images: cold {cold['seconds']:6.1f} s ({n / cold['seconds']:5.1f} images/s), "
-                f"warm {warm['seconds']:5.2f} s, holdout {cold['holdout_accuracy']:.3f} (load {load:.1f})",
+                f"    {n:5,d} images: cold {cold['seconds']:6.1f} s ({n / cold['seconds']:5.1f} images/s; "
+                f"with the backbone on PyTorch {torch_cold['seconds']:.1f} s: {out[f'n{n}']['speedup']:.2f}x), "
+                f"warm {warm['seconds']:5.2f} s, holdout {cold['holdout_accuracy']:.3f} "
+                f"(PyTorch {torch_cold['holdout_accuracy']:.3f}) (load {load:.1f})",
                 flush=True,
             )
         load = round(os.getloadavg()[0], 2)
@@ -210,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-gui", action="store_true", help="skip the desktop app figures")
     parser.add_argument("--skip-pretrained", action="store_true", help="skip the pretrained-feature figures")
     parser.add_argument("--skip-tuning", action="store_true", help="skip the table of CPU settings tried")
+    parser.add_argument(
+        "--skip-package", action="store_true", help="skip building the packaged app (section 7)"
+    )
     parser.add_argument("--gui-repeats", type=int, default=3, help="app trainings and drops (default 3)")
     parser.add_argument(
         "--extract-images",
@@ -280,27 +295,57 @@ def main(argv: list[str] | None = None) -> int:
     save()
     small = ensure_bench_data(args.sample, args.data_dir, min(args.extract_images, n_images))
     if not args.skip_pretrained:
-        from bench.extract_bench import throughput, tuning_table
+        from bench.extract_bench import (
+            ENGINES,
+            decode_all,
+            ensure_int8,
+            onnx_file_costs,
+            ort_tuning,
+            throughput,
+            tuning_table,
+        )
         from trainer.features.efficientnet import RECOMMENDED_SIZE
 
         small_paths = [p for files in scan_dataset(small).files for p in files]
         print(f"\n1. pretrained feature extraction, {len(small_paths):,} JPEGs, {cores} cores (images/s):")
         results["extraction"] = {}
         for size in (RECOMMENDED_SIZE, 224):
-            r = throughput(small_paths, small, size)
-            results["extraction"][str(size)] = r
-            default = " (default)" if size == RECOMMENDED_SIZE else " (goal >= 40/s)"
-            print(
-                f"    {size} px{default}: cold {r['cold_images_per_s']:5.1f}/s, warm {r['warm_images_per_s']:,.0f}/s; "
-                f"cold time summed over lanes: network {r['cold_network_seconds']:.1f} s, decode {r['cold_decode_thread_seconds']:.1f} s; "
-                f"alone: decode {r['decode_only_images_per_s']:.0f}/s, "
-                f"network {r['network_only_images_per_s']:.1f}/s (load {r['load_average']:.1f})",
-                flush=True,
-            )
-            save()
+            ensure_int8(size)
+            for engine in ENGINES:
+                r = throughput(small_paths, small, size, engine)
+                results["extraction"][f"{size} {engine}"] = r
+                default = " (default)" if size == RECOMMENDED_SIZE and engine == "onnxruntime fp32" else ""
+                print(
+                    f"    {size} px, {engine}{default}: cold {r['cold_images_per_s']:5.1f}/s, warm {r['warm_images_per_s']:,.0f}/s; "
+                    f"cold time summed over lanes: network {r['cold_network_seconds']:.1f} s, decode {r['cold_decode_thread_seconds']:.1f} s; "
+                    f"alone: decode {r['decode_only_images_per_s']:.0f}/s, "
+                    f"network {r['network_only_images_per_s']:.1f}/s (load {r['load_average']:.1f})",
+                    flush=True,
+                )
+                save()
+        costs = results["onnx_file"] = onnx_file_costs(RECOMMENDED_SIZE)
+        print(
+            f"    the onnxruntime file at {RECOMMENDED_SIZE} px ({costs['file_bytes'] / 2**20:.1f} MiB): first use on a "
+            f"machine (export, write, session) {costs['first_use_seconds']:.2f} s; every later process "
+            f"(read, checksum, session) {costs['later_seconds']:.2f} s",
+            flush=True,
+        )
+        print(
+            f"\n1b. `facecomic-predict` on {len(small_paths):,} JPEGs against the draft-decode floor:",
+            flush=True,
+        )
+        from bench.predict_bench import report as report_predict
+        from bench.predict_bench import run as run_predict
+
+        results["predict"] = run_predict(small, repeats=args.gui_repeats)
+        report_predict(results["predict"])
+        save()
         if not args.skip_tuning:
-            print("\n2. CPU settings tried at 224 px (images/s, higher is better):", flush=True)
+            print("\n2. CPU settings tried at 224 px, PyTorch (images/s, higher is better):", flush=True)
             results["tuning_224"] = tuning_table(small_paths, small)
+            print(f"  onnxruntime fp32 at {RECOMMENDED_SIZE} px, network only, 128 images:", flush=True)
+            pixels = decode_all(small_paths[:128], RECOMMENDED_SIZE, cores or 1)
+            results["tuning_ort"] = ort_tuning(pixels, RECOMMENDED_SIZE)
             save()
         print("\n3. `facecomic-train DATA` (default: pretrained features), in-process:", flush=True)
         results["pretrained"] = pretrained_runs(
@@ -328,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
             f"all predicted in {g['drop_seconds']:.1f} s, worst stall per drop: median {g['drop_stall_median_ms']:.0f} ms, "
             f"max {g['drop_worst_stall_ms']:.0f} ms (target < 100 ms) (load {g['load_average']:.1f})"
         )
+        if "drop_torch_seconds" in g:
+            print(
+                f"  the same drops with the backbone on PyTorch: {g['drop_torch_seconds']:.1f} s "
+                f"(onnxruntime {g['drop_torch_seconds'] / g['drop_seconds']:.2f}x faster), "
+                f"worst stall {g['drop_torch_worst_stall_ms']:.0f} ms"
+            )
         save()
     from bench.micro_bench import run as micro_benchmarks
 
@@ -344,6 +395,19 @@ def main(argv: list[str] | None = None) -> int:
             f"\n6. Why? on 1024 px images in the app: W to the map drawn {w['app']['map_s_median']:.3f} s median, "
             f"{w['app']['map_s_max']:.3f} s max, first {w['app']['first_map_s']:.3f} s (target < 1 s); worst stall "
             f"{w['app']['worst_stall_ms']:.0f} ms (target < 100 ms); --explain {w['trainer']['explain_and_write_s_median']:.2f} s an image"
+        )
+        save()
+    if not args.skip_package:
+        print("\n7. the packaged app (make package, then its size):", flush=True)
+        subprocess.run([sys.executable, "-m", "bench.package_bench"], check=True, capture_output=True)
+        results["package"] = package = json.loads((REPO / "bench" / "out" / "package.json").read_text())
+        ort = package.get("onnxruntime_bytes", 0)
+        print(
+            f"  bundle {package['bundle_bytes'] / 2**30:.2f} GiB; onnxruntime's part {ort / 2**20:.1f} MiB "
+            f"(the bundle without it: {(package['bundle_bytes'] - ort) / 2**30:.2f} GiB; goal: at most 80 MB more); "
+            f"built in {package['build_seconds']:.0f} s; window visible {package['startup_visible']:.2f} s, "
+            f"model ready {package['startup_model_ready']:.2f} s after launch",
+            flush=True,
         )
         save()
     print(f"\nwritten to {out.relative_to(REPO)}")

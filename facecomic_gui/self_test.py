@@ -2,7 +2,8 @@
 with nothing from outside it: the bundled model predicts, the app's own training path (worker
 thread, decode pool, automatic save) trains and saves a model that loads again, and the window
 opens and closes. Training uses the default pretrained features, so it also proves the bundled
-EfficientNet-Lite0 weights load and pass their checksum. Prints a JSON summary; on failure exits 1 and names the step that failed.
+EfficientNet-Lite0 weights load and pass their checksum, and that onnxruntime runs the backbone
+(exported at first use into the self-test's own cache folder). Prints a JSON summary; on failure exits 1 and names the step that failed.
 """
 
 from __future__ import annotations
@@ -176,6 +177,11 @@ def _reload_saved_model(summary: dict, _tmp: Path) -> None:
         if not p.ok or abs(sum(p.probabilities.values()) - 1) > 1e-4:
             raise StepFailed(f"the reloaded model predicted implausibly: {p}")
     summary["training"]["saved_and_reloaded"] = True
+    # The installation carries onnxruntime, and the backbone's first-use export to it works.
+    runtime = reloaded.featurizer.runtime_name
+    summary["training"]["backbone_runtime"] = runtime
+    if runtime not in (None, "onnxruntime"):
+        raise StepFailed(f"the backbone ran on {runtime}: onnxruntime is missing from the installation")
 
 
 def _export_onnx(summary: dict, tmp: Path) -> None:

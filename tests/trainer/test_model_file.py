@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from trainer.cli import predict_main
 from trainer.common import outputs
 from trainer.common.errors import ModelFileError
+from trainer.features.backbone_spec import WEIGHTS_SHA256
 from trainer.model.model_file import FORMAT_VERSION, load_model, model_from_result, save_model
 from trainer.prediction.predictor import Predictor
 
@@ -272,6 +273,19 @@ def _drop_preprocess_key(meta):
             _set("features", {"kind": "pretrained", "backbone": "efficientnet-lite0"}),
             None,
             "it does not record the SHA-256 of the backbone weights it was trained on",
+        ),
+        (
+            _set(
+                "features",
+                {
+                    "kind": "pretrained",
+                    "backbone": "efficientnet-lite0",
+                    "weights_sha256": WEIGHTS_SHA256,
+                    "precision": "int8",
+                },
+            ),
+            None,
+            "it needs the int8 backbone, which is not built here",
         ),
     ],
 )

@@ -33,7 +33,8 @@ def images_of(root: Path) -> list[Path]:
 
 
 def assert_parity(loaded: LoadedModel, onnx_path: Path, files: list[Path]) -> np.ndarray:
-    """onnxruntime on 5 images and on 1 (dynamic batch) against ``Predictor.probabilities``."""
+    """onnxruntime on 5 images and on 1 (dynamic batch) against ``Predictor.probabilities``, and
+    against ``Predictor.predict`` on the files."""
     pixels = np.stack([decode_image(f, loaded.preprocess) for f in files])
     expected = Predictor(loaded).probabilities(pixels)
     runner = session(onnx_path)
@@ -43,6 +44,10 @@ def assert_parity(loaded: LoadedModel, onnx_path: Path, files: list[Path]) -> np
     (one,) = runner.run(["probabilities"], {"pixels": pixels[:1]})
     assert one.shape == (1, len(loaded.class_names))
     assert np.abs(one - expected[:1]).max() < TOLERANCE
+    # The whole app path from the files (the featurizer's lanes: onnxruntime for the backbone).
+    predicted = Predictor(loaded).predict(files)
+    whole = np.array([[p.probabilities[name] for name in loaded.class_names] for p in predicted])
+    assert np.abs(whole - got).max() < TOLERANCE
     return got
 
 

@@ -45,6 +45,7 @@ def test_pretrained_run_extracts_features_once_and_records_them(pretrained_run):
         "backbone": BACKBONE_NAME,
         "weights_sha256": result.features["weights_sha256"],
         "embedding_size": EMBEDDING_SIZE,
+        "precision": "fp32",
     }
     assert len(result.features["weights_sha256"]) == 64
     assert result.preprocess.size == 160

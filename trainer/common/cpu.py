@@ -2,7 +2,8 @@
 
 Torch's thread count is process-wide state; setting it in one job leaked into the next (after an
 in-app training run, predictions got one lane fewer). Jobs now get a ``CpuBudget`` and run their
-heavy work on lanes of that size (``trainer.common.lanes``); nothing else sets torch's count.
+heavy work on lanes of that size (``trainer.common.lanes``); nothing else sets torch's count, and
+the backbone's onnxruntime session is made single-threaded (``trainer.features.onnx_backbone``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ def cores() -> int:
 
 @dataclass(frozen=True, slots=True)
 class CpuBudget:
-    """``lanes``: threads that each run torch single-threaded (the backbone, the MLP's SGD);
-    ``decode_workers``: threads decoding images with Pillow, which releases the GIL."""
+    """``lanes``: threads that each run their heavy work single-threaded (the backbone, on
+    onnxruntime or torch, decoding its own images; the MLP's SGD on torch); ``decode_workers``:
+    threads decoding images with Pillow, which releases the GIL (a decode pool: pixel features,
+    the backbone on CUDA)."""
 
     lanes: int
     decode_workers: int

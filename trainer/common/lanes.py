@@ -1,4 +1,5 @@
-"""Lanes: threads that each run torch with one thread of its own.
+"""Lanes: threads that each run torch with one thread of its own (and onnxruntime, whose
+backbone session is single-threaded itself: ``trainer.features.onnx_backbone``).
 
 Small tensor work (the backbone on a few images, the MLP on a batch of 64) scales badly inside one
 op on a few cores: every op ends in a barrier, and when another program takes a core both threads

@@ -2,11 +2,12 @@
 an image, which carry over to pictures unlike the training set's.
 
 On the CPU, extraction runs on "lanes": a lane is a thread that decodes a small batch and runs the
-network on it with one torch thread, one lane per lane the caller's ``CpuBudget`` allows. On 2
-cores that beats one stream with two torch threads (bench/extract_bench.py): no barrier after each
-of the network's ~70 small ops, decoding fills the gaps, and when another program takes a core one
-lane slows down instead of both threads waiting on each other. On CUDA, a decode pool feeds one
-stream. The cache keeps the (1280,) float32 embeddings: 5 KB an image whatever the input size, and
+network on it single-threaded, one lane per lane the caller's ``CpuBudget`` allows. On 2 cores
+that beats one stream with two threads (bench/extract_bench.py): no barrier after each of the
+network's ~70 small ops, decoding fills the gaps, and when another program takes a core one lane
+slows down instead of both threads waiting on each other. On the CPU the network is an
+onnxruntime session (``trainer.features.onnx_backbone``), or PyTorch when onnxruntime is not
+installed; on CUDA, PyTorch, with a decode pool feeding one stream. The cache keeps the (1280,) float32 embeddings: 5 KB an image whatever the input size, and
 a warm run skips the network too. Decoding streams through a bounded window, so memory stays flat.
 """
 
@@ -29,7 +30,9 @@ from trainer.common.cpu import CpuBudget
 from trainer.common.lanes import Lanes
 from trainer.features.backbone_spec import (
     BACKBONE_NAME,
+    DEFAULT_PRECISION,
     EMBEDDING_SIZE,
+    PRECISIONS,
     RECOMMENDED_SIZE,
     WEIGHTS_SHA256,
     backbone_preprocess,
@@ -48,6 +51,12 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from trainer.features.onnx_backbone import OrtBackbone
+
+RUNTIMES = ("auto", "onnxruntime", "torch")
+# Models saved before the precision was recorded were trained on fp32 (PyTorch) embeddings.
+UNRECORDED_PRECISION = "fp32"
+
 # Small CPU batches measured fastest per lane (activations stay in cache; bench/extract_bench.py)
 # and keep cancel prompt; a GPU wants big ones.
 CPU_BATCH_SIZE = 4
@@ -65,10 +74,48 @@ class BackboneFeaturizer(Featurizer):
     # Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
     explain_defaults: ClassVar[ExplainDefaults] = ExplainDefaults("blocks.10", "layercam")
     entry_dtype: ClassVar[np.dtype] = np.dtype(np.float32)
+    # What a new featurizer computes, and on what; only the benchmarks change these, to compare
+    # int8 with fp32 (bench/quantize_backbone.py) and PyTorch with onnxruntime (make bench).
+    default_precision: ClassVar[str] = DEFAULT_PRECISION
+    default_runtime: ClassVar[str] = "auto"
 
-    def __init__(self, preprocess: PreprocessConfig | None = None, *, channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        preprocess: PreprocessConfig | None = None,
+        *,
+        precision: str | None = None,
+        runtime: str | None = None,
+        channels_last: bool = True,
+    ) -> None:
+        """``precision``: fp32 or int8 embeddings (part of the identity: a model records it);
+        ``runtime`` on the CPU: onnxruntime when installed (auto), or one of them by name (the
+        benchmarks compare them; both give the same fp32 embeddings within 1e-5)."""
         super().__init__(preprocess)
-        self.channels_last = channels_last  # benchmarks compare both layouts
+        self.precision = precision or self.default_precision
+        runtime = runtime or self.default_runtime
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"the backbone precision must be one of {', '.join(PRECISIONS)}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"the backbone runtime must be one of {', '.join(RUNTIMES)}")
+        if self.precision != "fp32" and runtime == "torch":
+            raise ValueError(f"{self.precision} embeddings need onnxruntime")
+        self.runtime = runtime
+        self.channels_last = channels_last  # benchmarks compare both layouts (PyTorch)
+        self._ort: OrtBackbone | None = None
+        self._ort_resolved = False
+
+    @classmethod
+    def from_identity(cls, identity: Mapping[str, Any], preprocess: PreprocessConfig) -> BackboneFeaturizer:
+        """The featurizer computing the embeddings a model was trained on: its precision too."""
+        precision = identity.get("precision", UNRECORDED_PRECISION)
+        if precision not in PRECISIONS:
+            from trainer.common.text import one_line, shorten
+
+            raise ValueError(
+                f"its head was trained on backbone embeddings of precision "
+                f"{shorten(one_line(repr(precision)), 20)}; this app computes {', '.join(PRECISIONS)}"
+            )
+        return cls(preprocess, precision=precision)
 
     @classmethod
     def default_preprocess(cls) -> PreprocessConfig:
@@ -89,6 +136,7 @@ class BackboneFeaturizer(Featurizer):
             "backbone": BACKBONE_NAME,
             "weights_sha256": WEIGHTS_SHA256,
             "embedding_size": EMBEDDING_SIZE,
+            "precision": self.precision,
         }
 
     def check_identity(self, identity: Mapping[str, Any]) -> None:
@@ -109,6 +157,38 @@ class BackboneFeaturizer(Featurizer):
                 f"it was trained on other backbone weights (SHA-256 {shorten(one_line(recorded), 20)}, "
                 f"this app's are {WEIGHTS_SHA256[:12]}…)"
             )
+        recorded_precision = identity.get("precision", UNRECORDED_PRECISION)
+        if recorded_precision != self.precision:
+            shown = shorten(one_line(repr(recorded_precision)), 20)
+            raise ValueError(
+                f"its head was trained on {shown} backbone embeddings, and these are {self.precision}"
+            )
+        if self.precision != "fp32":  # only where its file was built (bench/quantize_backbone.py)
+            from trainer.common.errors import FaceComicError
+
+            try:
+                if self.ort_backbone() is None:
+                    raise ValueError(f"it needs onnxruntime for its {self.precision} backbone")
+            except FaceComicError as err:
+                raise ValueError(f"it needs the {self.precision} backbone, which is not built here") from err
+
+    def ort_backbone(self) -> OrtBackbone | None:
+        """The onnxruntime session this featurizer runs on the CPU, or None for PyTorch (asked
+        for ``runtime="torch"``, or onnxruntime is not installed: said once in the log)."""
+        if not self._ort_resolved:
+            if self.runtime != "torch":
+                from trainer.features.onnx_backbone import session_for
+
+                self._ort = session_for(self.preprocess, self.precision)
+                if self._ort is None and self.runtime == "onnxruntime":
+                    raise ValueError("onnxruntime is not installed")
+            self._ort_resolved = True
+        return self._ort
+
+    @property
+    def runtime_name(self) -> str:
+        """What runs the network on the CPU: "onnxruntime" or "torch" (for logs and benchmarks)."""
+        return "onnxruntime" if self.ort_backbone() is not None else "torch"
 
     # -- rows -------------------------------------------------------------------------------------
 
@@ -127,7 +207,10 @@ class BackboneFeaturizer(Featurizer):
         """``(N, S, S, 3)`` uint8 pixels to ``(N, 1280)`` float32, batches spread over the lanes."""
         if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
             pixels = pixels.copy()
+        device = self._network_device(device)
         batch_size = batch_size or default_batch_size(device)
+        if device == "cpu":
+            self.ort_backbone()  # loaded (or exported, once) before the lanes start
         out = np.zeros((len(pixels), EMBEDDING_SIZE), np.float32)
         starts = range(0, len(pixels), batch_size)
 
@@ -145,7 +228,15 @@ class BackboneFeaturizer(Featurizer):
                 future.result()  # re-raises Cancelled; the pool's exit cancels the rest
         return out
 
+    def _network_device(self, device: str) -> str:
+        """Where the network runs: int8 embeddings exist on onnxruntime's CPU path only."""
+        return device if self.precision == "fp32" else "cpu"
+
     def _run_network(self, pixels: np.ndarray, device: str) -> np.ndarray:
+        if device == "cpu":
+            ort = self.ort_backbone()
+            if ort is not None:
+                return ort.embed(pixels)
         import torch
 
         from trainer.features.efficientnet import load_backbone
@@ -209,8 +300,10 @@ class BackboneFeaturizer(Featurizer):
         cancel: CancelToken,
         timing: Timing,
     ) -> Iterator[int]:
+        device = self._network_device(device)
         batch_size = default_batch_size(device)
         if device == "cpu":
+            self.ort_backbone()  # loaded (or exported, once) before the lanes start
             return self._on_lanes(paths, todo, results, budget, cancel, batch_size, timing)
         return self._with_decode_pool(paths, todo, results, budget, device, cancel, batch_size, timing)
 

@@ -21,3 +21,11 @@ BACKBONE_STD = (128.0 / 255.0,) * 3
 def backbone_preprocess(size: int = NATIVE_SIZE) -> PreprocessConfig:
     """Decoding settings for the backbone: draft-decode straight to ``size``, bicubic like TF eval."""
     return PreprocessConfig(size=size, mean=BACKBONE_MEAN, std=BACKBONE_STD, resample="bicubic")
+
+
+# What the backbone's embeddings are computed in. A head only fits embeddings of the precision it
+# was trained on, so a model file records it (``BackboneFeaturizer.identity``); files from before
+# the field were trained on fp32 embeddings. fp32 is the same on PyTorch and onnxruntime (within
+# 1e-5, tested); int8 is onnxruntime's static quantization (README, "Performance": not the default).
+PRECISIONS = ("fp32", "int8")
+DEFAULT_PRECISION = "fp32"

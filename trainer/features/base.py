@@ -135,6 +135,17 @@ class Featurizer(ABC):
         """What a model file records (``features``) so prediction rebuilds exactly this."""
         return {"kind": self.kind}
 
+    @property
+    def runtime_name(self) -> str | None:
+        """What runs this kind's network on the CPU ("onnxruntime" or "torch"); None without one."""
+        return None
+
+    @classmethod
+    def from_identity(cls, identity: Mapping[str, Any], preprocess: PreprocessConfig) -> Featurizer:
+        """The featurizer that computes what a model's ``features`` record (``check_identity``
+        then says whether this app can); kinds with settings in their identity override it."""
+        return cls(preprocess)
+
     def check_identity(self, identity: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` with the reason when a model's ``features`` cannot be served by
         this featurizer here (say, other backbone weights)."""

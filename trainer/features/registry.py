@@ -35,12 +35,12 @@ def featurizer_for(kind: str, preprocess: PreprocessConfig | None = None) -> Fea
 
 def for_model(features: Mapping[str, Any] | None, preprocess: PreprocessConfig) -> Featurizer:
     """The featurizer a model file's ``features`` names; ``ValueError`` with the reason when this
-    app cannot serve it (unknown kind, other backbone or weights). Files from before feature kinds
+    app cannot serve it (unknown kind, other backbone, weights or precision). Files from before feature kinds
     have no ``features``: the paper's pixels."""
     features = features if features is not None else {"kind": "pixels"}
     if not isinstance(features, Mapping) or features.get("kind") not in FEATURIZERS:
         raise ValueError(f"its feature kind is not one of {', '.join(FEATURIZERS)}")
-    featurizer = FEATURIZERS[features["kind"]](preprocess)
+    featurizer = FEATURIZERS[features["kind"]].from_identity(features, preprocess)
     featurizer.check_identity(features)
     return featurizer
 

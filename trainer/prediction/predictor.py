@@ -12,15 +12,17 @@ import torch
 from PIL import Image
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
-from trainer.common.configs import PREDICTION_BATCH_SIZE
+from trainer.common.configs import PREDICTION_BATCH_SIZE, DecodeOptions
 from trainer.common.cpu import CpuBudget
 from trainer.common.errors import ImageDecodeError
+from trainer.common.events import drain
 from trainer.data.preprocess import ImageSource, decode_image, source_label
 from trainer.model.calibration import softmax
 from trainer.model.model_file import LoadedModel, load_model
 from trainer.model.results import flag_for
 
 DEFAULT_BATCH_SIZE = PREDICTION_BATCH_SIZE
+UNCACHED = DecodeOptions(use_cache=False)  # prediction never writes a cache of what it was shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,29 +81,36 @@ class Predictor:
             yield self._predict_batch(items[start : start + batch_size], cancel)
 
     def _predict_batch(self, items: Sequence[ImageSource], cancel: CancelToken) -> list[Prediction]:
-        pixels: list[np.ndarray | None] = [None] * len(items)
+        rows: list[np.ndarray | None] = [None] * len(items)
         errors: dict[int, str] = {}
+        pasted: dict[int, np.ndarray] = {}
         path_index = [i for i, item in enumerate(items) if not isinstance(item, Image.Image)]
         for i, item in enumerate(items):
             if isinstance(item, Image.Image):
                 try:
-                    pixels[i] = decode_image(item, self.config)
+                    pasted[i] = decode_image(item, self.config)
                 except ImageDecodeError as err:
                     errors[i] = err.reason
                 except Exception as err:  # a bad in-memory image is one error row
                     errors[i] = f"could not convert the image ({err})"
         if path_index:
+            # The featurizer's own pipeline, as in training, without its cache: for the backbone,
+            # lanes that each decode a few images and embed them, so both stay busy together.
             paths = [Path(os.fspath(items[i])) for i in path_index]
-            decoded = self.featurizer.decode(paths, budget=self.budget, cancel=cancel)
-            for row, j in enumerate(decoded.ok_indices):
-                pixels[path_index[j]] = decoded.pixels[row]
-            for j, reason in decoded.errors.items():
+            features = drain(
+                self.featurizer.extract(paths, options=UNCACHED, budget=self.budget, cancel=cancel)
+            )
+            for row, j in enumerate(features.ok_indices):
+                rows[path_index[j]] = features.rows[row]
+            for j, reason in features.errors.items():
                 errors[path_index[j]] = reason
-        good = [i for i in range(len(items)) if pixels[i] is not None]
+        if pasted:
+            embedded = self.head_inputs(np.stack(list(pasted.values())), cancel=cancel)
+            for i, row in zip(pasted, embedded, strict=True):
+                rows[i] = row
+        good = [i for i in range(len(items)) if rows[i] is not None]
         probabilities, unlike, not_a_face = (
-            self.probabilities_and_flags(np.stack([pixels[i] for i in good]), cancel=cancel)
-            if good
-            else (None, None, None)
+            self.scores_of_inputs(np.stack([rows[i] for i in good])) if good else (None, None, None)
         )
         names = self.loaded.class_names
         shown = self.loaded.display_names
