@@ -17,9 +17,10 @@ import torch.nn.functional as F
 def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str, float]:
     """1280-128-128-2 steps on 64 images, one torch thread, best of ``repeats``, in ms per step:
     autograd plus ``p -= lr * grad`` (the step before it was written out) against ``sgd_step``
-    for one head; and ``heads`` heads in one batched ``sgd_step`` against ``heads`` one-head steps."""
+    for one head; ``heads`` heads in one batched ``sgd_step`` against ``heads`` one-head steps; and
+    gathering their ``heads`` x 64 rows of features by advanced indexing against ``index_select``."""
     from trainer.model.mlp import paper_architecture
-    from trainer.training.sgd import new_model, sgd_step
+    from trainer.training.sgd import new_model, rows, sgd_step
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -51,7 +52,13 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str,
 
         def batched_heads_step(index: torch.Tensor) -> float:
             stacked = index.expand(heads, -1)
-            return sgd_step(ensemble, x[stacked], y[stacked], 0.01)
+            return sgd_step(ensemble, rows(x, stacked), rows(y, stacked), 0.01)
+
+        def advanced_indexing(index: torch.Tensor) -> float:
+            return float(x[index.expand(heads, -1)][0, 0, 0])
+
+        def index_select(index: torch.Tensor) -> float:
+            return float(rows(x, index.expand(heads, -1))[0, 0, 0])
 
         def ms(step) -> float:
             best = float("inf")
@@ -68,6 +75,8 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str,
             "heads": heads,
             "separate_heads_ms": ms(separate_heads_step),
             "batched_heads_ms": ms(batched_heads_step),
+            "gather_advanced_indexing_ms": ms(advanced_indexing),
+            "gather_index_select_ms": ms(index_select),
         }
     finally:
         torch.set_num_threads(previous)
@@ -147,6 +156,8 @@ def run() -> dict[str, dict[str, float]]:
         f"{step['autograd_ms']:.2f} ms, written out {step['written_out_ms']:.2f} ms\n"
         f"    {step['heads']} heads, 1 thread: {step['heads']} one-head steps "
         f"{step['separate_heads_ms']:.2f} ms, one batched step {step['batched_heads_ms']:.2f} ms\n"
+        f"    gathering their {step['heads']} x 64 rows of features: advanced indexing "
+        f"{step['gather_advanced_indexing_ms']:.3f} ms, index_select {step['gather_index_select_ms']:.3f} ms\n"
         f"    full garbage collection with the app loaded ({collection['objects']:,} objects): "
         f"{collection['unfrozen_ms']:.0f} ms, after gc.freeze() {collection['frozen_ms']:.2f} ms\n"
         f"    redrawing both live plots of a 2,700-batch run: live (plain) {plots['live_ms']:.0f} ms, "

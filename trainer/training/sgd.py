@@ -77,7 +77,7 @@ def fit(
         for batch in range(batches):
             cancel.raise_if_cancelled()
             index = orders[:, batch * batch_size : (batch + 1) * batch_size]  # (heads, batch)
-            value = sgd_step(model, train.x[index], train.y[index], lr)
+            value = sgd_step(model, rows(train.x, index), rows(train.y, index), lr)
             loss_sum += value * index.shape[1]
             steps.done += 1
             yield BatchFinished(phase, lr, epoch, batch + 1, batches, value, steps.done, steps.total)
@@ -90,6 +90,12 @@ def fit(
             head_accuracies = tuple(float(a) for a in per_head) if model.heads > 1 else ()
         yield EpochFinished(phase, lr, epoch, losses[-1], val_accuracy, val_loss, head_accuracies)
     return losses
+
+
+def rows(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``data[index]`` for a 2-D ``index``: ``index_select`` copies the rows 5x faster than
+    advanced indexing (``make bench`` section 5), and the values are the same."""
+    return data.index_select(0, index.reshape(-1)).view(*index.shape, *data.shape[1:])
 
 
 @torch.no_grad()
