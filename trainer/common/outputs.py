@@ -704,18 +704,6 @@ def _blamed(err: OSError, source: Path, final: Path) -> Path:
     return final
 
 
-def _blamed(err: OSError, source: Path, final: Path) -> Path:
-    """Which of the two paths a failed rename is about: the source when it is missing or its
-    folder is the one that may not change, else the target."""
-    if err.errno == errno.ENOENT and not os.path.lexists(source):
-        return source
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.access(
-        source.parent, os.W_OK | os.X_OK
-    ):
-        return source
-    return final
-
-
 def open_append(path: str | os.PathLike[str]) -> IO:
     """Open a log for appending text (UTF-8, file names kept exact with ``surrogateescape``): a
     regular file, created when missing. A folder, a FIFO, a device, or a read-only file is
