@@ -136,13 +136,11 @@ class ConsoleReporter:
 
     def consume(self, events):
         """Render every event; return the generator's result."""
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                self._clear()
-                return stop.value
-            self.handle(event)
+        from trainer.common.events import run_events
+
+        result = run_events(events, self.handle)
+        self._clear()
+        return result
 
     def handle(self, event) -> None:
         from trainer.common import events as ev

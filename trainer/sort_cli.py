@@ -27,6 +27,7 @@ from trainer.common.console import (
     say,
 )
 from trainer.common.errors import Cancelled
+from trainer.common.events import run_events
 from trainer.common.text import one_line, plural
 
 PROG = "facecomic-predict"
@@ -161,24 +162,23 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
     progress = _Progress(sys.stderr)
     verb = "Moving" if args.move else "Copying"
     done = 0
+
+    def show(event) -> None:
+        nonlocal done
+        if isinstance(event, sorting.SortStarted) and (event.resumed or event.recovered):
+            say(_resumed_line(event), sys.stderr)
+        elif isinstance(event, sorting.ImageSorted):
+            done = event.done
+            progress.show(verb, event.done, event.total)
+            _line(f"{one_line(event.source)}\t{one_line(event.destination)}\t{event.action}")
+        elif isinstance(event, sorting.ImageLeftInPlace):
+            progress.clear()
+            say(f"{one_line(event.source)}\tleft in place\t{one_line(event.reason)}", sys.stderr)
+
     with signals_cancel(token) as received:
         events = sorting.execute_sort(plan, dry_run=args.dry_run, cancel=token)
         try:
-            while True:
-                try:
-                    event = next(events)
-                except StopIteration as stop:
-                    summary = stop.value
-                    break
-                if isinstance(event, sorting.SortStarted) and (event.resumed or event.recovered):
-                    say(_resumed_line(event), sys.stderr)
-                elif isinstance(event, sorting.ImageSorted):
-                    done = event.done
-                    progress.show(verb, event.done, event.total)
-                    _line(f"{one_line(event.source)}\t{one_line(event.destination)}\t{event.action}")
-                elif isinstance(event, sorting.ImageLeftInPlace):
-                    progress.clear()
-                    say(f"{one_line(event.source)}\tleft in place\t{one_line(event.reason)}", sys.stderr)
+            summary = run_events(events, show)
         except Cancelled:
             progress.clear()
             how = "stopped by SIGTERM" if signal.SIGTERM in received else "cancelled"
@@ -258,27 +258,23 @@ def undo_main(args: argparse.Namespace) -> int:
     token = CancelToken()
     progress = _Progress(sys.stderr)
     done = 0
+
+    def show(event) -> None:
+        nonlocal done
+        if isinstance(event, sorting.UndoStarted) and event.recovered:
+            say(f"Settled {plural(event.recovered, 'step')} an interrupted run had under way.", sys.stderr)
+        elif isinstance(event, sorting.ImageRestored):
+            done = event.done
+            progress.show("Undoing", event.done, event.total)
+            _line(f"{one_line(event.destination)}\t{one_line(event.source)}\t{event.action}")
+        elif isinstance(event, sorting.ImageNotRestored):
+            progress.clear()
+            say(f"{one_line(event.destination)}\tnot undone\t{one_line(event.reason)}", sys.stderr)
+
     with signals_cancel(token) as received:
         events = sorting.undo_sort(args.undo_sort, cancel=token)
         try:
-            while True:
-                try:
-                    event = next(events)
-                except StopIteration as stop:
-                    summary = stop.value
-                    break
-                if isinstance(event, sorting.UndoStarted) and event.recovered:
-                    say(
-                        f"Settled {plural(event.recovered, 'step')} an interrupted run had under way.",
-                        sys.stderr,
-                    )
-                elif isinstance(event, sorting.ImageRestored):
-                    done = event.done
-                    progress.show("Undoing", event.done, event.total)
-                    _line(f"{one_line(event.destination)}\t{one_line(event.source)}\t{event.action}")
-                elif isinstance(event, sorting.ImageNotRestored):
-                    progress.clear()
-                    say(f"{one_line(event.destination)}\tnot undone\t{one_line(event.reason)}", sys.stderr)
+            summary = run_events(events, show)
         except Cancelled:
             progress.clear()
             how = "stopped by SIGTERM" if signal.SIGTERM in received else "cancelled"

@@ -6,7 +6,7 @@ tensors except ``RunFinished.result``, which is also the generator's return valu
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -147,12 +147,20 @@ Event = (
 
 
 T = TypeVar("T")
+E = TypeVar("E")
+
+
+def run_events(generator: Generator[E, None, T], handle: Callable[[E], object]) -> T:
+    """Run an event generator to the end, handing each event to ``handle``; return its result
+    (the value a ``for`` loop would drop)."""
+    while True:
+        try:
+            event = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        handle(event)
 
 
 def drain(generator: Generator[object, None, T]) -> T:
     """Run an event generator to the end, ignoring its events; return its result."""
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
+    return run_events(generator, lambda _event: None)
