@@ -9,10 +9,8 @@ the graph, so a consumer needs only onnxruntime and an image library.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,9 @@ from torch import nn
 
 from trainer.common.errors import FaceComicError
 from trainer.common.outputs import check_outputs, shown, write_bytes
+from trainer.features.onnx_backbone import traced_onnx
 from trainer.model.model_file import LoadedModel
 
-OPSET = 17
-INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 META_INPUT_SIZE = "facecomic.input_size"
 META_CLASSES = "facecomic.classes"
@@ -72,24 +69,7 @@ def onnx_bytes(loaded: LoadedModel) -> bytes:
 
     pipeline = Pipeline(loaded).eval()
     size = loaded.preprocess.size
-    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # Tracing turns the backbone's padding arithmetic into constants; S is fixed, so that is right.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # The TorchScript exporter is deprecated, but the dynamo one needs onnxscript, which we avoid.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            pipeline,
-            (example,),
-            buffer,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
-            opset_version=OPSET,
-            dynamo=False,  # the TorchScript exporter: no onnxscript needed
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(traced_onnx(pipeline, size, OUTPUT_NAME))
     proto.doc_string = f"FaceComic model {loaded.name}: uint8 [N,{size},{size},3] RGB -> probabilities"
     for key, value in export_metadata(loaded).items():
         entry = proto.metadata_props.add()

@@ -47,6 +47,8 @@ from trainer.features.backbone_spec import BACKBONE_NAME, EMBEDDING_SIZE, PRECIS
 if TYPE_CHECKING:
     from types import ModuleType
 
+    import torch
+
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph changes (its inputs, outputs or what it computes).
@@ -226,8 +228,6 @@ def new_session(data: bytes) -> Any:
 def export_fp32(preprocess: PreprocessConfig) -> bytes:
     """The fp32 graph from the checked PyTorch weights: uint8 NHWC pixels to embeddings, the
     same steps as ``Featurizer.torch_images`` and ``EfficientNetLite0.embed``."""
-    import io
-
     import torch
     from torch import nn
 
@@ -244,19 +244,31 @@ def export_fp32(preprocess: PreprocessConfig) -> bytes:
             x = pixels.permute(0, 3, 1, 2).float().div(255.0)
             return self.backbone.embed((x - self.mean) / self.std)
 
-    size = preprocess.size
+    return traced_onnx(PixelsToEmbedding().eval(), preprocess.size, OUTPUT_NAME)
+
+
+def traced_onnx(module: torch.nn.Module, size: int, output_name: str) -> bytes:
+    """``module``, which takes uint8 ``[N, size, size, 3]`` RGB images named ``INPUT_NAME``, as
+    ONNX bytes with a dynamic batch (the backbone's file and ``facecomic-export``'s alike)."""
+    import io
+
+    import torch
+
     buffer = io.BytesIO()
     # Never inside the caller's inference mode: tracing needs ordinary tensors.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on the padding arithmetic (S is fixed) and deprecation
+        # Tracing turns the backbone's padding arithmetic into constants; S is fixed, so that is right.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The TorchScript exporter is deprecated, but the dynamo one needs onnxscript, which we avoid.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            PixelsToEmbedding().eval(),
+            module,
             (torch.zeros((2, size, size, 3), dtype=torch.uint8),),
             buffer,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
+            output_names=[output_name],
+            dynamic_axes={INPUT_NAME: {0: "N"}, output_name: {0: "N"}},
             opset_version=OPSET,
-            dynamo=False,  # the TorchScript exporter: no onnxscript needed
+            dynamo=False,
         )
     return buffer.getvalue()
