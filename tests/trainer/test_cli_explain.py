@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from trainer.cli import predict_main
-from trainer.prediction.explain import write_new_file
+from trainer.common.outputs import create_new
 
 
 def pictures(folder: Path) -> dict[str, tuple[int, int]]:
@@ -83,10 +83,10 @@ def test_explain_into_a_file_is_refused_in_one_sentence(trained, tmp_path: Path,
     )
 
 
-def test_write_new_file_refuses_an_existing_name_and_leaves_no_temporary(tmp_path: Path):
+def test_create_new_refuses_an_existing_name_and_leaves_no_temporary(tmp_path: Path):
     target = tmp_path / "x.png"
-    write_new_file(target, b"first")
+    create_new(target, b"first")
     with pytest.raises(FileExistsError):
-        write_new_file(target, b"second")
+        create_new(target, b"second")
     assert target.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]

@@ -457,6 +457,20 @@ def write_new(
         return link_new(tmp, place, name, naming=naming)
 
 
+def create_new(target: str | os.PathLike[str], data: bytes) -> Path:
+    """Create ``target`` holding ``data``, whole or not at all, never over an existing file:
+    ``FileExistsError`` when the name is taken (the caller picks another). The data goes to a
+    synced temp file beside it, which then takes the name (``_claim``)."""
+    final = Path(target)
+    with _temp_beside(final, "wb") as (handle, tmp):
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        _claim(tmp, final)
+    _fsync_dir(final.parent)
+    return final
+
+
 def link_new(
     source: str | os.PathLike[str],
     folder: str | os.PathLike[str],

@@ -16,7 +16,7 @@ with the picture. It costs one forward and one backward pass, and is never part 
 
 Writers: ``write_explanation`` puts ``<stem>.why.png`` (the map blended over the image, label and
 confidence in a corner) and ``<stem>.heat.png`` (the map alone, 8-bit grey) beside each other; no
-file is ever replaced, and both go through ``write_new_file``.
+file is ever replaced, and both go through ``outputs.create_new``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import contextlib
 import io
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from trainer.common.errors import ImageDecodeError
+from trainer.common.outputs import create_new
 from trainer.data.preprocess import ImageSource, _to_rgb, decode_image, describe_decode_failure
 
 if TYPE_CHECKING:
@@ -395,38 +395,6 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_new_file(target: Path, data: bytes) -> None:
-    """Create ``target`` with ``data``, complete or not at all, never replacing a file: the bytes
-    go to a temporary file beside it, are synced, then hard-linked to the name (which fails if the
-    name exists). Raises ``FileExistsError`` when it does. Every file ``--explain`` writes goes
-    through here."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here (FAT, some network shares): check, then rename
-            if os.path.lexists(target):
-                raise FileExistsError(f"{target} exists") from None
-            os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def explanation_names(directory: Path, stem: str, taken: set[str]) -> tuple[Path, Path]:
     """``stem.why.png`` and ``stem.heat.png`` in ``directory``, or ``stem (2).…`` and so on when
     either name exists or was given out in this run: a pair always shares its stem."""
@@ -461,14 +429,15 @@ def write_explanation(
     stem = stem or Path(os.fspath(source)).stem
     grey = Image.fromarray(np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     why_image = draw_label(blend(image, heat), text)
+    heat_png, why_png = png_bytes(grey), png_bytes(why_image)
     for _ in range(100):  # another program may take a name between the check and the write
         why_path, heat_path = explanation_names(directory, stem, taken)
         try:
-            write_new_file(heat_path, png_bytes(grey))
+            create_new(heat_path, heat_png)
         except FileExistsError:
             continue
         try:
-            write_new_file(why_path, png_bytes(why_image))
+            create_new(why_path, why_png)
         except FileExistsError:
             heat_path.unlink()
             continue
