@@ -22,7 +22,7 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,17 +190,6 @@ class SortLog:
         """Steps announced but never settled: at most one per run that was killed mid-step."""
         return pending_steps(self.rows)
 
-    def last_run(self) -> tuple[str, str, bool] | None:
-        """(run, "started copy" or "started move", finished) of the newest run, if any."""
-        last = None
-        finished: set[str] = set()
-        for row in self.rows:
-            if row.action in (STARTED_COPY, STARTED_MOVE):
-                last = (row.run, row.action)
-            elif row.action == FINISHED:
-                finished.add(row.run)
-        return None if last is None else (last[0], last[1], last[0] in finished)
-
     def start_run(self, move: bool, target: Path) -> str:
         run = new_run_id()
         self.append(LogRow("", str(target), action=STARTED_MOVE if move else STARTED_COPY, run=run))
@@ -301,8 +290,12 @@ def recover(log: SortLog) -> int:
     return len(steps)
 
 
-def iter_runs(rows: Iterable[LogRow]) -> Iterator[str]:
-    """Run ids in the order they started."""
+def last_run(rows: Iterable[LogRow]) -> tuple[LogRow, bool] | None:
+    """The newest run's "started copy" or "started move" row, and whether it finished."""
+    last, finished = None, set()
     for row in rows:
         if row.action in (STARTED_COPY, STARTED_MOVE):
-            yield row.run
+            last = row
+        elif row.action == FINISHED:
+            finished.add(row.run)
+    return None if last is None else (last, last.run in finished)

@@ -54,6 +54,7 @@ from trainer.prediction.sort_log import (
     REMOVING_DUPLICATE,
     RESTORED,
     RESTORING,
+    SORTED,
     STARTED_MOVE,
     UNDO_OF,
     LogRow,
@@ -61,6 +62,7 @@ from trainer.prediction.sort_log import (
     SortLog,
     fsync_folder,
     holds,
+    last_run,
     pending_steps,
     read_log,
     recover,
@@ -191,10 +193,6 @@ class UndoSummary:
     actions: dict[str, int] = field(default_factory=dict)
     refused: tuple[ImageNotRestored, ...] = ()
     log: str = ""
-
-    @property
-    def restored(self) -> int:
-        return sum(self.actions.values())
 
 
 SortEvent = SortStarted | ImageSorted | ImageLeftInPlace
@@ -431,17 +429,10 @@ class _Sorter:
     def _resume_or_start(self, rows: list[LogRow]) -> tuple[str, bool, dict[str, LogRow]]:
         """The run to continue (the newest, unfinished, of the same kind) or a new one; and what
         that run already did, by source."""
-        started = [r for r in rows if r.action.startswith("started ")]
-        finished = {r.run for r in rows if r.action == "finished"}
-        last = started[-1] if started else None
-        same_kind = last is not None and (last.action == STARTED_MOVE) == self.plan.move
-        if last is not None and same_kind and last.run not in finished:
-            earlier = {
-                r.source: r
-                for r in rows
-                if r.run == last.run and r.action in (MOVED, COPIED, ALREADY_THERE, REMOVED_DUPLICATE)
-            }
-            return last.run, True, earlier
+        newest = last_run(rows)
+        if newest is not None and not newest[1] and (newest[0].action == STARTED_MOVE) == self.plan.move:
+            run = newest[0].run
+            return run, True, {r.source: r for r in rows if r.run == run and r.action in SORTED}
         if self.log is None:
             return "(dry run)", False, {}
         return self.log.start_run(self.plan.move, self.plan.target), False, {}
