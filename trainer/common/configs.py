@@ -272,14 +272,6 @@ class DecodeOptions:
                 raise ValueError(f"{name} must be a whole number from 0 to {MAX_THREADS}, not {value!r}")
 
     @property
-    def resolved_workers(self) -> int:
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
-
-    @property
-    def resolved_threads(self) -> int:
-        return self.threads if self.threads > 0 else (os.cpu_count() or 1)
-
-    @property
     def resolved_cache_dir(self) -> Path:
         if self.cache_dir is not None:
             return Path(self.cache_dir)
