@@ -349,7 +349,7 @@ def _atomic(target: OutputTarget, mode: str, make_folders: bool) -> Iterator[IO]
         os.fsync(handle.fileno())
         _keep_owner_and_mode(tmp, final)
         os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 @contextlib.contextmanager
@@ -396,8 +396,8 @@ def _straight_through(target: OutputTarget, mode: str) -> Iterator[IO]:
         handle.flush()
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, so best effort.
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable; not possible everywhere, so best effort."""
     with contextlib.suppress(OSError, AttributeError):
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -467,7 +467,7 @@ def create_new(target: str | os.PathLike[str], data: bytes) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
         _claim(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final
 
 
@@ -492,7 +492,7 @@ def link_new(
             continue
         except OSError as err:
             raise _naming(err, candidate) from err
-        _fsync_dir(place)
+        fsync_dir(place)
         return candidate
     raise OutputError(f"Cannot write {shown(place / name)}: {MAX_NUMBERED:,} numbered names are taken.")
 
@@ -659,7 +659,7 @@ def copy_file_new(
         if err.filename is not None and os.fspath(err.filename) == os.fspath(source):
             raise
         raise _naming(err, final) from err
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     from trainer.common.checksum import file_sha256
 
     if file_sha256(final) != copied:  # read back: what is on disk is what was read
@@ -690,8 +690,8 @@ def move_file(
                 raise
             raise _naming(err, _blamed(err, source, final)) from err
     else:
-        _fsync_dir(final.parent)
-        _fsync_dir(source.parent)
+        fsync_dir(final.parent)
+        fsync_dir(source.parent)
         return None
     sha = copy_file_new(source, final, expected_sha256=expected_sha256)
     try:
@@ -702,7 +702,7 @@ def move_file(
         with contextlib.suppress(OSError):
             final.unlink()
         raise _naming(err, source) from err
-    _fsync_dir(source.parent)
+    fsync_dir(source.parent)
     return sha
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from trainer.common.checksum import file_sha256
 from trainer.common.errors import FaceComicError
-from trainer.common.outputs import OutputError, open_append, same_file, shown, stale_temps
+from trainer.common.outputs import OutputError, fsync_dir, open_append, same_file, shown, stale_temps
 
 LOG_NAME = "facecomic-sort-log.csv"
 COLUMNS = ("source", "destination", "label", "confidence", "flag", "sha256", "action", "run")
@@ -246,16 +246,7 @@ def drop_second_name(old: Path, new: Path, sha256: str) -> None:
         return
     if same_file(old, new) or holds(old, sha256):
         old.unlink()
-        fsync_folder(old.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(old.parent)
 
 
 def remove_temps(final: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Protocol
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
-from trainer.common.outputs import ContentMismatchError, copy_file_new, move_file, numbered, shown
+from trainer.common.outputs import ContentMismatchError, copy_file_new, fsync_dir, move_file, numbered, shown
 from trainer.common.text import plural
 from trainer.data.walk import FileId, SkippedFile, is_hidden, is_inside
 from trainer.model.face_likeness import NOT_A_FACE
@@ -60,7 +60,6 @@ from trainer.prediction.sort_log import (
     LogRow,
     SortError,
     SortLog,
-    fsync_folder,
     holds,
     last_run,
     pending_steps,
@@ -513,7 +512,7 @@ class _Sorter:
         except OSError as err:
             self.log.append(row.but(NOT_DONE))
             return ImageLeftInPlace(row.source, f"cannot remove it ({err.strerror or err})")
-        fsync_folder(item.source.parent)
+        fsync_dir(item.source.parent)
         self.log.append(row.but(REMOVED_DUPLICATE))
         return self._sorted(item, str(existing), REMOVED_DUPLICATE)
 
@@ -598,7 +597,7 @@ def _undo_one(log: SortLog, row: LogRow, done: int, total: int) -> ImageRestored
         except OSError as err:
             log.append(row.but(NOT_DONE))
             return refuse(f"cannot delete the copy ({err.strerror or err})")
-        fsync_folder(destination.parent)
+        fsync_dir(destination.parent)
         log.append(row.but(REMOVED_COPY))
         return ImageRestored(done, total, row.source, row.destination, REMOVED_COPY)
     if os.path.lexists(source):
