@@ -17,6 +17,7 @@ from trainer.common.configs import PREDICTION_BATCH_SIZE, RECIPES, DecodeOptions
 from trainer.common.console import (
     EXIT_OK,
     EXIT_PARTIAL,
+    PipeSafeWriter,
     error,
     for_stream,
     interrupted,
@@ -340,7 +341,7 @@ def _predict(args: argparse.Namespace) -> int:
     refuse_inputs(targets, paths)
     check_sources(args, paths)  # --move: a read-only folder is said before predicting
     predictions = []
-    stdout = _PipeSafeWriter(sys.stdout)
+    stdout = PipeSafeWriter(sys.stdout)
     explain = _Explaining(predictor.loaded, args.explain) if args.explain else None
     for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
         if explain is not None:
@@ -351,7 +352,7 @@ def _predict(args: argparse.Namespace) -> int:
                 pass  # sorting prints where each image went instead
             elif p.ok:
                 row = f"{one_line(p.source)}\t{one_line(p.label)}\t{p.confidence:.4f}\t{p.flag}"
-                stdout.line(for_stream(row, sys.stdout))
+                stdout.line(row)
             else:
                 say(f"{one_line(p.source)}\terror\t{one_line(p.error)}", sys.stderr)
         predictions.extend(batch)
@@ -414,25 +415,6 @@ class _Explaining:
                 say(f"{one_line(path)}\terror\tno heat map: {one_line(err.reason)}", sys.stderr)
                 continue
             self.written += 1
-
-
-class _PipeSafeWriter:
-    """Stops printing, but keeps working, when stdout is closed early (``| head``)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.closed = False
-
-    def line(self, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            print(text, file=self.stream, flush=True)
-        except BrokenPipeError:
-            self.closed = True
-            # Point stdout at /dev/null so the interpreter's final flush does not complain.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

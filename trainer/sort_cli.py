@@ -23,7 +23,7 @@ from trainer.common.console import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_TERMINATED,
-    for_stream,
+    PipeSafeWriter,
     say,
 )
 from trainer.common.errors import Cancelled
@@ -159,7 +159,7 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
     for skipped in plan.left_out:
         say(f"{one_line(skipped.path)}\tleft in place\t{one_line(skipped.reason)}", sys.stderr)
     token = CancelToken()
-    progress = _Progress(sys.stderr)
+    progress, stdout = _Progress(sys.stderr), PipeSafeWriter(sys.stdout)
     verb = "Moving" if args.move else "Copying"
     done = 0
 
@@ -170,7 +170,7 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
         elif isinstance(event, sorting.ImageSorted):
             done = event.done
             progress.show(verb, event.done, event.total)
-            _line(f"{one_line(event.source)}\t{one_line(event.destination)}\t{event.action}")
+            stdout.line(f"{one_line(event.source)}\t{one_line(event.destination)}\t{event.action}")
         elif isinstance(event, sorting.ImageLeftInPlace):
             progress.clear()
             say(f"{one_line(event.source)}\tleft in place\t{one_line(event.reason)}", sys.stderr)
@@ -198,24 +198,6 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
             sys.stderr,
         )
     return EXIT_PARTIAL if plan.left_out or summary.left else EXIT_OK
-
-
-class _Stdout:
-    closed = False
-
-
-def _line(text: str) -> None:
-    """A line on stdout that stops, without stopping the sort, when stdout is closed (``| head``)."""
-    if _Stdout.closed:
-        return
-    try:
-        print(for_stream(text, sys.stdout), flush=True)
-    except BrokenPipeError:
-        import os
-
-        _Stdout.closed = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _resumed_line(event) -> str:
@@ -256,7 +238,7 @@ def undo_main(args: argparse.Namespace) -> int:
     from trainer.prediction import sorting
 
     token = CancelToken()
-    progress = _Progress(sys.stderr)
+    progress, stdout = _Progress(sys.stderr), PipeSafeWriter(sys.stdout)
     done = 0
 
     def show(event) -> None:
@@ -266,7 +248,7 @@ def undo_main(args: argparse.Namespace) -> int:
         elif isinstance(event, sorting.ImageRestored):
             done = event.done
             progress.show("Undoing", event.done, event.total)
-            _line(f"{one_line(event.destination)}\t{one_line(event.source)}\t{event.action}")
+            stdout.line(f"{one_line(event.destination)}\t{one_line(event.source)}\t{event.action}")
         elif isinstance(event, sorting.ImageNotRestored):
             progress.clear()
             say(f"{one_line(event.destination)}\tnot undone\t{one_line(event.reason)}", sys.stderr)

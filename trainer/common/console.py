@@ -73,3 +73,23 @@ def say(text: str, stream: TextIO | None = None) -> None:
     """Print one line to ``stream`` (stdout by default) that it can encode."""
     stream = sys.stdout if stream is None else stream
     print(for_stream(text, stream), file=stream, flush=True)
+
+
+class PipeSafeWriter:
+    """Lines on ``stream`` (made safe for it with ``for_stream``) that stop, but let the work go
+    on, when the stream is closed early (``| head``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed = False
+
+    def line(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(for_stream(text, self.stream), file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            # Point the stream at /dev/null so the interpreter's final flush does not complain.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
