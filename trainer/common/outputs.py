@@ -505,8 +505,7 @@ def rename_new(source: str | os.PathLike[str], target: str | os.PathLike[str]) -
     if os.path.lexists(target) and same_file(source, target):
         os.replace(source, target)
         return target
-    _claim(source, target)
-    source.unlink(missing_ok=True)
+    rename_no_replace(source, target)
     return target
 
 
