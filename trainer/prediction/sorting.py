@@ -337,11 +337,16 @@ class _Contents:
             sizes = self._by_size[folder] = self._list(self.target / folder)
             self._by_hash[folder] = {}
         hashes = self._by_hash[folder]
+        hashed_now = set()
         for path in sizes.pop(size, ()):
             with contextlib.suppress(OSError):
                 hashes.setdefault(file_sha256(path), path)
+                hashed_now.add(path)
         found = hashes.get(sha256)
-        return found if found is not None and holds(found, sha256) else None
+        if found is None:
+            return None
+        # A file hashed by an earlier image may have changed since; one hashed just now is current.
+        return found if found in hashed_now or holds(found, sha256) else None
 
     def _list(self, folder: Path) -> dict[int, list[Path]]:
         sizes: dict[int, list[Path]] = {}
