@@ -21,7 +21,6 @@ file is ever replaced, and both go through ``outputs.create_new``.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
@@ -34,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from trainer.common.errors import ImageDecodeError
+from trainer.common.lanes import one_torch_thread
 from trainer.common.outputs import create_new
 from trainer.data.preprocess import ImageSource, _to_rgb, decode_image, describe_decode_failure
 
@@ -179,21 +179,6 @@ class Explainer:
                 maps[layer, method] = cam.numpy().astype(np.float32)
         probabilities = softmax(logits.detach().numpy()[None], self.loaded.temperature)[0]
         return maps, probabilities, explained
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """One image's ~100 small ops run single-threaded: two threads meet at a barrier after every
-    op, and when another program holds a core each barrier waits for it (on 2 busy cores a map
-    took 0.15-0.9 s with two threads against 0.02 s with one; see ``trainer.common.lanes``)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _log_odds(logits: torch.Tensor, class_index: int | None) -> torch.Tensor:
