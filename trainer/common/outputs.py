@@ -355,9 +355,7 @@ def _atomic(target: OutputTarget, mode: str, make_folders: bool) -> Iterator[IO]
 @contextlib.contextmanager
 def _temp_beside(final: Path, mode: str) -> Iterator[tuple[IO, Path]]:
     """A temp file in ``final``'s folder, removed unless the caller renamed it away."""
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name[:_TEMP_PREFIX_CHARS]}.", suffix=".part", dir=final.parent
-    )
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_name_prefix(final), suffix=".part", dir=final.parent)
     tmp = Path(tmp_name)
     try:
         os.chmod(tmp, _NEW_FILE_MODE)

@@ -21,6 +21,7 @@ from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
 from trainer.common.errors import DatasetError, FaceComicError
 from trainer.common.outputs import ContentMismatchError, copy_file_new, move_file, numbered, shown
+from trainer.common.text import plural
 from trainer.data.dataset import display_name, find_class_dirs
 from trainer.data.walk import list_images
 
@@ -63,7 +64,7 @@ class AdditionSummary:
     def describe(self) -> str:
         """One or two sentences for a message box."""
         folders = ", ".join(f"{count:,} to {name}/" for name, count in self.counts.items() if count)
-        parts = [f"Added {self.added:,} image{'s' if self.added != 1 else ''} to {self.dataset}"]
+        parts = [f"Added {plural(self.added, 'image')} to {self.dataset}"]
         if folders:
             parts[0] += f" ({folders})"
         if self.already_there:
