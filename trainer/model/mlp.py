@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainer.common.configs import MAX_HEADS
+
 ARCHITECTURES = ("mlp",)
 MAX_LAYER_SIZE = 65_536
 MAX_HIDDEN_LAYERS = 4
 MAX_CLASSES = 1000
-MAX_HEADS = 64
 MLP_KEYS = ("name", "input_size", "hidden_sizes", "num_classes", "activation", "heads")
 OPTIONAL_KEYS = ("heads",)  # files written before ensembles have one head and no "heads" key
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
 from trainer.common.events import BatchFinished, ConfigFinished, EpochFinished, Event
-from trainer.model.mlp import MLPEnsemble, head_groups, stack_heads
+from trainer.model.mlp import MLPEnsemble, head_count, head_groups, stack_heads
 from trainer.model.results import EpochPoint, GridResult
 from trainer.training.sgd import (
     EpochRunner,
@@ -102,7 +102,7 @@ def train_final(
     lanes while the heads train: five heads split three and two, so one lane would otherwise
     wait at every round. Returns its result third."""
     offset = class_offset(data.y, architecture["num_classes"], config.class_prior)
-    groups = head_groups(architecture.get("heads", 1))
+    groups = head_groups(head_count(architecture))
     models = [
         new_model({**architecture, "heads": end - first}, config.seed, data.x.device, offset, first)
         for first, end in groups
