@@ -11,8 +11,6 @@ rebuilt by the run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trainer.common.checksum import key_digest
 from trainer.data.cache_file import CacheMiss, Header, read_arrays, write_arrays
 
 if TYPE_CHECKING:
@@ -96,16 +95,14 @@ class FeatureCache:
     """Entries of one featurizer for one dataset folder."""
 
     def __init__(self, directory: Path, root: Path, featurizer: Featurizer) -> None:
-        ident = json.dumps(
+        digest = key_digest(
             {
                 "root": str(Path(root).resolve()),
                 "features": featurizer.identity,
                 "preprocess": featurizer.preprocess.to_dict(),
                 "format": CACHE_FORMAT,
-            },
-            sort_keys=True,
+            }
         )
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
         self.path = Path(directory) / f"{featurizer.kind}-{featurizer.preprocess.size}-{digest}.npz"
         self.dtype = np.dtype(featurizer.entry_dtype)
         self.shape = tuple(featurizer.entry_shape)

@@ -9,8 +9,6 @@ identity, preprocessing), so a stale one is never read; a damaged one is a miss,
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +16,7 @@ import numpy as np
 
 from trainer.common.assets import assets_dir
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
+from trainer.common.checksum import key_digest
 from trainer.common.configs import DecodeOptions
 from trainer.common.cpu import CpuBudget
 from trainer.data.cache_file import CacheMiss, read_arrays, write_arrays
@@ -31,16 +30,14 @@ FORMAT = 1
 
 
 def non_face_file_name(featurizer: Featurizer) -> str:
-    ident = json.dumps(
+    digest = key_digest(
         {
             "generator": generator_description(),
             "features": featurizer.identity,
             "preprocess": featurizer.preprocess.to_dict(),
             "format": FORMAT,
-        },
-        sort_keys=True,
+        }
     )
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
     return f"non-faces-{featurizer.kind}-{featurizer.preprocess.size}-{digest}.npz"
 
 

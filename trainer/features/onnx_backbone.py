@@ -29,7 +29,6 @@ featurizer runs the network in PyTorch instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import warnings
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainer.common.checksum import key_digest
 from trainer.common.configs import PreprocessConfig, default_cache_dir
 from trainer.common.errors import FaceComicError
 from trainer.common.outputs import write_bytes, write_text
@@ -119,8 +119,7 @@ def file_path(preprocess: PreprocessConfig, precision: str, cache_dir: Path | No
     ort = onnxruntime_module()
     if ort is None:
         return None
-    key = json.dumps(file_key(preprocess, precision, ort.__version__), sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    digest = key_digest(file_key(preprocess, precision, ort.__version__))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return folder / FOLDER / f"{BACKBONE_NAME}-{preprocess.size}-{precision}-{digest}.onnx"
 
