@@ -262,13 +262,9 @@ class Featurizer(ABC):
                 stored = store_quietly(cache.path, lambda: cache.store(entries))
         if cache is not None and cache.problem:
             yield CacheDiscarded(str(cache.path), cache.problem, rewritten=stored is None and bool(todo))
-        ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
-        entries = np.zeros((len(ok), *self.entry_shape), self.entry_dtype)
-        for row, i in enumerate(ok):
-            entries[row] = results[i]
-        errors = {i: v.reason for i, v in enumerate(results) if isinstance(v, Failure)}
+        entries, ok, errors = _collect(results, self.entry_shape, self.entry_dtype)
         return FeatureSet(
-            self.rows_from_entries(entries), np.array(ok, dtype=np.int64), errors, from_cache,
+            self.rows_from_entries(entries), ok, errors, from_cache,
             time.perf_counter() - start, timing.decode, timing.network,
         )  # fmt: skip
 
@@ -296,13 +292,9 @@ class Featurizer(ABC):
             paths, list(range(len(paths))), results, self.preprocess, budget, cancel, Timing()
         ):
             pass
-        ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
         size = self.preprocess.size
-        pixels = np.zeros((len(ok), size, size, 3), np.uint8)
-        for row, i in enumerate(ok):
-            pixels[row] = results[i]
-        errors = {i: v.reason for i, v in enumerate(results) if isinstance(v, Failure)}
-        return DecodedImages(pixels, np.array(ok, dtype=np.int64), errors, time.perf_counter() - start)
+        pixels, ok, errors = _collect(results, (size, size, 3), np.uint8)
+        return DecodedImages(pixels, ok, errors, time.perf_counter() - start)
 
 
 def decode_one(path: Path, config: PreprocessConfig) -> tuple[Entry, float]:
@@ -373,3 +365,15 @@ def decode_on_pool(
         pool.shutdown(wait=True, cancel_futures=True)
         for future in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
             harvest(future)
+
+
+def _collect(
+    results: list[Entry | None], shape: tuple[int, ...], dtype
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """The arrays among ``results`` stacked in order, their indices, and each failure's reason."""
+    ok = [i for i, v in enumerate(results) if isinstance(v, np.ndarray)]
+    stacked = np.zeros((len(ok), *shape), dtype)
+    for row, i in enumerate(ok):
+        stacked[row] = results[i]
+    errors = {i: v.reason for i, v in enumerate(results) if isinstance(v, Failure)}
+    return stacked, np.array(ok, dtype=np.int64), errors
