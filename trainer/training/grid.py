@@ -57,7 +57,7 @@ def grid_search(
         model = new_model(architecture, config.seed, train.x.device, offset)
         events = fit(
             model, train, lr=lr, epochs=max_epochs, batch_size=config.batch_size, seed=config.seed,
-            phase="grid", val=val, steps=StepCounter(total=steps.total), cancel=cancel,
+            phase="grid", val=val, cancel=cancel,
         )  # fmt: skip
         runs.append(EpochRunner(lr, model, events))
     results: dict[tuple[float, int], GridResult] = {}
@@ -70,7 +70,7 @@ def grid_search(
                         cancel.raise_if_cancelled()  # a round runs ahead; stop at once all the same
                         if isinstance(event, BatchFinished):  # numbered in the order they are yielded
                             steps.done += 1
-                            event = dataclasses.replace(event, step=steps.done)
+                            event = dataclasses.replace(event, step=steps.done, total_steps=steps.total)
                         yield event
                         if isinstance(event, EpochFinished) and event.epoch in grid.epochs:
                             result = GridResult(
@@ -110,12 +110,13 @@ def train_final(
     runs = [
         EpochRunner(lr, model, fit(
             model, data, lr=lr, epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-            phase=phase, steps=StepCounter(total=steps.total), cancel=cancel, first_head=first,
+            phase=phase, cancel=cancel, first_head=first,
         ))
         for model, (first, _) in zip(models, groups, strict=True)
     ]  # fmt: skip
     sizes = [model.heads for model in models]
     side: Future | None = None
+    losses: list[float] = []  # per epoch, the mean over all heads (as the merged events carry it)
     with training_lanes(data.x.device, len(runs), lanes) as pool:
         try:
             for _ in range(epochs):
@@ -128,17 +129,14 @@ def train_final(
                     if isinstance(event, BatchFinished):
                         steps.done += 1
                         event = dataclasses.replace(event, step=steps.done, total_steps=steps.total)
+                    elif isinstance(event, EpochFinished):
+                        losses.append(event.train_loss)
                     yield event
-            per_group = [run.finish() for run in runs]
             side_result = side.result() if side is not None else alongside() if alongside else None
         finally:
             pool.shutdown(wait=True)
             for run in runs:
                 run.events.close()
-    losses = [
-        sum(s * loss for s, loss in zip(sizes, epoch, strict=True)) / sum(sizes)
-        for epoch in zip(*per_group, strict=True)
-    ]
     return stack_heads(models), losses, side_result
 
 

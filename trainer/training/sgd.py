@@ -55,14 +55,14 @@ def fit(
     seed: int,
     phase: str,
     val: Tensors | None = None,
-    steps: StepCounter | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
     first_head: int = 0,
 ) -> Generator[Event, None, list[float]]:
     """Plain SGD (no momentum, as the paper) on cross-entropy, every head at once, each on its own
     shuffling of ``train``; returns the per-epoch train loss (the mean over the heads).
-    ``first_head`` numbers the heads of a group that is part of a larger ensemble."""
-    steps = steps or StepCounter(total=epochs * math.ceil(len(train) / batch_size))
+    ``first_head`` numbers the heads of a group that is part of a larger ensemble. Batch events
+    count this run's steps; a caller running several renumbers them over the whole job."""
+    steps = StepCounter(total=epochs * math.ceil(len(train) / batch_size))
     shuffles = [
         torch.Generator().manual_seed(head_seed(seed, first_head + head) + SHUFFLE_SEED_OFFSET)
         for head in range(model.heads)
@@ -259,11 +259,3 @@ class EpochRunner:
                 at_checkpoint = event.epoch in checkpoints and val is not None
                 return events, logits_of(self.model, val.x) if at_checkpoint else None
         raise RuntimeError("fit had no epoch left")
-
-    def finish(self) -> list[float]:
-        """``fit``'s per-epoch losses, once its last epoch is done."""
-        try:
-            next(self.events)
-        except StopIteration as done:
-            return done.value
-        raise RuntimeError("fit went on past its last epoch")
