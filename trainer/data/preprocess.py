@@ -120,17 +120,26 @@ def _resize(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     return pixels
 
 
-def to_model_input(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
-    """``(N, size, size, 3)`` uint8 to normalised ``(N, 3*size*size)`` float32, channel-first."""
+def normalised_images(
+    pixels: np.ndarray, config: PreprocessConfig, device: str = "cpu", channels_last: bool = False
+) -> torch.Tensor:
+    """``(N, S, S, 3)`` uint8 to normalised ``(N, 3, S, S)`` float32 in one copy: an NHWC array
+    permuted to NCHW already has channels_last strides, which ``float()`` keeps."""
     import torch
 
     pixels = np.ascontiguousarray(pixels)
-    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (a read cache)
+    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (a read cache, PIL)
         pixels = pixels.copy()
-    batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(config.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return batch.sub_(mean).div_(std).reshape(len(pixels), -1)
+    batch = torch.from_numpy(pixels).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    batch = batch.sub_(mean).div_(std)
+    return batch.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def to_model_input(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """``(N, size, size, 3)`` uint8 to normalised ``(N, 3*size*size)`` float32, channel-first."""
+    return normalised_images(pixels, config).reshape(len(pixels), -1)
 
 
 def preprocess(sources: list[ImageSource], config: PreprocessConfig) -> torch.Tensor:

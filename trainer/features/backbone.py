@@ -205,8 +205,6 @@ class BackboneFeaturizer(Featurizer):
         batch_size: int | None = None,
     ) -> np.ndarray:
         """``(N, S, S, 3)`` uint8 pixels to ``(N, 1280)`` float32, batches spread over the lanes."""
-        if not pixels.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
-            pixels = pixels.copy()
         device = self._network_device(device)
         batch_size = batch_size or default_batch_size(device)
         if device == "cpu":

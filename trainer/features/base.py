@@ -29,7 +29,7 @@ from trainer.common.configs import DecodeOptions, PreprocessConfig
 from trainer.common.cpu import CpuBudget
 from trainer.common.errors import ImageDecodeError
 from trainer.common.events import CacheDiscarded, FeaturesProgressed
-from trainer.data.preprocess import decode_image
+from trainer.data.preprocess import decode_image, normalised_images
 from trainer.features.cache import FeatureCache, file_keys, store_quietly
 
 if TYPE_CHECKING:
@@ -198,20 +198,8 @@ class Featurizer(ABC):
     def torch_images(
         self, pixels: np.ndarray, device: str = "cpu", channels_last: bool = False
     ) -> torch.Tensor:
-        """``(N, S, S, 3)`` uint8 to normalised ``(N, 3, S, S)`` float32 in one copy: an NHWC
-        array permuted to NCHW already has channels_last strides, which ``float()`` keeps."""
-        import torch
-
-        config = self.preprocess
-        batch = (
-            torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        )
-        mean = torch.tensor(config.mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
-        std = torch.tensor(config.std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
-        batch = batch.sub_(mean).div_(std)
-        return batch.contiguous(
-            memory_format=torch.channels_last if channels_last else torch.contiguous_format
-        )
+        """``(N, S, S, 3)`` uint8 to the network's normalised ``(N, 3, S, S)`` float32."""
+        return normalised_images(pixels, self.preprocess, device, channels_last)
 
     # -- the pipeline -----------------------------------------------------------------------------
 
