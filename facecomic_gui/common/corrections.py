@@ -11,9 +11,9 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.common.errors import describe_error
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.predict import jobs
 from facecomic_gui.predict.review import ERROR_KEY, NOT_A_FACE_KEY, UNCERTAIN_FIRST_KEY, UNSURE_KEY
+from trainer.common.errors import describe_error
 from trainer.model.face_likeness import NOT_A_FACE
 
 if TYPE_CHECKING:

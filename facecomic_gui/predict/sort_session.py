@@ -12,9 +12,9 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.common.errors import describe_error
 from trainer.common.text import plural
 
 if TYPE_CHECKING:
