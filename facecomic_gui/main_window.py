@@ -18,7 +18,6 @@ from facecomic_gui.common.dialogs import (
     show_error,
     write_confirming,
 )
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.model_jobs import export_onnx_job, load_model_job
 from facecomic_gui.common.settings import AppSettings, default_runs_dir
 from facecomic_gui.common.thumbnails import ThumbnailCache
@@ -33,6 +32,7 @@ from facecomic_gui.train.session import TrainingSession
 from facecomic_gui.train.tab import TrainTabWidget
 from trainer import __version__
 from trainer.common.assets import assets_dir, default_model_path
+from trainer.common.errors import describe_error
 
 if TYPE_CHECKING:
     from facecomic_gui.train.jobs import TrainingOutcome

@@ -139,7 +139,6 @@ class ReviewController(QObject):
 
     def _on_marks_changed(self, _paths) -> None:
         self.add_action.setEnabled(bool(self.corrections.unsaved()))
-        self.window.predict_tab.review.update_buttons()
 
     def _on_sort_triggered(self) -> None:
         self.window.tabs.setCurrentWidget(self.window.predict_tab)

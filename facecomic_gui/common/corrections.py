@@ -11,9 +11,9 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.common.errors import describe_error
 from trainer.data.dataset import display_name
 
 if TYPE_CHECKING:
@@ -54,14 +54,10 @@ class CorrectionsSession:
     def __init__(self, jobs_runner: JobRunner) -> None:
         self.jobs = jobs_runner
         self.marks: dict[str, Correction] = {}
-        self.adding = False
-        self.add_done = 0
-        self.add_total = 0
+        self.adding = False  # an addition runs; announced with ``changed``, like the marks
         self.last_dataset: str | None = None  # where marks were last added (Retrain trains there)
-        self.last_summary: AdditionSummary | None = None
         self._adding_to = ""
-        self.changed = Emitter()  # (paths): marks of these files changed
-        self.add_started = Emitter()  # (dataset)
+        self.changed = Emitter()  # (paths): marks of these files changed, or ``adding`` did
         self.add_progressed = Emitter()  # (done, total)
         self.added = Emitter()  # (AdditionSummary)
         self.add_failed = Emitter()  # (message)
@@ -130,18 +126,17 @@ class CorrectionsSession:
         todo = [Addition(c.path, c.true_class) for c in self.unsaved()]
         if not todo or self.adding:
             return False
-        self.adding, self.add_done, self.add_total = True, 0, len(todo)
+        self.adding = True
         self._adding_to = dataset
-        self.add_started.emit(dataset)
         self.jobs.start(
             "add-to-dataset", add_job, dataset, todo,
             on_yielded=self._on_added_one, on_returned=self._on_add_returned,
             on_errored=self._on_add_errored, on_finished=self._on_add_finished,
         )  # fmt: skip
+        self.changed.emit(tuple(self.marks))
         return True
 
     def _on_added_one(self, event: ImageAdded) -> None:
-        self.add_done = event.done
         if event.action:
             key = path_key(event.source)
             if key in self.marks:
@@ -151,17 +146,18 @@ class CorrectionsSession:
         self.add_progressed.emit(event.done, event.total)
 
     def _on_add_returned(self, summary: AdditionSummary) -> None:
+        self.adding = False
         self.last_dataset = summary.dataset
-        self.last_summary = summary
         self.changed.emit(tuple(self.marks))
         self.added.emit(summary)
 
     def _on_add_errored(self, err: BaseException) -> None:
+        self.adding = False
         self.changed.emit(tuple(self.marks))
         self.add_failed.emit(describe_error(err))
 
     def _on_add_finished(self) -> None:
-        self.adding = False
+        self.adding = False  # also when it was cancelled (closing the window): nothing to show
 
     def shutdown(self) -> None:
         self.jobs.cancel("add-to-dataset")

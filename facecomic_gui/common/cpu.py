@@ -11,14 +11,14 @@ GUI thread can import it.
 
 from __future__ import annotations
 
+from trainer.common.configs import DecodeOptions
 from trainer.common.cpu import CpuBudget, cores
 
 WINDOW_CORES = 1
 
 
 def training_budget() -> CpuBudget:
-    spare = max(1, cores() - WINDOW_CORES)
-    return CpuBudget(lanes=spare, decode_workers=spare)
+    return CpuBudget.from_options(DecodeOptions(), keep_free=WINDOW_CORES)
 
 
 def prediction_budget() -> CpuBudget:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import QWidget
 
@@ -24,8 +24,6 @@ Targets = Callable[[], Sequence[tuple[str, str | None]]]
 
 
 class MarkActions(QObject):
-    marked = Signal()  # after any mark changed through these actions
-
     def __init__(self, view: QWidget, targets: Targets, parent: QObject | None = None) -> None:
         super().__init__(parent or view)
         self._view = view
@@ -88,7 +86,6 @@ class MarkActions(QObject):
             return
         self.corrections.toggle([p for p, _ in targets], class_name, [c for _, c in targets])
         self.update_enabled()
-        self.marked.emit()
 
     def _on_selection_changed(self, *_args) -> None:
         self.update_enabled()
@@ -100,7 +97,6 @@ class MarkActions(QObject):
         if self.corrections is not None:
             self.corrections.unmark([p for p, _ in self._targets()])
             self.update_enabled()
-            self.marked.emit()
 
 
 def mark_data(

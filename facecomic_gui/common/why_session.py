@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.common.errors import describe_error
 from trainer.model.face_likeness import NOT_A_FACE  # numpy only; torch loads in the job
 
 if TYPE_CHECKING:

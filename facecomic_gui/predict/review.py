@@ -4,13 +4,17 @@ likeliest."""
 
 from __future__ import annotations
 
-UNCERTAIN_FIRST_KEY = "__uncertain_first__"  # a Show choice: every answer, least sure first
-# ``facecomic --show NAME``: the Show choices besides the classes (the session's filter keys)
+# The Show choices besides the classes: keys of the session's label filter
+ERROR_KEY = "__error__"  # the rows without an answer (unreadable images)
+UNSURE_KEY = "__unsure__"  # a filter across classes: the rows the predictor flagged
+NOT_A_FACE_KEY = "__not_a_face__"  # the flagged rows whose flag is "not a face"
+UNCERTAIN_FIRST_KEY = "__uncertain_first__"  # every answer, least sure first
+# ``facecomic --show NAME``
 SHOW_CHOICES = {
     "all": None,
-    "unsure": "__unsure__",
-    "not-a-face": "__not_a_face__",
-    "unreadable": "__error__",
+    "unsure": UNSURE_KEY,
+    "not-a-face": NOT_A_FACE_KEY,
+    "unreadable": ERROR_KEY,
     "uncertain-first": UNCERTAIN_FIRST_KEY,
 }
 

@@ -16,7 +16,6 @@ from facecomic_gui.predict.table import DETAILS, LABEL
 
 class PredictReviewTools(QObject):
     add_requested = Signal()  # *Add to dataset…* was clicked
-    sort_dialog_opened = Signal(object)  # SortDialog
 
     def __init__(self, tab: QWidget) -> None:
         """``tab``: the ``PredictTabWidget`` (its session, view, table model and selection)."""
@@ -103,7 +102,6 @@ class PredictReviewTools(QObject):
         self.sort_dialog = SortDialog(sort, self.tab)
         self.sort_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         self.sort_dialog.show()
-        self.sort_dialog_opened.emit(self.sort_dialog)
         return self.sort_dialog
 
     def _on_sort_changed(self) -> None:

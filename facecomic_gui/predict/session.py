@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.predict import jobs
-from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
+from facecomic_gui.predict.review import ERROR_KEY, NOT_A_FACE_KEY, UNCERTAIN_FIRST_KEY, UNSURE_KEY
+from trainer.common.errors import describe_error
 from trainer.model.face_likeness import NOT_A_FACE
 
 if TYPE_CHECKING:
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     from trainer.prediction.predictor import Prediction
 
 Source = Path | Image.Image
-ERROR_KEY, PENDING_KEY = "__error__", "__pending__"
-UNSURE_KEY = "__unsure__"  # a filter across classes: the rows the predictor flagged
-NOT_A_FACE_KEY = "__not_a_face__"  # the flagged rows whose flag is "not a face"
+PENDING_KEY = "__pending__"  # the rows still being predicted
 
 
 @dataclass

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from facecomic_gui.common import dialogs
-from facecomic_gui.common.widgets import error_banner
+from facecomic_gui.common.widgets import error_banner, fit_table_height
 from facecomic_gui.predict.sort_session import READY, SortSession
 from trainer.common.progress import format_duration
 from trainer.common.text import plural
@@ -175,7 +175,7 @@ class SortDialog(QDialog):
             self._set_row(row, folder_title(folder), count, muted=count == 0)
         if counts:
             self._set_row(len(counts), "Total", sum(counts.values()), bold=True)
-        self._fit_table()
+        fit_table_height(self.table)  # the plan reads at a glance and nothing scrolls
         verb = "move" if session.move else "copy"
         total = sum(counts.values())
         self.heading.setText(
@@ -213,12 +213,6 @@ class SortDialog(QDialog):
                 font.setBold(True)
                 item.setFont(font)
             self.table.setItem(row, column, item)
-
-    def _fit_table(self) -> None:
-        """As tall as its rows, so the plan reads at a glance and nothing scrolls."""
-        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
-        header = self.table.horizontalHeader().sizeHint().height()
-        self.table.setFixedHeight(rows + header + 2 * self.table.frameWidth() + 2)
 
     def _on_progressed(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))

@@ -12,9 +12,9 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from trainer.common.cancel import CancelToken
+from trainer.common.errors import describe_error
 from trainer.common.text import plural
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ class SortSession:
         self.total = 0
         self._started_at = 0.0
         self.summary: SortSummary | None = None  # the last sort's (None while one runs)
-        self.undo_summary: UndoSummary | None = None
         self.run: str | None = None  # the run *Undo* takes back
         self.error: str | None = None
         self.left: list[tuple[str, str]] = []  # (source, reason) of the images the last job left
@@ -207,7 +206,6 @@ class SortSession:
             self.note += f" {plural(len(self.left), 'image')} stayed where {'it was' if len(self.left) == 1 else 'they were'}."
 
     def _on_undone(self, summary: UndoSummary) -> None:
-        self.undo_summary = summary
         self.run = None
         done = ", ".join(f"{v:,} {k}" for k, v in summary.actions.items()) or "nothing to undo"
         self.note = f"Undone: {done}."

@@ -74,7 +74,7 @@ class RunEntry:
 def read_entry(path: Path) -> RunEntry:
     """The run in ``path``, or the reason it cannot be read: a damaged file, and also whatever is
     not a file at all (a folder, a FIFO, a broken link named ``*.safetensors``)."""
-    from facecomic_gui.common.errors import describe_error
+    from trainer.common.errors import describe_error
     from trainer.model.model_file import load_model
 
     try:

@@ -8,10 +8,10 @@ import os
 import re
 from pathlib import Path
 
-from facecomic_gui.common.errors import describe_error
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.runs import jobs
 from facecomic_gui.runs.jobs import RUN_SUFFIX, RunEntry
+from trainer.common.errors import describe_error
 from trainer.common.outputs import rename_new
 
 IDLE, LOADING = "idle", "loading"

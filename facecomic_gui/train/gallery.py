@@ -217,7 +217,8 @@ class ErrorGalleryWidget(QDialog):
         self.marks = MarkActions(self.table, self._mark_targets, self)
         self.marks.set_classes(session.class_names)
         self.marks.set_corrections(corrections)
-        self.marks.marked.connect(self._on_marked)
+        self._corrections = corrections
+        self._following_marks = False  # subscribed to corrections.changed while shown
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
 
@@ -275,7 +276,8 @@ class ErrorGalleryWidget(QDialog):
         image = self.session.images[row]
         return [(self.session.full_path(image), self.session.class_names[image.predicted])]
 
-    def _on_marked(self) -> None:
+    def _on_marks_changed(self, _paths=()) -> None:
+        """Any mark changed, here, in the Predict tab, or by *Add to dataset…*: repaint the marks."""
         rows = self.model.rowCount()
         if rows:
             self.model.dataChanged.emit(self.model.index(0, TRUE), self.model.index(rows - 1, TRUE))
@@ -327,7 +329,17 @@ class ErrorGalleryWidget(QDialog):
             self.table.selectRow(session.selected)
             self.table.scrollToTop()
 
+    def showEvent(self, event) -> None:
+        if self._corrections is not None and not self._following_marks:
+            self._corrections.changed.connect(self._on_marks_changed)
+            self._following_marks = True
+            self._on_marks_changed()  # marks made while it was closed
+        super().showEvent(event)
+
     def done(self, result: int) -> None:
+        if self._following_marks:  # the Emitter holds its callbacks strongly
+            self._corrections.changed.disconnect(self._on_marks_changed)
+            self._following_marks = False
         if self.viewer is not None:
             self.viewer.close()
         self._thumbnails.release(THUMB_OWNER)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from facecomic_gui.common.corrections import CorrectionsSession
 from facecomic_gui.common.thumbnails import ThumbnailCache
-from facecomic_gui.train.gallery import ErrorGalleryWidget
+from facecomic_gui.train.gallery import TRUE, ErrorGalleryWidget
 from facecomic_gui.train.gallery_session import GallerySession, GallerySource
+from tests.gui.fake_jobs import ManualJobs
 from tests.gui.test_train_tab import FAST, open_dataset
 from trainer.model.results import EvaluatedImage
 
@@ -91,4 +93,31 @@ def test_a_3000_image_gallery_asks_thumbnails_only_for_rows_in_view(qtbot, tmp_p
     assert not gallery.split_buttons.button(1).isEnabled()  # no validation images in this source
     gallery.close()
     assert thumbnails.requested == 0  # released with the gallery
+    thumbnails.shutdown()
+
+
+def test_marks_made_elsewhere_repaint_the_open_gallery(qtbot, tmp_path: Path):
+    images = tuple(EvaluatedImage(f"comics/{i}.jpg", 0, (0.2, 0.8)) for i in range(3))
+    source = GallerySource(("comics", "faces"), str(tmp_path), {"holdout": images, "val": ()})
+    thumbnails = ThumbnailCache(64)
+    corrections = CorrectionsSession(ManualJobs())
+    gallery = ErrorGalleryWidget(GallerySession(source), thumbnails, corrections=corrections)
+    qtbot.addWidget(gallery)
+    repainted = []  # the true-class column (thumbnails arriving repaint their own column)
+    gallery.model.dataChanged.connect(
+        lambda top, bottom, *_: repainted.append(top.column() <= TRUE <= bottom.column())
+    )
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    path = gallery.session.full_path(gallery.session.images[0])
+    repainted.clear()
+    corrections.mark([path], "faces", ["comics"])  # in the Predict tab, say
+    assert any(repainted) and gallery.model.index(0, TRUE).data() == "✔ Real face"
+    gallery.close()
+    repainted.clear()
+    corrections.unmark([path])  # a closed gallery no longer listens
+    assert not any(repainted)
+    gallery.show()  # reopened: the marks as they are now
+    assert any(repainted) and gallery.model.index(0, TRUE).data() == "Comic"
+    gallery.close()
     thumbnails.shutdown()

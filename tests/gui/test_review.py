@@ -193,6 +193,23 @@ def test_the_gallery_marks_with_f_and_c_into_the_same_corrections(qtbot, window,
     assert window.predict_tab.review.add_button.text() == "Add 1 marked to dataset…"
 
 
+def test_the_add_button_is_off_while_adding_and_back_on_after_a_failed_add(
+    qtbot, window, tmp_path: Path, monkeypatch
+):
+    errors = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _parent, title, _message: errors.append(title))
+    corrections = window.review.corrections
+    button = window.predict_tab.review.add_button
+    corrections.mark([tmp_path / "x.png"], "faces", ["comics"])
+    assert button.isEnabled()
+    with qtbot.waitSignal(corrections.add_failed, timeout=30_000):
+        assert window.review.add_marked_to_dataset(str(tmp_path / "no such folder"))
+        assert corrections.adding and not button.isEnabled()  # one addition at a time
+    assert errors == ["Could not add the images"]
+    assert not corrections.adding
+    assert button.isEnabled() and button.text() == "Add 1 marked to dataset…"  # try another folder
+
+
 def test_closing_with_unsaved_marks_asks_first(qtbot, window, tmp_path: Path, monkeypatch):
     window.review.corrections.mark([tmp_path / "x.png"], "faces", ["comics"])
     asked = []
