@@ -125,38 +125,34 @@ def responsiveness(
         window.set_model(default_model)
     results["drop_features"] = window.current_model.feature_kind
     window.tabs.setCurrentWidget(predict)
-    stalls, seconds = [], []
-    for _ in range(repeats):
-        predict.clear()
-        meter.start()
-        start = time.perf_counter()
-        predict.add_inputs(files)
-        wait(predict.predictions_finished)
-        seconds.append(time.perf_counter() - start)
-        stalls.append(meter.stop())
+
+    def drops() -> tuple[list[float], list[float]]:
+        """Drop ``files`` on the Predict tab ``repeats`` times: per drop, the seconds until all
+        are predicted and the worst stall."""
+        seconds, stalls = [], []
+        for _ in range(repeats):
+            predict.clear()
+            meter.start()
+            start = time.perf_counter()
+            predict.add_inputs(files)
+            wait(predict.predictions_finished)
+            seconds.append(time.perf_counter() - start)
+            stalls.append(meter.stop())
+        return seconds, stalls
+
+    seconds, stalls = drops()
     results["drop_images"] = len(files)
     results["drop_seconds"] = statistics.median(seconds)
     results["drop_stall_median_ms"] = statistics.median(stalls)
     results["drop_worst_stall_ms"] = max(stalls)
     if compare_torch and results["drop_features"] == "pretrained":
         # The same drop with the backbone on PyTorch, as before onnxruntime: the speed-up in one run.
-        from trainer.features.backbone import BackboneFeaturizer
+        from bench.engine import backbone_engine
         from trainer.model.model_file import load_model
 
-        BackboneFeaturizer.default_runtime = "torch"
-        try:
+        with backbone_engine(runtime="torch"):
             window.set_model(load_model(default_model.path))
-            torch_seconds, torch_stalls = [], []
-            for _ in range(repeats):
-                predict.clear()
-                meter.start()
-                start = time.perf_counter()
-                predict.add_inputs(files)
-                wait(predict.predictions_finished)
-                torch_seconds.append(time.perf_counter() - start)
-                torch_stalls.append(meter.stop())
-        finally:
-            BackboneFeaturizer.default_runtime = "auto"
+            torch_seconds, torch_stalls = drops()
         results["drop_torch_seconds"] = statistics.median(torch_seconds)
         results["drop_torch_worst_stall_ms"] = max(torch_stalls)
     window.close()
