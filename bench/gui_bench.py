@@ -58,6 +58,42 @@ class StallMeter:
         return self.worst_ms
 
 
+def open_window(folder: Path, size: tuple[int, int] | None = None):
+    """The app set up as ``facecomic`` sets it up (``create_app``: its style and short switch
+    interval; ``keep_garbage_collection_short``) and its main window shown (offscreen unless a
+    platform is set), with its settings and runs folder in ``folder``, so nothing of the user's
+    is read or changed. Returns the application and the window."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from facecomic_gui.common.settings import AppSettings
+    from facecomic_gui.launch import create_app, keep_garbage_collection_short
+    from facecomic_gui.main_window import MainWindow
+
+    app = create_app([])
+    window = MainWindow(
+        AppSettings(QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat)),
+        folder / "runs",
+        restore=False,
+    )
+    keep_garbage_collection_short(window)  # as the app does
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    return app, window
+
+
+def wait(signal, timeout_s: float = 600) -> None:
+    """Run the event loop until ``signal`` is emitted, or for ``timeout_s`` at most."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(loop.quit)
+
+
 def responsiveness(
     dataset: Path, drop_folder: Path, drop_count: int = 1000, repeats: int = 3, compare_torch: bool = True
 ) -> dict[str, object]:
@@ -69,28 +105,10 @@ def responsiveness(
     outliers, and one number would hide either the typical case or the bad one."""
     import tempfile
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-
-    from facecomic_gui.common.settings import AppSettings
-    from facecomic_gui.launch import create_app, keep_garbage_collection_short
-    from facecomic_gui.main_window import MainWindow
     from facecomic_gui.train.form import TrainForm
 
-    app = create_app([])
     tmp = Path(tempfile.mkdtemp(prefix="facecomic-guibench-"))
-    window = MainWindow(
-        AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "runs", restore=False
-    )
-    keep_garbage_collection_short(window)  # as the app does
-    window.show()
-
-    def wait(signal, timeout_s: float = 600) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-
+    app, window = open_window(tmp)
     if window.current_model is None:
         wait(window.model_changed)
     default_model = window.current_model
