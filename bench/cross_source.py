@@ -174,12 +174,13 @@ CANDIDATE_GRIDS = {
 
 
 def grid_study(options: DecodeOptions) -> list[dict]:
+    tests = {held: test_inputs(held, options) for held in SOURCES}
     rows = []
     for name, grid in CANDIDATE_GRIDS.items():
         per_held = {}
         for held in SOURCES:
             root = merged(tuple(s for s in SOURCES if s != held))
-            x, y, _ = test_inputs(held, options)
+            x, y, _ = tests[held]
             accuracies = []
             for seed in SEEDS:
                 result = drain(run_experiment(root, config=TrainConfig(seed=seed), grid=grid, decode=options))

@@ -304,15 +304,9 @@ def ort_tuning(pixels: np.ndarray, size: int) -> list[dict]:
             lanes_rate([shared], batch))  # fmt: skip
     own = [onnx_backbone.OrtBackbone(onnx_backbone.new_session(data), "fp32", shared.path) for _ in range(n)]
     row(f"onnxruntime, {n} lanes x 1 thread, a session per lane, batch 4", lanes_rate(own, 4))
-    import onnxruntime as ort
-
     for threads in sorted({1, n}):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnx_backbone.OrtBackbone(
-            ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]), "fp32", shared.path
+            onnx_backbone.new_session(data, threads=threads), "fp32", shared.path
         )
         for batch in (4, 16):
 

@@ -58,6 +58,42 @@ class StallMeter:
         return self.worst_ms
 
 
+def open_window(folder: Path, size: tuple[int, int] | None = None):
+    """The app set up as ``facecomic`` sets it up (``create_app``: its style and short switch
+    interval; ``keep_garbage_collection_short``) and its main window shown (offscreen unless a
+    platform is set), with its settings and runs folder in ``folder``, so nothing of the user's
+    is read or changed. Returns the application and the window."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from facecomic_gui.common.settings import AppSettings
+    from facecomic_gui.launch import create_app, keep_garbage_collection_short
+    from facecomic_gui.main_window import MainWindow
+
+    app = create_app([])
+    window = MainWindow(
+        AppSettings(QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat)),
+        folder / "runs",
+        restore=False,
+    )
+    keep_garbage_collection_short(window)  # as the app does
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    return app, window
+
+
+def wait(signal, timeout_s: float = 600) -> None:
+    """Run the event loop until ``signal`` is emitted, or for ``timeout_s`` at most."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(loop.quit)
+
+
 def responsiveness(
     dataset: Path, drop_folder: Path, drop_count: int = 1000, repeats: int = 3, compare_torch: bool = True
 ) -> dict[str, object]:
@@ -69,28 +105,10 @@ def responsiveness(
     outliers, and one number would hide either the typical case or the bad one."""
     import tempfile
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-
-    from facecomic_gui.common.settings import AppSettings
-    from facecomic_gui.launch import create_app, keep_garbage_collection_short
-    from facecomic_gui.main_window import MainWindow
     from facecomic_gui.train.form import TrainForm
 
-    app = create_app([])
     tmp = Path(tempfile.mkdtemp(prefix="facecomic-guibench-"))
-    window = MainWindow(
-        AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "runs", restore=False
-    )
-    keep_garbage_collection_short(window)  # as the app does
-    window.show()
-
-    def wait(signal, timeout_s: float = 600) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-
+    app, window = open_window(tmp)
     if window.current_model is None:
         wait(window.model_changed)
     default_model = window.current_model
@@ -125,38 +143,34 @@ def responsiveness(
         window.set_model(default_model)
     results["drop_features"] = window.current_model.feature_kind
     window.tabs.setCurrentWidget(predict)
-    stalls, seconds = [], []
-    for _ in range(repeats):
-        predict.clear()
-        meter.start()
-        start = time.perf_counter()
-        predict.add_inputs(files)
-        wait(predict.predictions_finished)
-        seconds.append(time.perf_counter() - start)
-        stalls.append(meter.stop())
+
+    def drops() -> tuple[list[float], list[float]]:
+        """Drop ``files`` on the Predict tab ``repeats`` times: per drop, the seconds until all
+        are predicted and the worst stall."""
+        seconds, stalls = [], []
+        for _ in range(repeats):
+            predict.clear()
+            meter.start()
+            start = time.perf_counter()
+            predict.add_inputs(files)
+            wait(predict.predictions_finished)
+            seconds.append(time.perf_counter() - start)
+            stalls.append(meter.stop())
+        return seconds, stalls
+
+    seconds, stalls = drops()
     results["drop_images"] = len(files)
     results["drop_seconds"] = statistics.median(seconds)
     results["drop_stall_median_ms"] = statistics.median(stalls)
     results["drop_worst_stall_ms"] = max(stalls)
     if compare_torch and results["drop_features"] == "pretrained":
         # The same drop with the backbone on PyTorch, as before onnxruntime: the speed-up in one run.
-        from trainer.features.backbone import BackboneFeaturizer
+        from bench.engine import backbone_engine
         from trainer.model.model_file import load_model
 
-        BackboneFeaturizer.default_runtime = "torch"
-        try:
+        with backbone_engine(runtime="torch"):
             window.set_model(load_model(default_model.path))
-            torch_seconds, torch_stalls = [], []
-            for _ in range(repeats):
-                predict.clear()
-                meter.start()
-                start = time.perf_counter()
-                predict.add_inputs(files)
-                wait(predict.predictions_finished)
-                torch_seconds.append(time.perf_counter() - start)
-                torch_stalls.append(meter.stop())
-        finally:
-            BackboneFeaturizer.default_runtime = "auto"
+            torch_seconds, torch_stalls = drops()
         results["drop_torch_seconds"] = statistics.median(torch_seconds)
         results["drop_torch_worst_stall_ms"] = max(torch_stalls)
     window.close()

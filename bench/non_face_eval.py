@@ -50,21 +50,17 @@ def skimage_pictures() -> dict[str, Image.Image]:
 
 
 def _grab(widget, size: tuple[int, int]) -> Image.Image:
-    from PySide6.QtCore import QBuffer, QIODevice
+    from PySide6.QtWidgets import QApplication
+
+    from facecomic_gui.common.thumbnails import qimage_to_pil
 
     widget.resize(*size)
     widget.show()
-    from PySide6.QtWidgets import QApplication
-
     for _ in range(5):
         QApplication.processEvents()
-    buffer = QBuffer()
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    widget.grab().save(buffer, "PNG")
+    image = widget.grab().toImage()
     widget.close()
-    import io
-
-    return Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+    return qimage_to_pil(image).convert("RGB")
 
 
 def _charts() -> dict[str, Callable]:
@@ -238,8 +234,10 @@ def _widgets() -> dict[str, Callable]:
 
 def _documents() -> dict[str, Callable[[], Image.Image]]:
     def render(html: str, size=(700, 900)) -> Image.Image:
-        from PySide6.QtCore import QBuffer, QIODevice, QSizeF
+        from PySide6.QtCore import QSizeF
         from PySide6.QtGui import QColor, QImage, QPainter, QTextDocument
+
+        from facecomic_gui.common.thumbnails import qimage_to_pil
 
         document = QTextDocument()
         document.setHtml(html)
@@ -249,12 +247,7 @@ def _documents() -> dict[str, Callable[[], Image.Image]]:
         painter = QPainter(image)
         document.drawContents(painter)
         painter.end()
-        buffer = QBuffer()
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        image.save(buffer, "PNG")
-        import io
-
-        return Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+        return qimage_to_pil(image).convert("RGB")
 
     paragraph = (
         "<p>The committee met on Tuesday to review the quarterly figures. Revenue rose by four "

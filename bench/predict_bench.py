@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.engine import backbone_engine
 from trainer.common.assets import default_model_path
 from trainer.features.backbone import BackboneFeaturizer
 from trainer.features.backbone_spec import RECOMMENDED_SIZE
@@ -58,14 +59,11 @@ def predict_seconds(folder: Path, model: Path, runtime: str) -> float:
     # As in a new process: the weights, or the onnxruntime file, are loaded again (from the cache).
     efficientnet._loaded.clear()
     onnx_backbone.forget_sessions()
-    BackboneFeaturizer.default_runtime = runtime
-    try:
+    with backbone_engine(runtime=runtime):
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             code = predict_main(["--model", str(model), str(folder)])
         seconds = time.perf_counter() - start
-    finally:
-        BackboneFeaturizer.default_runtime = "auto"
     if code != 0:
         raise SystemExit(f"facecomic-predict failed with exit code {code}")
     return seconds
@@ -75,7 +73,6 @@ def int8_model(folder: Path) -> Path | None:
     """A default-recipe model trained on int8 embeddings of face2comics-sample, or None when the
     int8 backbone cannot be built here."""
     from bench.extract_bench import ensure_int8
-    from bench.quantize_backbone import precision
     from trainer.common.configs import DecodeOptions, TrainConfig
     from trainer.common.events import drain
     from trainer.model.model_file import save_model
@@ -86,7 +83,7 @@ def int8_model(folder: Path) -> Path | None:
     except Exception as err:  # no samples, no onnxruntime: the other engines still run
         print(f"    (no int8 model: {err})")
         return None
-    with precision("int8"):
+    with backbone_engine(precision="int8"):
         result = drain(
             run_experiment(SAMPLE, config=TrainConfig(seed=0), decode=DecodeOptions(use_cache=False))
         )

@@ -26,11 +26,11 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from bench.engine import backbone_engine
 from trainer.common.configs import DecodeOptions, PreprocessConfig, TrainConfig
 from trainer.common.cpu import CpuBudget
 from trainer.common.events import drain
@@ -111,18 +111,6 @@ def build_int8(
     return target
 
 
-@contextlib.contextmanager
-def precision(name: str) -> Iterator[None]:
-    """New backbone featurizers compute ``name`` embeddings meanwhile (training, prediction and
-    the caches all follow their identity)."""
-    previous = BackboneFeaturizer.default_precision
-    BackboneFeaturizer.default_precision = name
-    try:
-        yield
-    finally:
-        BackboneFeaturizer.default_precision = previous
-
-
 def cosine_similarity(size: int = RECOMMENDED_SIZE) -> dict:
     preprocess = backbone_preprocess(size)
     pixels = BackboneFeaturizer(preprocess).decode(sample_files(), budget=CpuBudget.all_cores()).pixels
@@ -172,7 +160,7 @@ def evaluate() -> dict:
     print(f"embedding cosine similarity, int8 against fp32: {report['cosine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="facecomic-int8-models-") as tmp:
         for name in ("fp32", "int8"):
-            with precision(name):
+            with backbone_engine(precision=name):
                 start = time.perf_counter()
                 print(f"\n== {name} ==", flush=True)
                 part = {"default_recipe": default_recipe(options, Path(tmp), name)}

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.engine import backbone_engine
 from bench.make_data import ensure_bench_data
 from trainer.cli import train_main
 from trainer.common.configs import PAPER_GRID, GridSpec, PreprocessConfig, TrainConfig
 from trainer.data.dataset import scan_dataset
 from trainer.data.splits import quotas
-from trainer.features.backbone import BackboneFeaturizer
 from trainer.model.mlp import build_model, paper_architecture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,11 +182,8 @@ def pretrained_runs(data_dir: Path, sample: Path, sizes: tuple[int, ...]) -> dic
             # The backbone on PyTorch first (as before onnxruntime), then the default, each cold.
             torch_cache = Path(tmp) / f"n{n}-torch"
             torch_cache.mkdir()
-            BackboneFeaturizer.default_runtime = "torch"
-            try:
+            with backbone_engine(runtime="torch"):
                 torch_cold = facecomic_run(root, torch_cache, [])
-            finally:
-                BackboneFeaturizer.default_runtime = "auto"
             cold = facecomic_run(root, cache, [])
             warm = facecomic_run(root, cache, [])
             out[f"n{n}"] = {"images": n, "cold": cold, "warm": warm, "cold_torch": torch_cold, "load_average": load,

@@ -211,12 +211,13 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def new_session(data: bytes) -> Any:
-    """A single-threaded CPU session of the model ``data``."""
+def new_session(data: bytes, *, threads: int = 1) -> Any:
+    """A CPU session of the model ``data``, single-threaded unless ``threads`` says otherwise
+    (only ``make bench`` tries more)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # the lanes are the parallelism (``CpuBudget``)
+    options.intra_op_num_threads = threads  # 1: the lanes are the parallelism (``CpuBudget``)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
