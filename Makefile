@@ -80,7 +80,7 @@ $(EVAL_STAMP): $(STAMP)
 honesty: $(EVAL_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench.honesty $(HONESTY_ARGS)
 
-bench: $(EVAL_STAMP)
+bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
 
 # The self-contained app in dist/FaceComic/ (see build.spec); `make test-package` checks it.
