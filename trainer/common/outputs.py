@@ -420,6 +420,15 @@ def numbered(name: str, n: int) -> str:
 MAX_NUMBERED = 10_000
 
 
+def free_names(folder: str | os.PathLike[str], name: str) -> Iterator[Path]:
+    """``folder/name``, ``name (2)``… (up to ``MAX_NUMBERED``), skipping those taken now; the
+    caller still claims one atomically and goes on to the next when another writer got there."""
+    for n in range(1, MAX_NUMBERED + 1):
+        candidate = Path(folder) / numbered(name, n)
+        if not os.path.lexists(candidate):
+            yield candidate
+
+
 def check_folder(folder: str | os.PathLike[str]) -> Path:
     """``folder`` as a place to create files in; ``OutputError`` when it is missing, not a folder
     or not writable."""

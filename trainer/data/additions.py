@@ -20,7 +20,7 @@ from pathlib import Path
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
 from trainer.common.errors import DatasetError, FaceComicError
-from trainer.common.outputs import ContentMismatchError, copy_file_new, move_file, numbered, shown
+from trainer.common.outputs import ContentMismatchError, copy_file_new, free_names, move_file, shown
 from trainer.common.text import plural
 from trainer.data.dataset import display_name, find_class_dirs
 from trainer.data.walk import list_images
@@ -190,10 +190,7 @@ def add_to_dataset(
 
 def _place(source: Path, folder: Path, *, move: bool, sha: str) -> Path:
     """Copy or move ``source`` into ``folder`` under its own name or the first free numbered one."""
-    for n in range(1, 10_000):
-        target = folder / numbered(source.name, n)
-        if os.path.lexists(target):
-            continue
+    for target in free_names(folder, source.name):
         try:
             if move:
                 move_file(source, target, expected_sha256=sha)

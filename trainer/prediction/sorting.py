@@ -33,7 +33,14 @@ from typing import Protocol
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
-from trainer.common.outputs import ContentMismatchError, copy_file_new, fsync_dir, move_file, numbered, shown
+from trainer.common.outputs import (
+    ContentMismatchError,
+    copy_file_new,
+    free_names,
+    fsync_dir,
+    move_file,
+    shown,
+)
 from trainer.common.text import plural
 from trainer.data.walk import FileId, SkippedFile, is_hidden, is_inside
 from trainer.model.face_likeness import NOT_A_FACE
@@ -464,9 +471,8 @@ class _Sorter:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise self._stopped(err, folder) from None
-        for n in range(1, 10_000):
-            destination = folder / numbered(source.name, n)
-            if os.path.lexists(destination) or destination in self.taken:
+        for destination in free_names(folder, source.name):
+            if destination in self.taken:
                 continue
             if self.dry_run:
                 self.taken.add(destination)
