@@ -26,7 +26,7 @@ from trainer.common.console import (
 )
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args, given_config_values
-from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, write_text
+from trainer.common.outputs import OutputTarget, check_folder, check_outputs, refuse_inputs, write_text
 from trainer.common.text import fixed, one_line, plural
 from trainer.model.face_likeness import NOT_A_FACE
 from trainer.prediction.export import csv_outputs, write_predictions_csv
@@ -324,7 +324,7 @@ def _predict(args: argparse.Namespace) -> int:
     outputs = csv_outputs(args.csv, "--csv") if args.csv else {}
     targets = check_outputs(outputs, inputs=[model_path, *args.paths])
     prune = prune_for(args)  # --sort-into: never a folder holding an input; left out of the walk
-    check_folder(args.explain)
+    _explain_folder(args.explain)
     if args.model is None and not model_path.exists():
         raise FaceComicError(
             f"No default model is installed ({model_path} is missing); pass --model MODEL.safetensors."
@@ -380,15 +380,14 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def check_folder(target: Path | None) -> None:
-    """An output folder: created when missing; a file or an unwritable folder is refused."""
+def _explain_folder(target: Path | None) -> None:
+    """``--explain``'s folder: created when missing; a file or an unwritable folder is refused."""
     if target is None:
         return
     if target.exists() and not target.is_dir():
         raise FaceComicError(f"{target} is a file; --explain needs a folder.")
     target.mkdir(parents=True, exist_ok=True)
-    if not os.access(target, os.W_OK):
-        raise FaceComicError(f"Cannot write in {target}: the folder is not writable.")
+    check_folder(target)
 
 
 class _Explaining:
