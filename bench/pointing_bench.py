@@ -277,7 +277,7 @@ def figure(explainer, out: Path, count: int = 8, seed: int = 0) -> None:
 
 def sweep(explainer, kind: str, per_class: int) -> tuple[dict, tuple]:
     """Every layer and method on the tuning pictures; the best by mean score."""
-    from trainer.prediction.explain import INPUT
+    from trainer.features.base import EXPLAIN_INPUT as INPUT
 
     layers = [n for n in explainer.featurizer.stages() if n != "stem"]  # none for pixels
     wanted = [(layer, method) for layer in layers for method in ("gradcam", "layercam")]

@@ -40,7 +40,7 @@ from trainer.features.backbone_spec import (
 from trainer.features.base import (
     AutoRecipe,
     Entry,
-    ExplainDefaults,
+    ExplainSettings,
     Failure,
     Featurizer,
     Timing,
@@ -72,7 +72,7 @@ class BackboneFeaturizer(Featurizer):
     # An ensemble picked by validation loss, with a balanced class prior (README, "Training").
     auto_recipe: ClassVar[AutoRecipe] = AutoRecipe(heads=5, select_by="loss", class_prior="balanced")
     # Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
-    explain_defaults: ClassVar[ExplainDefaults] = ExplainDefaults("blocks.10", "layercam")
+    explain_defaults: ClassVar[ExplainSettings] = ExplainSettings("blocks.10", "layercam")
     entry_dtype: ClassVar[np.dtype] = np.dtype(np.float32)
     # What a new featurizer computes, and on what; only the benchmarks change these, to compare
     # int8 with fp32 (bench/quantize_backbone.py) and PyTorch with onnxruntime (make bench).

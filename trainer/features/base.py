@@ -90,13 +90,31 @@ class AutoRecipe:
     class_prior: str
 
 
-@dataclass(frozen=True, slots=True)
-class ExplainDefaults:
-    """The layer and method that "Why?" uses for a featurizer (chosen by ``bench/pointing_bench``)."""
+EXPLAIN_INPUT = "input"  # the layer name of the image (or pixel) gradient
+EXPLAIN_METHODS = ("gradcam", "layercam", "gradient_x_input", "saliency")
 
-    layer: str
-    method: str
-    smoothing: float = 0.0
+
+@dataclass(frozen=True, slots=True)
+class ExplainSettings:
+    """Where and how a "Why?" map is taken; each featurizer names its default (chosen by
+    ``bench/pointing_bench``), ``trainer.prediction.explain`` takes it."""
+
+    layer: str  # "stem", "blocks.N", "head" (the backbone's), or "input"
+    method: str  # one of EXPLAIN_METHODS; "gradcam"/"layercam" for a backbone layer, the others for "input"
+    smoothing: float = 0.0  # Gaussian sigma as a share of the map's side (0: none)
+
+    def __post_init__(self) -> None:
+        if self.method not in EXPLAIN_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(EXPLAIN_METHODS)}")
+        if (self.layer == EXPLAIN_INPUT) != (self.method in ("gradient_x_input", "saliency")):
+            raise ValueError(f"the method {self.method!r} does not apply to the layer {self.layer!r}")
+        if not 0.0 <= self.smoothing <= 0.5:
+            raise ValueError("smoothing must be from 0 to 0.5 of the map's side")
+
+    @property
+    def name(self) -> str:
+        smoothing = f", smoothing {self.smoothing:g}" if self.smoothing else ""
+        return f"{self.method} on {self.layer}{smoothing}"
 
 
 class Featurizer(ABC):
@@ -106,7 +124,7 @@ class Featurizer(ABC):
     kind: ClassVar[str] = ""  # set by the registry: the name model files and the CLI use
     description: ClassVar[str]  # for people: "EfficientNet-Lite0 embeddings"
     auto_recipe: ClassVar[AutoRecipe]
-    explain_defaults: ClassVar[ExplainDefaults]
+    explain_defaults: ClassVar[ExplainSettings]
     # What the cache keeps per file: its dtype and shape (rows are derived from it).
     entry_dtype: ClassVar[np.dtype]
 

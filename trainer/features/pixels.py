@@ -13,12 +13,18 @@ from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import PreprocessConfig
 from trainer.common.cpu import CpuBudget
 from trainer.data.preprocess import to_model_input
-from trainer.features.base import AutoRecipe, Entry, ExplainDefaults, Featurizer, Timing, decode_on_pool
+from trainer.features.base import (
+    EXPLAIN_INPUT,
+    AutoRecipe,
+    Entry,
+    ExplainSettings,
+    Featurizer,
+    Timing,
+    decode_on_pool,
+)
 
 if TYPE_CHECKING:
     from torch import nn
-
-INPUT_LAYER = "input"  # "Why?" reads its map from the image itself
 
 
 class PixelFeaturizer(Featurizer):
@@ -27,7 +33,9 @@ class PixelFeaturizer(Featurizer):
     description: ClassVar[str] = "24x24 pixels"
     # The paper's recipe exactly: one MLP, the grid picked by accuracy, classes as they come.
     auto_recipe: ClassVar[AutoRecipe] = AutoRecipe(heads=1, select_by="accuracy", class_prior="data")
-    explain_defaults: ClassVar[ExplainDefaults] = ExplainDefaults(INPUT_LAYER, "gradient_x_input")
+    explain_defaults: ClassVar[ExplainSettings] = ExplainSettings(
+        EXPLAIN_INPUT, "gradient_x_input"
+    )  # the image itself
     entry_dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
 
     @classmethod

@@ -36,42 +36,17 @@ from trainer.common.errors import ImageDecodeError
 from trainer.common.lanes import one_torch_thread
 from trainer.common.outputs import create_new
 from trainer.data.preprocess import ImageSource, _to_rgb, decode_image, describe_decode_failure
+from trainer.features.base import EXPLAIN_INPUT, ExplainSettings
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.model.model_file import LoadedModel
 
-INPUT = "input"  # the layer name of the image (or pixel) gradient
-METHODS = ("gradcam", "layercam", "gradient_x_input", "saliency")
-
-
-@dataclass(frozen=True, slots=True)
-class ExplainSettings:
-    """Where and how the map is taken."""
-
-    layer: str  # "stem", "blocks.N", "head" (the backbone's), or "input"
-    method: str  # one of METHODS; "gradcam"/"layercam" for a backbone layer, the others for "input"
-    smoothing: float = 0.0  # Gaussian sigma as a share of the map's side (0: none)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
-        if (self.layer == INPUT) != (self.method in ("gradient_x_input", "saliency")):
-            raise ValueError(f"the method {self.method!r} does not apply to the layer {self.layer!r}")
-        if not 0.0 <= self.smoothing <= 0.5:
-            raise ValueError("smoothing must be from 0 to 0.5 of the map's side")
-
-    @property
-    def name(self) -> str:
-        smoothing = f", smoothing {self.smoothing:g}" if self.smoothing else ""
-        return f"{self.method} on {self.layer}{smoothing}"
-
 
 def default_settings(loaded: LoadedModel) -> ExplainSettings:
     """What the model's featurizer says "Why?" reads, chosen with ``bench/pointing_bench.py``."""
-    chosen = loaded.featurizer.explain_defaults
-    return ExplainSettings(chosen.layer, chosen.method, chosen.smoothing)
+    return loaded.featurizer.explain_defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +117,16 @@ class Explainer:
             ExplainSettings(layer, method)  # checks the pair
         with one_torch_thread(), torch.inference_mode(False), torch.enable_grad():
             stages = self.featurizer.stages()
-            unknown = [layer for layer, _ in wanted if layer != INPUT and layer not in stages]
+            unknown = [layer for layer, _ in wanted if layer != EXPLAIN_INPUT and layer not in stages]
             if unknown:
-                known = ", ".join([INPUT, *stages])
+                known = ", ".join([EXPLAIN_INPUT, *stages])
                 raise ValueError(f"no layer {unknown[0]!r}; known: {known}")
             images = self.featurizer.torch_images(pixels[None])
             layers = {layer for layer, _ in wanted}
             # The graph starts at the earliest layer wanted, so the backward pass stops there.
-            cut = INPUT in layers
+            cut = EXPLAIN_INPUT in layers
             images.requires_grad_(cut)
-            activations: dict[str, torch.Tensor] = {INPUT: images}
+            activations: dict[str, torch.Tensor] = {EXPLAIN_INPUT: images}
             x = images
             for name, stage in stages.items():
                 x = stage(x)
