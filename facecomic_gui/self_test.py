@@ -125,7 +125,7 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
 
     create_app([])
     data = make_dataset(tmp / "dataset", SELF_TEST_IMAGES_PER_CLASS, seed=7)
-    grid = GridSpec(learning_rates=(0.1,), epochs=(3, 10))  # two settings on cached embeddings: quick
+    grid = GridSpec(l2=(0.1, 1.0))  # two settings of the default (linear) head: quick
     config = TrainConfig(features=SELF_TEST_FEATURES, seed=0)
     worker = GeneratorWorker(jobs.training_job, str(data), config, grid, tmp / "runs")
     outcome: list = []
@@ -150,7 +150,8 @@ def _train_short_grid(summary: dict, tmp: Path) -> None:
         "features": result.features["kind"],
         "images": sum(result.counts),
         "grid": [r.to_dict() for r in result.grid_results],
-        "best": {"lr": result.best.lr, "epochs": result.best.epochs},
+        "head": result.train_config.head,
+        "best": result.best.setting(),
         "holdout_accuracy": result.holdout.accuracy,
         "device": result.device,
     }

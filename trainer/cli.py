@@ -45,15 +45,17 @@ from trainer.sort_cli import (
 def build_train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facecomic-train",
-        description="Grid-search and train the paper's MLP on a folder with two class folders "
-        "(e.g. faces/ and comics/), then score it once on the holdout.",
+        description="Grid-search and train a head (linear by default on pretrained features, or the "
+        "paper's MLP) on a folder with two class folders (e.g. faces/ and comics/), then score it "
+        "once on the holdout.",
     )
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder holding the two class folders")
     parser.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
         help="start from a preset: paper = --features pixels --split paper --lr 0.01 0.001 "
-        "--epochs 1 3 5 --heads 1, the app's Paper recipe; any flag given also overrides it",
+        "--epochs 1 3 5 --head mlp --heads 1, the app's Paper recipe; any flag given also "
+        "overrides it",
     )
     add_config_flags(parser, TrainConfig, only_if_given=True)
     add_config_flags(parser, GridSpec, only_if_given=True)
@@ -173,14 +175,23 @@ class ConsoleReporter:
                     f"  {event.phase} epoch {event.epoch}: train loss {fixed(event.train_loss, 4)}",
                     verbose=True,
                 )
+            case ev.LinearFitFinished(phase="grid"):
+                self._print(f"  {report.format_linear_fit(event)}", verbose=True)
+            case ev.LinearFitFinished():
+                self._print(f"  {event.phase}: {report.format_linear_fit(event)}", verbose=True)
+            case ev.ConfigFinished(l2=l2) if l2 is not None:
+                self._print(
+                    f"  L2 {l2:g}: val acc {fixed(event.val_accuracy, 4)}, val loss {fixed(event.val_loss, 4)}",
+                    verbose=True,
+                )
             case ev.FinalTrainingStarted(phase="refit"):
                 self._print(
-                    f"Refitting lr {event.lr:g}, {plural(event.epochs, 'epoch')} on every image "
-                    f"({event.train_size:,}) for the saved model; the holdout figures above are from before"
+                    f"Refitting {report.format_setting(event)} on every image "
+                    f"({event.train_size:,}) for the saved model; the holdout figures are the train+val model's"
                 )
             case ev.FinalTrainingStarted():
                 self._print(
-                    f"Retraining lr {event.lr:g}, {plural(event.epochs, 'epoch')} on train+val "
+                    f"Retraining {report.format_setting(event)} on train+val "
                     f"({plural(event.train_size, 'image')})"
                 )
             case ev.NonFacesPrepared():
@@ -194,15 +205,24 @@ class ConsoleReporter:
             case ev.RunFinished(result=result):
                 self._print(
                     report.format_grid(
-                        result.grid, result.grid_results, result.best, result.train_config.select_by
+                        result.grid,
+                        result.grid_results,
+                        result.best,
+                        result.train_config.select_by,
+                        result.train_config.head,
                     )
                 )
                 heads = result.architecture.get("heads", 1)
-                if heads > 1:
+                if result.train_config.head == "linear":
+                    self._print(
+                        "Model: a linear head (softmax regression, L2 "
+                        f"{result.best.l2:g}), fitted to convergence: the same weights for every seed"
+                    )
+                elif heads > 1:
                     self._print(f"Model: an ensemble of {heads} heads, probabilities averaged")
                 self._print(report.format_holdout(result.holdout, result.class_names))
                 self._print(f"Finished in {result.seconds:.1f}s on {result.device}")
-        if isinstance(event, (ev.FeaturesProgressed, ev.BatchFinished)):
+        if isinstance(event, (ev.FeaturesProgressed, ev.BatchFinished, ev.LinearFitFinished)):
             self._progress(progress)
 
     def _files_done(self, what: str, event) -> None:

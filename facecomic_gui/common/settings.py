@@ -64,11 +64,13 @@ class AppSettings:
                 split=str(q.value("train/split", default_config.split)),
                 batch_size=int(q.value("train/batch_size", default_config.batch_size)),
                 seed=int(q.value("train/seed", default_config.seed)),
+                head=str(q.value("train/head", default_config.head)),
                 heads=int(q.value("train/heads", default_config.heads)),
             )
             grid = GridSpec(
                 learning_rates=_numbers(q.value("train/learning_rates"), float, default_grid.learning_rates),
                 epochs=_numbers(q.value("train/epochs"), int, default_grid.epochs),
+                l2=_numbers(q.value("train/l2"), float, default_grid.l2),
             )
         except (TypeError, ValueError):
             return default_config, default_grid  # a hand-edited or damaged settings file
@@ -81,10 +83,12 @@ class AppSettings:
         self.q.setValue("train/split", config.split)
         self.q.setValue("train/batch_size", config.batch_size)
         self.q.setValue("train/seed", config.seed)
+        self.q.setValue("train/head", config.head)
         self.q.setValue("train/heads", config.heads)
         # str() of a float is its shortest exact form: 0.001 stays 0.001, nothing is rounded.
         self.q.setValue("train/learning_rates", " ".join(str(v) for v in grid.learning_rates))
         self.q.setValue("train/epochs", " ".join(str(v) for v in grid.epochs))
+        self.q.setValue("train/l2", " ".join(str(v) for v in grid.l2))
 
     def sync(self) -> None:
         self.q.sync()

@@ -60,7 +60,8 @@ class ModelBannerWidget(QFrame):
                 accuracy += f", calibration error {holdout.ece:.3f}"
             if holdout is not None and model.refit_all:
                 accuracy += " (of the run that chose it; then refitted on every image)"
-            heads = f" · {model.heads} heads" if model.heads > 1 else ""
+            heads = " · linear head" if model.head_kind == "linear" else ""
+            heads += f" · {model.heads} heads" if model.heads > 1 else ""
             self.model_label.setText(
                 f"Model: <b>{model.name}</b> · {model.feature_kind} features{heads} · "
                 f"classes: {', '.join(model.display_names)}{accuracy}"

@@ -51,10 +51,8 @@ class RunEntry:
 
     @property
     def best(self) -> str:
-        from trainer.common.text import plural
-
         best = self.model.best if self.model is not None else None
-        return f"lr {best.lr:g}, {plural(best.epochs, 'epoch')}" if best is not None else ""
+        return best.label if best is not None else ""
 
     @property
     def accuracy(self) -> float | None:

@@ -28,7 +28,7 @@ from facecomic_gui.common.widgets import error_banner
 from facecomic_gui.runs.jobs import RunEntry
 from facecomic_gui.runs.session import LOADING, RunsSession
 from trainer.common.progress import format_duration
-from trainer.model.results import curves_by_lr
+from trainer.model.results import curves_by_run
 
 HEADERS = (
     "Name",
@@ -56,7 +56,7 @@ def run_facts(entry: RunEntry) -> str:
 
 class CompareDialog(QDialog):
     """Two runs' training loss and validation accuracy per epoch on one pair of plots: a colour
-    per run, a line style per learning rate."""
+    per run, a line style per learning rate (a linear head's: per L2 weight, over iterations)."""
 
     def __init__(self, first: RunEntry, second: RunEntry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +64,7 @@ class CompareDialog(QDialog):
         self.loss_plot = pg.PlotWidget(title="Training loss per epoch")
         self.accuracy_plot = pg.PlotWidget(title="Validation accuracy per epoch")
         for plot, label in ((self.loss_plot, "cross-entropy"), (self.accuracy_plot, "accuracy")):
-            plot.setLabel("bottom", "epoch")
+            plot.setLabel("bottom", "epoch (linear head: iteration)")
             plot.setLabel("left", label)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setMenuEnabled(False)
@@ -85,13 +85,15 @@ class CompareDialog(QDialog):
         self.resize(1000, 460)
 
     def _add_run(self, tag: str, entry: RunEntry, colour: str) -> None:
-        for i, curve in enumerate(curves_by_lr(entry.model.history)):
+        for i, curve in enumerate(curves_by_run(entry.model.history)):
             pen = pg.mkPen(colour, width=2, style=LR_STYLES[i % len(LR_STYLES)])
-            name = f"{tag}: lr {curve.lr:g}"
+            name = f"{tag}: {curve.label}"
             epochs, losses = list(curve.epochs), list(curve.train_loss)
             val_epochs, accuracy = list(curve.val_epochs), list(curve.val_accuracy)
             self.loss_plot.plot(epochs, losses, pen=pen, name=name)
-            self.accuracy_plot.plot(val_epochs, accuracy, pen=pen, name=name)
+            # A linear fit is scored once, at its last iteration: a marker, not a line.
+            symbol = {"symbol": "o", "symbolBrush": colour, "symbolPen": None} if len(val_epochs) == 1 else {}
+            self.accuracy_plot.plot(val_epochs, accuracy, pen=pen, name=name, **symbol)
             self.curves["loss"][name] = (epochs, losses)
             self.curves["accuracy"][name] = (val_epochs, accuracy)
 

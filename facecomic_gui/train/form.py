@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 
 from trainer.common.configs import RECIPES, GridSpec, TrainConfig, field_limits
 from trainer.common.text import split_numbers
+from trainer.features.registry import featurizer_class
 
-CHOICE_FIELDS = ("features", "split")
-TEXT_FIELDS = ("learning_rates", "epochs", "batch_size", "seed", "heads")
+CHOICE_FIELDS = ("features", "split", "head")
+TEXT_FIELDS = ("l2", "learning_rates", "epochs", "batch_size", "seed", "heads")
 FIELDS = CHOICE_FIELDS + TEXT_FIELDS
-_OWNER = {"features": TrainConfig, "split": TrainConfig, "batch_size": TrainConfig,
-          "seed": TrainConfig, "heads": TrainConfig, "learning_rates": GridSpec, "epochs": GridSpec}  # fmt: skip
+# The fields only one head uses: the other head's are shown muted while it is chosen.
+HEAD_FIELDS = {"linear": ("l2",), "mlp": ("learning_rates", "epochs", "batch_size", "heads")}
+_OWNER = {"features": TrainConfig, "split": TrainConfig, "head": TrainConfig, "batch_size": TrainConfig,
+          "seed": TrainConfig, "heads": TrainConfig, "learning_rates": GridSpec, "epochs": GridSpec,
+          "l2": GridSpec}  # fmt: skip
 AUTO = "auto"  # the heads field's text for 0, what the features call for
 
 
@@ -32,6 +36,8 @@ class FormText:
 
     features: str = TrainConfig().features
     split: str = "random"
+    head: str = AUTO
+    l2: str = ""
     learning_rates: str = ""
     epochs: str = ""
     batch_size: str = ""
@@ -43,6 +49,8 @@ class FormText:
         return cls(
             features=form.config.features,
             split=form.config.split,
+            head=form.config.head,
+            l2=", ".join(str(v) for v in form.grid.l2),
             learning_rates=", ".join(str(v) for v in form.grid.learning_rates),
             epochs=", ".join(str(v) for v in form.grid.epochs),
             batch_size=str(form.config.batch_size),
@@ -57,6 +65,11 @@ class Validation:
 
     form: TrainForm | None
     errors: dict[str, str] = field(default_factory=dict)
+    head: str = "mlp"  # the head the settings ask for, "auto" resolved for the chosen features
+
+    def unused(self, name: str) -> bool:
+        """Whether ``name`` belongs to the other head (shown muted; still checked)."""
+        return any(name in names for head, names in HEAD_FIELDS.items() if head != self.head)
 
 
 def _parse(kind: Callable[[str], object], text: str) -> object:
@@ -71,7 +84,12 @@ def validate(text: FormText) -> Validation:
     defaults), so each reason lands on its own field; finally build the whole form."""
     values: dict[str, object] = {name: getattr(text, name) for name in CHOICE_FIELDS}
     errors: dict[str, str] = {}
-    for name, kind, what in (("learning_rates", float, "numbers"), ("epochs", int, "whole numbers")):
+    head = resolved_head(text.features, text.head)
+    for name, kind, what in (
+        ("l2", float, "numbers"),
+        ("learning_rates", float, "numbers"),
+        ("epochs", int, "whole numbers"),
+    ):
         parsed = [_parse(kind, t) for t in split_numbers(getattr(text, name))]
         if any(v is None for v in parsed):
             errors[name] = f"{label(name)} must be {what} separated by commas or spaces."
@@ -94,19 +112,43 @@ def validate(text: FormText) -> Validation:
             _OWNER[name](**{name: value})
         except ValueError as err:
             errors[name] = str(err)
+    # Every field is judged, the other head's too, exactly as facecomic-train judges its flags.
+    if (
+        head == "linear"
+        and "heads" not in errors
+        and isinstance(values.get("heads"), int)
+        and values["heads"] > 1
+    ):
+        errors["heads"] = (
+            f"The linear head is one model; {values['heads']} heads apply to the MLP head only "
+            f"(set Heads to {AUTO} or 1, or choose the MLP head)."
+        )
     if errors:
-        return Validation(None, errors)
+        return Validation(None, errors, head)
     try:
-        config = TrainConfig(**{k: values[k] for k in ("features", "split", "batch_size", "seed", "heads")})
-        grid = GridSpec(values["learning_rates"], values["epochs"])  # type: ignore[arg-type]
+        config = TrainConfig(
+            **{k: values[k] for k in ("features", "split", "head", "batch_size", "seed", "heads")}
+        )
+        grid = GridSpec(values["learning_rates"], values["epochs"], values["l2"])  # type: ignore[arg-type]
     except ValueError as err:  # pragma: no cover - every rule above is per field
-        return Validation(None, {"split": str(err)})
-    return Validation(TrainForm(config, grid))
+        return Validation(None, {"split": str(err)}, head)
+    return Validation(TrainForm(config, grid), head=head)
+
+
+def resolved_head(features: str, head: str) -> str:
+    """The head a run with these settings trains: "auto" is the features' own."""
+    if head != AUTO:
+        return head
+    try:
+        return featurizer_class(features).auto_recipe.head
+    except ValueError:
+        return "mlp"
 
 
 def label(name: str) -> str:
-    return {"features": "Features", "split": "Split", "learning_rates": "Learning rates", "epochs": "Epochs",
-            "batch_size": "Batch size", "seed": "Seed", "heads": "Heads"}[name]  # fmt: skip
+    return {"features": "Features", "split": "Split", "head": "Head", "l2": "L2 weights",
+            "learning_rates": "Learning rates", "epochs": "Epochs", "batch_size": "Batch size", "seed": "Seed",
+            "heads": "Heads"}[name]  # fmt: skip
 
 
 def hint(name: str) -> str:
@@ -114,6 +156,8 @@ def hint(name: str) -> str:
     low, high = field_limits(_OWNER[name], name)
     if name == "learning_rates":
         return "each above 0"
+    if name == "l2":
+        return f"each above 0, at most {high:g}"
     if low is not None and high is not None:
         return f"{low:,} to {high:,}"
     return ""
@@ -129,6 +173,6 @@ def paper_recipe(text: FormText) -> FormText:
     config, grid = RECIPES["paper"]
     paper = FormText.from_form(TrainForm(config, grid))
     return replace_text(
-        text, features=paper.features, split=paper.split,
+        text, features=paper.features, split=paper.split, head=paper.head,
         learning_rates=paper.learning_rates, epochs=paper.epochs, heads=paper.heads,
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pyqtgraph as pg
@@ -15,6 +16,12 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 FINAL_COLOUR = "#222222"
 SMOOTHING = 0.15  # exponential moving average weight of the newest batch
 REDRAW_MS = 200  # 5 frames a second is live enough and leaves the GUI thread idle
+LINEAR_SERIES = "linear head"
+
+
+def l2_position(l2: float) -> float:
+    """Where an L2 weight sits on the accuracy plot's axis: its log10 (the grid is log-spaced)."""
+    return math.log10(l2)
 
 
 @dataclass
@@ -122,6 +129,13 @@ class LossPlotWidget(_LivePlotWidget):
         self.plot.setXRange(0, epochs, padding=0.02)
         self.plot.enableAutoRange(axis="x", enable=False)
 
+    def set_axes(self, title: str, x_label: str) -> None:
+        """The MLP's loss per batch over epochs, or the linear head's objective per iteration
+        (whose length no one knows ahead: the x axis follows the data)."""
+        self.plot.setTitle(title, size="10pt")
+        self.plot.setLabel("bottom", x_label)
+        self.plot.enableAutoRange(axis="x", enable=True)
+
     def redraw(self, *, live: bool = False) -> None:
         for series in self._series.values():
             series.raw_curve.setData(series.x, series.raw)
@@ -134,7 +148,8 @@ class LossPlotWidget(_LivePlotWidget):
 
 
 class AccuracyPlotWidget(_LivePlotWidget):
-    """Validation accuracy after each epoch, per learning rate."""
+    """Validation accuracy after each epoch, per learning rate; or, for the linear head, per L2
+    weight."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Validation accuracy per epoch", "epoch", "accuracy", parent)
@@ -169,6 +184,23 @@ class AccuracyPlotWidget(_LivePlotWidget):
 
     def set_epoch_range(self, epochs: int) -> None:
         self.plot.setXRange(1, max(epochs, 2), padding=0.05)
+        self.plot.enableAutoRange(axis="x", enable=False)
+
+    def set_epoch_axis(self) -> None:
+        self.plot.setTitle("Validation accuracy per epoch", size="10pt")
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.getAxis("bottom").setTicks(None)
+
+    def set_l2_axis(self, weights: tuple[float, ...]) -> None:
+        """The linear head's grid: one point per L2 weight, on a log axis labelled with them."""
+        self.plot.setTitle("Validation accuracy per L2 weight", size="10pt")
+        self.plot.setLabel("bottom", "L2 weight")
+        positions = [l2_position(w) for w in weights]
+        self.plot.getAxis("bottom").setTicks(
+            [[(p, f"{w:g}") for p, w in zip(positions, weights, strict=True)]]
+        )
+        low, high = min(positions), max(positions)
+        self.plot.setXRange(low - 0.25, high + 0.25 if high > low else low + 0.25, padding=0.02)
         self.plot.enableAutoRange(axis="x", enable=False)
 
     def redraw(self, *, live: bool = False) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
-from facecomic_gui.train.plots import AccuracyPlotWidget, LossPlotWidget
+from facecomic_gui.train.plots import LINEAR_SERIES, AccuracyPlotWidget, LossPlotWidget, l2_position
 from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.progress import Progress, format_duration
-from trainer.model.results import curves_by_lr
+from trainer.model.results import curves_by_run
 
 STATUS_INTERVAL_MS = 100
 PROGRESS_STEPS = 1000
@@ -71,7 +71,8 @@ class RunStatusWidget(QWidget):
 
 class RunPlotsWidget(QWidget):
     """Training loss per batch (a series per learning rate, the final run's apart) and validation
-    accuracy per epoch, live; or a saved run's curves per epoch."""
+    accuracy per epoch, live; for the linear head, its objective per iteration (a series per L2
+    weight) and validation accuracy per L2 weight; or a saved run's curves."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,10 +83,17 @@ class RunPlotsWidget(QWidget):
         layout.addWidget(self.loss_plot, 3)
         layout.addWidget(self.accuracy_plot, 2)
 
-    def start(self, grid: GridSpec) -> None:
+    def start(self, grid: GridSpec, head: str = "mlp") -> None:
         for plot in (self.loss_plot, self.accuracy_plot):
             plot.clear()
-            plot.set_epoch_range(max(grid.epochs))
+        if head == "linear":
+            self.loss_plot.set_axes("Training objective per iteration", "iteration")
+            self.accuracy_plot.set_l2_axis(grid.l2)
+        else:
+            self.loss_plot.set_axes("Training loss per batch", "epoch")
+            self.accuracy_plot.set_epoch_axis()
+            for plot in (self.loss_plot, self.accuracy_plot):
+                plot.set_epoch_range(max(grid.epochs))
 
     def add_event(self, event: object, final_epochs: int) -> None:
         match event:
@@ -98,19 +106,36 @@ class RunPlotsWidget(QWidget):
                 self.loss_plot.add_point(f"lr {event.lr:g}", position, event.loss)
             case ev.EpochFinished(phase="grid"):
                 self.accuracy_plot.add_point(f"lr {event.lr:g}", event.epoch, event.val_accuracy)
+            case ev.LinearFitFinished(phase="grid"):
+                self._linear_curve(f"L2 {event.l2:g}", event.losses)
+            case ev.LinearFitFinished(phase="final" | "refit"):
+                self._linear_curve(f"{event.phase}: L2 {event.l2:g}", event.losses, final=True)
+            case ev.ConfigFinished(l2=l2) if l2 is not None:
+                self.accuracy_plot.add_point(LINEAR_SERIES, l2_position(l2), event.val_accuracy)
+
+    def _linear_curve(self, name: str, losses, *, final: bool = False) -> None:
+        self.loss_plot.set_series(name, list(range(1, len(losses) + 1)), list(losses), final=final)
 
     def show_history(self, model) -> None:
-        """A saved run's curves: per-epoch train loss and validation accuracy per learning rate,
-        and the final run's per-epoch loss."""
-        self.start(model.grid)
-        for curve in curves_by_lr(model.history):
-            name = f"lr {curve.lr:g}"
-            self.loss_plot.set_series(name, list(curve.epochs), list(curve.train_loss))
-            for epoch, accuracy in zip(curve.val_epochs, curve.val_accuracy, strict=True):
-                self.accuracy_plot.add_point(name, epoch, accuracy)
+        """A saved run's curves: per-epoch train loss and validation accuracy per learning rate
+        (for the linear head: per-iteration objective per L2 weight, validation accuracy per L2
+        weight), and the final run's."""
+        linear = model.head_kind == "linear"
+        self.start(model.grid, model.head_kind)
+        for curve in curves_by_run(model.history):
+            self.loss_plot.set_series(curve.label, list(curve.epochs), list(curve.train_loss))
+            if not linear:
+                for epoch, accuracy in zip(curve.val_epochs, curve.val_accuracy, strict=True):
+                    self.accuracy_plot.add_point(curve.label, epoch, accuracy)
+        if linear:
+            for result in model.grid_results:
+                self.accuracy_plot.add_point(LINEAR_SERIES, l2_position(result.l2), result.val_accuracy)
         final = model.final_train_losses
         if final and model.best is not None:
-            name = f"final: lr {model.best.lr:g}, {len(final)} ep"
+            last = "refit" if model.refit_all else "final"
+            name = (
+                f"{last}: {model.best.label}" if linear else f"final: lr {model.best.lr:g}, {len(final)} ep"
+            )
             self.loss_plot.set_series(name, list(range(1, len(final) + 1)), list(final), final=True)
         self.flush()
 

@@ -5,6 +5,7 @@ user intents back; jobs run through a ``JobRunner`` (Qt workers in the app, inli
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ class TrainingSession:
         self.form_text = FormText.from_form(form or TrainForm())
         self.validation: Validation = validate(self.form_text)
         self.grid: GridSpec = self.validation.form.grid if self.validation.form else GridSpec()
+        # The head of the grid shown: the form's while previewing, the run's once it runs.
+        self.head: str = self.validation.head
         self._reset_run()
         self._train_after_scan = False
         # Observer events (callbacks run on the caller's thread, the GUI thread in the app).
@@ -124,8 +127,9 @@ class TrainingSession:
         self.validation = validate(text)
         self.form_changed.emit()
         form = self.validation.form
-        if form is not None and self.outcome is None and form.grid != self.grid:
-            self.grid = form.grid  # a preview of the run's table
+        preview = (form.grid, self.validation.head) if form is not None else None
+        if preview is not None and self.outcome is None and preview != (self.grid, self.head):
+            self.grid, self.head = preview  # a preview of the run's table
             self.grid_changed.emit()
 
     # -- dataset ---------------------------------------------------------------------------------
@@ -181,7 +185,8 @@ class TrainingSession:
             return False
         self._reset_run()
         self.grid = form.grid
-        self.select_by = resolved_config(form.config).select_by
+        resolved = resolved_config(form.config)
+        self.select_by, self.head = resolved.select_by, resolved.head
         self.status = "Starting…"
         self._set_state(RUNNING)
         self.run_started.emit(form.grid)
@@ -210,8 +215,11 @@ class TrainingSession:
         self.model = model
         self.class_names = model.class_names
         self.grid = model.grid
+        self.head = model.head_kind
         self.grid_results = list(model.grid_results)
-        self.select_by = resolved_config(model.train_config).select_by
+        # Files name their head since the linear one came; before, every head was an MLP.
+        saved = dataclasses.replace(model.train_config, head=model.head_kind)
+        self.select_by = resolved_config(saved).select_by
         self.best = model.best
         self.holdout = model.holdout
         self.final_epochs = len(model.final_train_losses)
@@ -238,12 +246,12 @@ class TrainingSession:
                 self.grid_results.append(
                     GridResult(
                         event.lr, event.epochs, event.val_accuracy, event.val_loss,
-                        head_accuracies=event.head_accuracies,
+                        head_accuracies=event.head_accuracies, l2=event.l2,
                     )
                 )  # fmt: skip
                 self.best = pick_best(self.grid_results, self.select_by)
             case ev.FinalTrainingStarted():
-                self.final_epochs = event.epochs
+                self.final_epochs = event.epochs or 0
             case ev.FeaturesFinished() if event.unreadable:
                 known = {s.path for s in self.skipped}
                 self.skipped += [s for s in event.unreadable if s.path not in known]

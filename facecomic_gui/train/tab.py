@@ -287,7 +287,7 @@ class TrainTabWidget(QWidget):
         self._galleries.close()
 
     def _on_run_started(self, grid: GridSpec) -> None:
-        self.plots.start(grid)
+        self.plots.start(grid, self.session.head)
         self.run_error.hide()
         self.result_label.clear()
         self.status.start(self.session.status)
@@ -299,7 +299,9 @@ class TrainTabWidget(QWidget):
 
     def _on_grid_changed(self) -> None:
         session = self.session
-        self.grid_table.show_grid(session.grid, session.grid_results, session.best, session.select_by)
+        self.grid_table.show_grid(
+            session.grid, session.grid_results, session.best, session.select_by, session.head
+        )
 
     def _on_holdout_changed(self) -> None:
         session = self.session

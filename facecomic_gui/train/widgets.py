@@ -38,6 +38,7 @@ from facecomic_gui.train.form import CHOICE_FIELDS, FIELDS, TEXT_FIELDS, FormTex
 from facecomic_gui.train.plots import ReliabilityPlotWidget
 from trainer.common.text import fixed, plural
 from trainer.data.dataset import display_name
+from trainer.model.results import GridLayout, grid_layout
 
 if TYPE_CHECKING:
     from trainer.common.configs import GridSpec
@@ -244,6 +245,17 @@ class TrainSettingsWidget(QWidget):
         self.split.addItem("Random (stratified, seeded)", "random")
         self.split.addItem("Paper (first files per class)", "paper")
         self.split.setToolTip("Both keep a face and its comic (same file name) in the same split.")
+        self.head = QComboBox()
+        self.head.addItem("Auto (linear for pretrained, MLP for pixels)", "auto")
+        self.head.addItem("Linear (L2, fitted to convergence)", "linear")
+        self.head.addItem("MLP (the paper's, SGD)", "mlp")
+        self.head.setToolTip(
+            "Linear: softmax regression with L2, fitted to convergence, so every seed gives the "
+            "same answers; the default on pretrained features. MLP: the paper's 128-128 MLP trained "
+            "by SGD over learning rates x epochs (an ensemble of 5 on pretrained features)."
+        )
+        self.l2 = QLineEdit()
+        self.l2.setPlaceholderText("e.g. 0.01, 0.1, 1")
         self.learning_rates = QLineEdit()
         self.learning_rates.setPlaceholderText("e.g. 0.01, 0.001")
         self.epochs = QLineEdit()
@@ -256,6 +268,8 @@ class TrainSettingsWidget(QWidget):
         self._hints = {
             "features": self.features.toolTip(),
             "split": self.split.toolTip(),
+            "head": self.head.toolTip(),
+            "l2": f"L2 weights the linear head tries ({hint('l2')}); the lowest validation loss wins.",
             "learning_rates": "Learning rates to try, separated by commas or spaces (each above 0).",
             "epochs": f"Epoch counts to try ({hint('epochs')}); they share one run per learning rate.",
             "batch_size": f"Images per mini-batch: {hint('batch_size')}.",
@@ -269,7 +283,7 @@ class TrainSettingsWidget(QWidget):
             layout.addRow(label(name), self._field(name))
         self.paper_button = QPushButton("Paper recipe")
         self.paper_button.setToolTip(
-            "Pixels 24x24, the paper's split and its grid (lr 0.01, 0.001 x 1, 3, 5 epochs)."
+            "Pixels 24x24, the paper's split, its MLP and its grid (lr 0.01, 0.001 x 1, 3, 5 epochs)."
         )
         self.paper_button.clicked.connect(self.paper_recipe_requested)
         layout.addRow("", self.paper_button)
@@ -299,8 +313,12 @@ class TrainSettingsWidget(QWidget):
         for name in FIELDS:
             reason = validation.errors.get(name)
             widget = self._field(name)
-            widget.setStyleSheet("border: 1px solid #b00020;" if reason else "")
-            widget.setToolTip(reason or self._hints[name])
+            unused = validation.unused(name)
+            style = "border: 1px solid #b00020;" if reason else ""
+            widget.setStyleSheet(style + ("color: #8a8a8a;" if unused else ""))
+            widget.setProperty("invalid", bool(reason))
+            other = "the MLP" if validation.head == "linear" else "the linear head"
+            widget.setToolTip(reason or self._hints[name] + (f" (Used by {other} only.)" if unused else ""))
         messages = [validation.errors[n] for n in FIELDS if n in validation.errors]
         self.error.setText("\n".join(messages))
         self.error.setVisible(bool(messages))
@@ -308,7 +326,7 @@ class TrainSettingsWidget(QWidget):
     def field_error(self, name: str) -> str | None:
         """The reason shown on ``name``, or None when it is valid."""
         widget = self._field(name)
-        return widget.toolTip() if widget.styleSheet() else None
+        return widget.toolTip() if widget.property("invalid") else None
 
     def _on_choice_changed(self) -> None:
         sender = self.sender()
@@ -322,7 +340,8 @@ class TrainSettingsWidget(QWidget):
 
 
 class GridTableWidget(QTableWidget):
-    """The validation grid in the paper's shape: learning-rate rows x epoch columns, "acc / loss"."""
+    """The validation grid in the paper's shape, "acc / loss": learning-rate rows x epoch columns
+    for the MLP, one row of L2 weights for the linear head (``trainer``'s ``grid_layout``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -332,8 +351,7 @@ class GridTableWidget(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self._learning_rates: list[float] = []
-        self._epochs: list[int] = []
+        self._layout: GridLayout | None = None
 
     def show_grid(
         self,
@@ -341,31 +359,32 @@ class GridTableWidget(QTableWidget):
         results: Sequence[GridResult],
         best: GridResult | None,
         select_by: str = "accuracy",
+        head: str = "mlp",
     ) -> None:
         """The grid's cells, filled where a result is in, the best (chosen by the session)
         highlighted. The same shape again only updates the cells: no re-layout, so starting a run
         does not make the plots above repaint from scratch."""
-        learning_rates, epochs = list(grid.learning_rates), list(grid.epochs)
-        if (learning_rates, epochs) != (self._learning_rates, self._epochs):
-            self._learning_rates, self._epochs = learning_rates, epochs
+        layout = grid_layout(grid, head)
+        if layout != self._layout:
+            self._layout = layout
             self.clear()
-            self.setRowCount(len(learning_rates))
-            self.setColumnCount(len(epochs))
-            self.setHorizontalHeaderLabels([f"{e} epoch{'s' if e != 1 else ''}" for e in epochs])
-            self.setVerticalHeaderLabels([f"lr {lr:g}" for lr in learning_rates])
-            for r in range(len(learning_rates)):
-                for c in range(len(epochs)):
+            self.setRowCount(len(layout.rows))
+            self.setColumnCount(len(layout.columns))
+            self.setHorizontalHeaderLabels(list(layout.columns))
+            self.setVerticalHeaderLabels(list(layout.rows))
+            for r in range(len(layout.rows)):
+                for c in range(len(layout.columns)):
                     item = QTableWidgetItem()
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                     self.setItem(r, c, item)
             self.resizeRowsToContents()
             fit_table_height(self)
-        scored = {(r.lr, r.epochs): r for r in results}
-        for r, lr in enumerate(learning_rates):
-            for c, e in enumerate(epochs):
-                result = scored.get((lr, e))
+        scored = {r.key: r for r in results}
+        for r, keys in enumerate(layout.cells):
+            for c, key in enumerate(keys):
+                result = scored.get(key)
                 item = self.item(r, c)
-                is_best = best is not None and (best.lr, best.epochs) == (lr, e)
+                is_best = best is not None and best.key == key
                 item.setText(
                     "…"
                     if result is None
@@ -391,15 +410,21 @@ class GridTableWidget(QTableWidget):
                     )
                 item.setToolTip("\n".join(tips))
 
-    def cell_text(self, lr: float, epochs: int) -> str:
-        return self.item(self._learning_rates.index(lr), self._epochs.index(epochs)).text()
+    def cell_text(self, lr: float | None, epochs: int | None = None, l2: float | None = None) -> str:
+        position = self._layout.position((lr, epochs, l2)) if self._layout else None
+        if position is None:
+            raise KeyError((lr, epochs, l2))
+        return self.item(*position).text()
 
-    def highlighted(self) -> tuple[float, int] | None:
-        """The cell shown as best, read from the table (for tests and screenshots)."""
-        for r, lr in enumerate(self._learning_rates):
-            for c, e in enumerate(self._epochs):
+    def highlighted(self) -> tuple[float, int] | tuple[float | None, int | None, float | None] | None:
+        """The setting shown as best, read from the table (for tests and screenshots): (lr,
+        epochs) for the MLP, (None, None, l2) for the linear head."""
+        if self._layout is None:
+            return None
+        for r, keys in enumerate(self._layout.cells):
+            for c, key in enumerate(keys):
                 if self.item(r, c).font().bold():
-                    return lr, e
+                    return key[:2] if key[2] is None else key
         return None
 
 
@@ -479,9 +504,7 @@ class HoldoutWidget(QWidget):
     ) -> None:
         names = [display_name(c) for c in class_names]
         self.accuracy.setText(f"{metrics.accuracy:.1%}")
-        chosen = (
-            f"; trained with lr {best.lr:g} for {plural(best.epochs, 'epoch')} on train+val" if best else ""
-        )
+        chosen = f"; trained with {_setting_text(best)} on train+val" if best else ""
         if refit_all:  # the figures stay those of the run that chose the setting
             chosen += "; the saved model was then refitted on every image, holdout included"
         self.caption.setText(
@@ -534,6 +557,12 @@ class HoldoutWidget(QWidget):
         self.calibration.setText("  ·  ".join(parts))
         self.reliability.show_bins(metrics.reliability)
         self.reliability.setVisible(bool(metrics.reliability))
+
+
+def _setting_text(best: GridResult) -> str:
+    if best.l2 is not None:
+        return f"the linear head at L2 {best.l2:g}"
+    return f"lr {best.lr:g} for {plural(best.epochs, 'epoch')}"
 
 
 class RunResultsWidget(QWidget):

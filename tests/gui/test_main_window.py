@@ -115,7 +115,10 @@ def test_settings_round_trip(qtbot, settings_file: Path, tiny_dataset: Path, tmp
 
     first = new_window()
     qtbot.waitUntil(lambda: first.current_model is not None, timeout=30_000)
-    form = TrainForm(TrainConfig(split="paper", batch_size=32, seed=9), GridSpec((0.1, 0.0123456789), (2, 7)))
+    form = TrainForm(
+        TrainConfig(split="paper", batch_size=32, seed=9, head="mlp"),
+        GridSpec((0.1, 0.0123456789), (2, 7), (0.5, 2.0)),
+    )
     first.train_tab.set_form(form)
     with qtbot.waitSignal(first.train_tab.scan_finished, timeout=30_000):
         first.train_tab.set_dataset(str(tiny_dataset))

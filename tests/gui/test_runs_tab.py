@@ -23,7 +23,9 @@ def listed(qtbot, window) -> None:
 def two_runs(qtbot, window, tiny_dataset: Path):
     first = train(qtbot, window, tiny_dataset)
     listed(qtbot, window)
-    window.train_tab.set_form(FAST.__class__(FAST.config.__class__(batch_size=8, seed=3), FAST.grid))
+    window.train_tab.set_form(
+        FAST.__class__(FAST.config.__class__(batch_size=8, seed=3, head="mlp"), FAST.grid)
+    )
     with qtbot.waitSignal(window.train_tab.run_finished, timeout=120_000) as blocker:
         window.train_tab.start_training()
     listed(qtbot, window)

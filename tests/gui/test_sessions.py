@@ -229,11 +229,11 @@ def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
 
     session.use_paper_recipe()
     assert session.form_text == FormText(
-        features="pixels", split="paper", learning_rates="0.01, 0.001", epochs="1, 3, 5",
-        batch_size="16", seed="7", heads="1",
+        features="pixels", split="paper", head="mlp", l2=", ".join(map(str, GridSpec().l2)),
+        learning_rates="0.01, 0.001", epochs="1, 3, 5", batch_size="16", seed="7", heads="1",
     )  # fmt: skip
     assert session.form == TrainForm(
-        TrainConfig(features="pixels", split="paper", batch_size=16, seed=7, heads=1), PAPER_GRID
+        TrainConfig(features="pixels", split="paper", head="mlp", batch_size=16, seed=7, heads=1), PAPER_GRID
     )
     assert session.grid == PAPER_GRID  # the table previews the paper's grid
 
@@ -241,7 +241,7 @@ def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
     jobs.run("scan")
     assert session.start()
     _path, config, grid, _runs = jobs.args("train")
-    assert config == TrainConfig(features="pixels", split="paper", batch_size=16, seed=7, heads=1)
+    assert config == TrainConfig(features="pixels", split="paper", head="mlp", batch_size=16, seed=7, heads=1)
     assert grid == PAPER_GRID
     session.set_form_text(features="pretrained")  # ignored while the run uses the form
     session.use_paper_recipe()
@@ -249,11 +249,26 @@ def test_features_and_the_paper_recipe_reach_the_run(tmp_path: Path):
 
 
 def test_the_heads_field_takes_auto_or_a_count_within_the_dataclass_limits():
-    assert validate(_text_with("heads", "auto")).form.config.heads == 0
-    assert validate(_text_with("heads", " ")).form.config.heads == 0
-    assert validate(_text_with("heads", "3")).form.config.heads == 3
-    assert "Heads must be a whole number or auto" in validate(_text_with("heads", "many")).errors["heads"]
-    assert "from 0 (auto) to 64" in validate(_text_with("heads", "65")).errors["heads"]
+    def mlp_with(heads: str):
+        return validate(dataclasses.replace(_text_with("heads", heads), head="mlp"))
+
+    assert mlp_with("auto").form.config.heads == 0
+    assert mlp_with(" ").form.config.heads == 0
+    assert mlp_with("3").form.config.heads == 3
+    assert "Heads must be a whole number or auto" in mlp_with("many").errors["heads"]
+    assert "from 0 (auto) to 64" in mlp_with("65").errors["heads"]
+
+
+def test_the_linear_head_is_one_model_and_its_l2_field_is_checked_like_the_cli():
+    default = validate(FormText.from_form(TrainForm()))
+    assert default.head == "linear" and default.unused("learning_rates") and not default.unused("l2")
+    assert "The linear head is one model" in validate(_text_with("heads", "3")).errors["heads"]
+    assert validate(_text_with("heads", "1")).form.config.heads == 1
+    assert validate(_text_with("l2", "0.5, 0.05")).form.grid.l2 == (0.05, 0.5)  # normalised, ascending
+    assert "L2 weights must be above 0" in validate(_text_with("l2", "0")).errors["l2"]
+    assert "L2 weights must be numbers" in validate(_text_with("l2", "x")).errors["l2"]
+    pixels = validate(_text_with("features", "pixels"))
+    assert pixels.head == "mlp" and pixels.unused("l2")
 
 
 def test_unknown_features_are_refused_by_the_dataclass():

@@ -12,8 +12,9 @@ from trainer.common.configs import GridSpec, TrainConfig
 from trainer.data.synthetic import make_dataset
 from trainer.model.model_file import load_model
 
-FAST = TrainForm(TrainConfig(batch_size=16), GridSpec((0.05, 0.01), (1, 2)))
-SLOW = TrainForm(TrainConfig(batch_size=1), GridSpec((0.01,), (100_000,)))
+# The MLP head, on two learning rates x two epoch counts (the linear head has its own tests).
+FAST = TrainForm(TrainConfig(batch_size=16, head="mlp"), GridSpec((0.05, 0.01), (1, 2)))
+SLOW = TrainForm(TrainConfig(batch_size=1, head="mlp"), GridSpec((0.01,), (100_000,)))
 
 
 def open_dataset(qtbot, tab, path: Path) -> None:
@@ -263,7 +264,7 @@ def test_a_long_run_of_over_five_thousand_batches_finishes(qtbot, window, tmp_pa
     data = make_dataset(tmp_path / "long", 10)
     tab, session = window.train_tab, window.train_session
     epochs = 220
-    tab.set_form(TrainForm(TrainConfig(batch_size=1), GridSpec((0.05,), (epochs,))))
+    tab.set_form(TrainForm(TrainConfig(batch_size=1, head="mlp"), GridSpec((0.05,), (epochs,))))
     open_dataset(qtbot, tab, data)
     splits = []
     session.run_event.connect(lambda e: splits.append(e) if isinstance(e, ev.SplitMade) else None)
@@ -327,7 +328,7 @@ def test_features_choice_and_paper_recipe_set_the_form_and_the_run(qtbot, tmp_pa
     assert settings.learning_rates.text() == "0.01, 0.001" and settings.epochs.text() == "1, 3, 5"
     assert settings.heads.text() == "1"  # the paper's single MLP
     assert session.form == TrainForm(
-        TrainConfig(features="pixels", split="paper", batch_size=8, heads=1), PAPER_GRID
+        TrainConfig(features="pixels", split="paper", head="mlp", batch_size=8, heads=1), PAPER_GRID
     )
     assert tab.grid_table.rowCount() == 2 and tab.grid_table.columnCount() == 3
 

@@ -15,6 +15,7 @@ import pytest
 
 from trainer import __version__
 from trainer.cli import predict_main, train_main
+from trainer.common.configs import GridSpec
 from trainer.data.synthetic import make_dataset
 from trainer.model.model_file import load_model
 from trainer.prediction.predictor import Predictor
@@ -72,7 +73,7 @@ def test_flags_map_to_config_fields(dataset: Path, tmp_path: Path):
     assert meta["train_config"]["features"] == "pixels" and meta["features"] == {"kind": "pixels"}
     assert meta["train_config"]["batch_size"] == 8
     assert meta["seed"] == 3
-    assert meta["grid"] == {"learning_rates": [0.02], "epochs": [1]}
+    assert meta["grid"] == {"learning_rates": [0.02], "epochs": [1], "l2": list(GridSpec().l2)}
 
 
 @pytest.mark.parametrize(
@@ -275,7 +276,8 @@ def test_recipe_paper_sets_the_paper_s_settings_and_flags_override_it(dataset: P
         3,
         PAPER_GRID,
     )
-    explicit = [str(dataset), "--features", "pixels", "--split", "paper", "--heads", "1", "--seed", "3"]
+    explicit = [str(dataset), "--features", "pixels", "--split", "paper", "--head", "mlp", "--heads", "1"]
+    explicit += ["--seed", "3"]
     assert _settings_of([*explicit, "--lr", "0.01", "0.001", "--epochs", "1", "3", "5"], monkeypatch) == (
         paper,
         grid,

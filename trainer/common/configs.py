@@ -4,6 +4,7 @@ and the preprocessing settings travel inside every model file, so no constant is
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
@@ -19,6 +20,9 @@ MAX_SEED = 2**32 - 1
 # The --features choices, the default first; trainer.features.registry names their featurizers.
 FEATURE_KINDS = ("pretrained", "pixels")
 SELECT_BY = ("auto", "loss", "accuracy")
+# The --head choices: "auto" is the featurizer's (linear for pretrained features, MLP for pixels).
+HEAD_KINDS = ("linear", "mlp")
+HEAD_CHOICES = ("auto", *HEAD_KINDS)
 CLASS_PRIORS = ("auto", "balanced", "data")
 # Upper limits that keep a typo from asking for the impossible; the CLI and the app both enforce
 # them, because both build these dataclasses (field metadata ``min``/``max`` lets a form show them).
@@ -26,6 +30,7 @@ MAX_BATCH_SIZE = 2**20
 MAX_EPOCHS = 1_000_000
 MAX_THREADS = 1024
 MAX_HEADS = 64
+MAX_L2 = 1e6
 # Images per prediction batch (facecomic-predict's --batch-size): each batch's rows arrive together.
 PREDICTION_BATCH_SIZE = 256
 
@@ -91,8 +96,9 @@ class PreprocessConfig:
 
 @dataclass(frozen=True, slots=True)
 class GridSpec:
-    """The hyper-parameter grid. The defaults suit the default pretrained features (measured, see
-    the README); ``PAPER_GRID`` is the paper's own."""
+    """The hyper-parameter grid: learning rates x epochs for the MLP head, L2 weights for the
+    linear head (each head uses its own axes). The defaults suit the default pretrained features
+    (measured, see docs); ``PAPER_GRID`` is the paper's own."""
 
     learning_rates: tuple[float, ...] = field(
         default=(0.3, 0.1),
@@ -104,6 +110,13 @@ class GridSpec:
             "epoch counts to try", "--epochs", nargs="+", type=int, metavar="N", min=1, max=MAX_EPOCHS
         ),
     )
+    l2: tuple[float, ...] = field(
+        default=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+        metadata=_flag(
+            "L2 weights the linear head tries (on standardised features)",
+            "--l2", nargs="+", type=float, metavar="L2", min=0.0, max=MAX_L2,
+        ),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if not self.learning_rates or not self.epochs:
@@ -116,16 +129,28 @@ class GridSpec:
             raise ValueError("Epoch counts must be whole numbers.")
         if any(not 1 <= e <= MAX_EPOCHS for e in self.epochs):
             raise ValueError(f"Epoch counts must be from 1 to {MAX_EPOCHS:,}.")
-        # Normalise: unique, in the order given, so the table has stable rows and columns.
+        if not self.l2:
+            raise ValueError("The grid needs at least one L2 weight.")
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in self.l2):
+            raise ValueError("L2 weights must be numbers.")
+        if any(not (0 < v <= MAX_L2 and math.isfinite(v)) for v in self.l2):
+            raise ValueError(f"L2 weights must be above 0 and at most {MAX_L2:g}.")
+        # Normalise: unique, in the order given (L2 ascending), so the table has stable rows and columns.
         object.__setattr__(self, "learning_rates", tuple(dict.fromkeys(map(float, self.learning_rates))))
         object.__setattr__(self, "epochs", tuple(sorted(set(map(int, self.epochs)))))
+        object.__setattr__(self, "l2", tuple(sorted(set(map(float, self.l2)))))
 
     @property
     def settings(self) -> list[tuple[float, int]]:
+        """The MLP's settings, (lr, epochs) in table order."""
         return [(lr, e) for lr in self.learning_rates for e in self.epochs]
 
+    def size_for(self, head: str) -> int:
+        """How many settings ``head`` ("linear" or "mlp") scores."""
+        return len(self.l2) if head == "linear" else len(self.settings)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"learning_rates": list(self.learning_rates), "epochs": list(self.epochs)}
+        return {"learning_rates": list(self.learning_rates), "epochs": list(self.epochs), "l2": list(self.l2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +186,21 @@ class TrainConfig:
         default="auto",
         metadata=_flag("auto (CUDA when present), cpu or cuda", "--device", choices=("auto", "cpu", "cuda")),
     )
+    head: str = field(
+        default="auto",
+        metadata=_flag(
+            "linear: softmax regression with L2, fitted to convergence (the same answer for every "
+            "seed); mlp: the paper's MLP trained by SGD (auto: linear for pretrained features, mlp "
+            "for pixels as in the paper)",
+            "--head", choices=HEAD_CHOICES,
+        ),
+    )  # fmt: skip
     heads: int = field(
         default=0,
         metadata=_flag(
             "MLP heads averaged in the ensemble, each with its own seed and shuffling "
-            "(0: auto, 5 for pretrained features, 1 for pixels as in the paper)",
+            "(0: auto, 5 for pretrained features, 1 for pixels as in the paper; the linear head "
+            "is always one)",
             "--heads", type=int, min=0, max=MAX_HEADS,
         ),
     )  # fmt: skip
@@ -192,12 +227,13 @@ class TrainConfig:
             "--split-seed", type=int, min=0, max=MAX_SEED,
         ),
     )  # fmt: skip
-    refit_all: bool = field(
-        default=False,
+    refit_all: bool | None = field(
+        default=None,
         metadata=_flag(
             "after scoring the holdout, retrain the chosen setting on every image (train, val and "
-            "holdout) for the saved model; its holdout figures stay those of the run that chose it",
-            "--refit-all", action="store_true",
+            "holdout) for the saved model; its holdout figures stay those of the run that chose it "
+            "(default: on for the linear head, off for the MLP)",
+            "--refit-all", action=argparse.BooleanOptionalAction,
         ),
     )  # fmt: skip
 
@@ -226,8 +262,14 @@ class TrainConfig:
             not _is_int(self.split_seed) or not 0 <= self.split_seed <= MAX_SEED
         ):
             raise ValueError(f"The split seed must be a whole number from 0 to {MAX_SEED}.")
-        if not isinstance(self.refit_all, bool):
-            raise ValueError("refit_all must be true or false")
+        if self.refit_all is not None and not isinstance(self.refit_all, bool):
+            raise ValueError("refit_all must be true, false or unset (auto)")
+        if self.head not in HEAD_CHOICES:
+            raise ValueError(f"Unknown head {self.head!r}; use {', '.join(HEAD_CHOICES)}.")
+        if self.head == "linear" and self.heads > 1:
+            raise ValueError(
+                f"The linear head is one model; {self.heads} heads apply to the MLP head only (--head mlp)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -335,5 +377,8 @@ PAPER_GRID = GridSpec(learning_rates=(0.01, 0.001), epochs=(1, 3, 5))
 # Named presets: what ``--recipe NAME`` and the app's recipe buttons set (batch size, seed and any
 # flag given on its own stay as chosen). "paper": its 24x24 pixels, its split and grid, one MLP.
 RECIPES: dict[str, tuple[TrainConfig, GridSpec]] = {
-    "paper": (TrainConfig(features="pixels", split="paper", heads=1), PAPER_GRID),
+    "paper": (
+        TrainConfig(features="pixels", split="paper", head="mlp", heads=1),
+        PAPER_GRID,
+    ),
 }

@@ -63,22 +63,37 @@ class EpochFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class LinearFitFinished:
+    """One fit of the linear head ended: converged, or at its iteration cap. Fits take tens of
+    milliseconds, so one event per fit (with its objective per iteration) is live enough."""
+
+    phase: str  # "grid", "calibration" (a fold of train+val), "final" or "refit"
+    l2: float
+    losses: tuple[float, ...]  # the objective after each iteration
+    converged: bool
+    step: int  # 1-based over every fit of the run, for progress and ETA
+    total_steps: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigFinished:
-    lr: float
-    epochs: int
+    lr: float | None  # None for the linear head, whose setting is ``l2``
+    epochs: int | None
     val_accuracy: float
     val_loss: float
     index: int  # 1-based position in the grid
     total: int
     head_accuracies: tuple[float, ...] = ()  # each head's own validation accuracy (ensembles)
+    l2: float | None = None  # the linear head's L2 weight
 
 
 @dataclass(frozen=True, slots=True)
 class FinalTrainingStarted:
-    lr: float
-    epochs: int
+    lr: float | None  # None for the linear head
+    epochs: int | None
     train_size: int
     phase: str = "final"  # "final": on train+val; "refit": on every image, after the holdout
+    l2: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,7 @@ Event = (
     | SplitMade
     | BatchFinished
     | EpochFinished
+    | LinearFitFinished
     | ConfigFinished
     | FinalTrainingStarted
     | NonFacesPrepared

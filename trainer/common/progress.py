@@ -15,6 +15,7 @@ from trainer.common.events import (
     FeaturesProgressed,
     FinalTrainingStarted,
     HoldoutEvaluated,
+    LinearFitFinished,
     RunFinished,
     SplitMade,
 )
@@ -68,6 +69,8 @@ class ProgressTracker:
                 on = "train+val" if event.phase == "final" else "every image"
                 text = f"Final training on {on}: lr {event.lr:g}, epoch {event.epoch}"
                 self.current = Progress(event.phase, text, _frac(event.step, event.total_steps), eta)
+            case LinearFitFinished():
+                self.current = self._linear_fit(event, now)
             case ConfigFinished():
                 self._settings_done, self._settings_total = event.index, event.total
             case FinalTrainingStarted():
@@ -78,6 +81,22 @@ class ProgressTracker:
             case RunFinished():
                 self.current = Progress("done", "Done", 1.0, 0.0)
         return self.current
+
+    def _linear_fit(self, event: LinearFitFinished, now: float) -> Progress:
+        """The linear head counts fits: the grid's, the calibration folds, the final fit."""
+        if self._phase not in ("grid", "final"):
+            self._enter("grid", now, base=event.step - 1)
+        eta = self._eta(event.step - self._phase_base, event.total_steps - event.step, now)
+        if event.phase == "grid":
+            phase = "grid"
+            text = f"Grid search: L2 {event.l2:g}, {self._settings_done}/{self._settings_total or '?'} settings scored"
+        elif event.phase == "calibration":
+            phase, text = "final", f"Calibrating on train+val folds: L2 {event.l2:g}"
+        else:
+            phase = event.phase
+            on = "train+val" if event.phase == "final" else "every image"
+            text = f"Final fit on {on}: L2 {event.l2:g}, {plural(len(event.losses), 'iteration')}"
+        return Progress(phase, text, _frac(event.step, event.total_steps), eta)
 
     def _per_file(self, phase: str, verb: str, done: int, total: int, cached: int, now: float) -> Progress:
         """Decoding and feature extraction: files done of total, cached ones not counted in the pace."""

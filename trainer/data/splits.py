@@ -103,3 +103,19 @@ def make_split(
         if len(part) == 0:  # pragma: no cover - quotas of at least 1 make this unreachable
             raise DatasetError(f"The {name} split came out empty; add more images.")
     return Split(*parts)
+
+
+def group_folds(pair_keys: Sequence[str], folds: int, seed: int) -> np.ndarray:
+    """A fold number per sample for cross-fitting, ``folds`` of them (fewer when there are fewer
+    groups); a face and its comic (one pair key) share a fold, as they share a split, so no fold
+    is scored by a model that saw the other half of a pair. Seeded, and the same on any machine."""
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(pair_keys):
+        groups.setdefault(key, []).append(i)
+    keys = sorted(groups, key=natural_key)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    fold_of = np.empty(len(pair_keys), dtype=np.int64)
+    parts = max(1, min(folds, len(keys)))
+    for rank, index in enumerate(order):
+        fold_of[groups[keys[index]]] = rank % parts
+    return fold_of

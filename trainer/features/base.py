@@ -83,8 +83,10 @@ Entry = np.ndarray | Failure
 
 @dataclass(frozen=True, slots=True)
 class AutoRecipe:
-    """What "auto" means in ``TrainConfig`` for a featurizer: heads, the grid's rule, the prior."""
+    """What "auto" means in ``TrainConfig`` for a featurizer: the head, the MLP's number of heads,
+    the grid's rule, the prior."""
 
+    head: str
     heads: int
     select_by: str
     class_prior: str

@@ -32,7 +32,9 @@ class PixelFeaturizer(Featurizer):
 
     description: ClassVar[str] = "24x24 pixels"
     # The paper's recipe exactly: one MLP, the grid picked by accuracy, classes as they come.
-    auto_recipe: ClassVar[AutoRecipe] = AutoRecipe(heads=1, select_by="accuracy", class_prior="data")
+    auto_recipe: ClassVar[AutoRecipe] = AutoRecipe(
+        head="mlp", heads=1, select_by="accuracy", class_prior="data"
+    )
     explain_defaults: ClassVar[ExplainSettings] = ExplainSettings(
         EXPLAIN_INPUT, "gradient_x_input"
     )  # the image itself

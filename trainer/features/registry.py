@@ -49,9 +49,18 @@ def resolved_config(config: TrainConfig) -> TrainConfig:
     """``config`` with every "auto" replaced by what it means for its feature kind; runs and model
     files keep the resolved form, so a file says exactly what was done."""
     auto = featurizer_class(config.features).auto_recipe
+    head = auto.head if config.head == "auto" else config.head
+    if head == "linear" and config.heads > 1:
+        raise ValueError(
+            f"{config.heads} heads make an MLP ensemble, but the head for {config.features} features "
+            "is linear (one model); add --head mlp"
+        )
     return dataclasses.replace(
         config,
-        heads=config.heads or auto.heads,
+        head=head,
+        # The MLP's ensemble size: an explicit count, else the features' own; the linear head is one.
+        heads=1 if head == "linear" else config.heads or auto.heads,
+        refit_all=(head == "linear") if config.refit_all is None else config.refit_all,
         select_by=auto.select_by if config.select_by == "auto" else config.select_by,
         class_prior=auto.class_prior if config.class_prior == "auto" else config.class_prior,
         split_seed=config.seed if config.split_seed is None else config.split_seed,

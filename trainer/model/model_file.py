@@ -23,6 +23,7 @@ from torch import nn
 
 from trainer import __version__
 from trainer.common.configs import (
+    HEAD_KINDS,
     GridSpec,
     PreprocessConfig,
     TrainConfig,
@@ -144,8 +145,14 @@ class LoadedModel:
         best = self.metadata.get("best")
         if not best:
             return None
-        scored = {(r.lr, r.epochs): r for r in self.grid_results}
-        return scored.get((best["lr"], best["epochs"])) or GridResult(best["lr"], best["epochs"], 0.0, 0.0)
+        chosen = GridResult.from_dict({"val_accuracy": 0.0, "val_loss": 0.0, **best})
+        scored = {r.key: r for r in self.grid_results}
+        return scored.get(chosen.key) or chosen
+
+    @property
+    def head_kind(self) -> str:
+        """``"linear"`` or ``"mlp"``; files from before the linear head hold MLPs."""
+        return str((self.metadata.get("head") or {}).get("kind", "mlp"))
 
     @property
     def created(self) -> str:
@@ -176,11 +183,13 @@ def result_metadata(result: RunResult) -> dict[str, Any]:
         "train_config": result.train_config.to_dict(),
         "grid": result.grid.to_dict(),
         "grid_results": [r.to_dict() for r in result.grid_results],
-        "best": {"lr": result.best.lr, "epochs": result.best.epochs},
+        "best": result.best.setting(),
+        "head": result.head or {"kind": "mlp"},
         "holdout": result.holdout.to_dict(result.class_names),
         "final_train_losses": list(result.final_train_losses),
         "history": {
-            "columns": ["lr", "epoch", "train_loss", "val_accuracy", "val_loss"],
+            # The linear head's rows add its L2 weight; their "epoch" is the fit's iteration.
+            "columns": ["lr", "epoch", "train_loss", "val_accuracy", "val_loss", "l2"],
             "grid": [point.to_list() for point in result.history],
         },
         "seed": result.train_config.seed,
@@ -360,7 +369,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     loaded = LoadedModel(model, metadata, target, novelty, face_likeness)
     try:
         # Read every part the app shows now, so a damaged file fails here and not later in a widget.
-        loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results  # noqa: B018
+        loaded.preprocess, loaded.train_config, loaded.grid, loaded.holdout, loaded.grid_results, loaded.best  # noqa: B018
         loaded.evaluated_images("holdout"), loaded.evaluated_images("val")
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise bad(f"its metadata is damaged ({_first_line(err)})") from None
@@ -433,6 +442,9 @@ def _check_features(metadata: dict[str, Any], bad) -> None:
     novelty = metadata.get("novelty")
     if novelty is not None and (not isinstance(novelty, dict) or novelty.get("method") != NOVELTY_METHOD):
         raise bad(f"its novelty detector is not one this app knows ({NOVELTY_METHOD})")
+    head = metadata.get("head")
+    if head is not None and (not isinstance(head, dict) or head.get("kind") not in HEAD_KINDS):
+        raise bad(f"its head is not one this app knows ({', '.join(HEAD_KINDS)})")
     scorer = metadata.get("face_likeness")
     if scorer is not None and (not isinstance(scorer, dict) or scorer.get("method") != FACE_LIKENESS_METHOD):
         raise bad(f"its face-likeness scorer is not one this app knows ({FACE_LIKENESS_METHOD})")

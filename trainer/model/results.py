@@ -63,58 +63,71 @@ def flag_for(probabilities: Any, unlike: bool, not_a_face: bool = False) -> str:
     return LOW_CONFIDENCE_FLAG if float(max(probabilities)) < LOW_CONFIDENCE else ""
 
 
+def run_label(lr: float | None, l2: float | None = None) -> str:
+    """A grid run's name in tables, plots and logs: one per learning rate, or per L2 weight."""
+    return f"L2 {l2:g}" if l2 is not None else f"lr {lr:g}"
+
+
 @dataclass(frozen=True, slots=True)
 class EpochPoint:
-    """One epoch of a grid run, as the plots show it: mean training loss, then validation."""
+    """One epoch of an MLP grid run, or one iteration of a linear fit (``l2`` set, ``lr`` None),
+    as the plots show it: training loss, then validation where it was scored."""
 
-    lr: float
-    epoch: int
+    lr: float | None
+    epoch: int  # the linear head's iteration
     train_loss: float
     val_accuracy: float | None
     val_loss: float | None
+    l2: float | None = None
 
     def to_list(self) -> list[Any]:
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 6)
 
-        return [self.lr, self.epoch, r(self.train_loss), r(self.val_accuracy), r(self.val_loss)]
+        row = [self.lr, self.epoch, r(self.train_loss), r(self.val_accuracy), r(self.val_loss)]
+        return row if self.l2 is None else [*row, self.l2]
 
     @classmethod
     def from_list(cls, row: list[Any]) -> EpochPoint:
-        lr, epoch, loss, accuracy, val_loss = row
-        if not isinstance(epoch, int) or epoch < 1:
+        lr, epoch, loss, accuracy, val_loss, *rest = row
+        if not isinstance(epoch, int) or epoch < 1 or len(rest) > 1:
             raise ValueError("a history entry has a bad epoch")
+        l2 = float(rest[0]) if rest and rest[0] is not None else None
+        if (lr is None) == (l2 is None):
+            raise ValueError("a history entry needs a learning rate or an L2 weight")
         return cls(
-            float(lr),
+            None if lr is None else float(lr),
             epoch,
             float(loss),
             None if accuracy is None else float(accuracy),
             None if val_loss is None else float(val_loss),
+            l2,
         )
 
 
 @dataclass(frozen=True, slots=True)
-class LrCurves:
-    """One learning rate's grid run per epoch, as the plots draw it."""
+class RunCurves:
+    """One grid run (a learning rate's, or an L2 weight's fit) per epoch or iteration, as the
+    plots draw it."""
 
-    lr: float
+    label: str
     epochs: tuple[int, ...]
     train_loss: tuple[float, ...]
     val_epochs: tuple[int, ...]  # the epochs that have a validation accuracy
     val_accuracy: tuple[float, ...]
 
 
-def curves_by_lr(history: Sequence[EpochPoint]) -> list[LrCurves]:
-    """The grid's history grouped per learning rate, in the order the rates first appear."""
-    grouped: dict[float, list[EpochPoint]] = {}
+def curves_by_run(history: Sequence[EpochPoint]) -> list[RunCurves]:
+    """The grid's history grouped per run, in the order the runs first appear."""
+    grouped: dict[tuple[float | None, float | None], list[EpochPoint]] = {}
     for point in history:
-        grouped.setdefault(point.lr, []).append(point)
+        grouped.setdefault((point.lr, point.l2), []).append(point)
     curves = []
-    for lr, points in grouped.items():
+    for (lr, l2), points in grouped.items():
         scored = [p for p in points if p.val_accuracy is not None]
         curves.append(
-            LrCurves(
-                lr,
+            RunCurves(
+                run_label(lr, l2),
                 tuple(p.epoch for p in points),
                 tuple(p.train_loss for p in points),
                 tuple(p.epoch for p in scored),
@@ -126,40 +139,89 @@ def curves_by_lr(history: Sequence[EpochPoint]) -> list[LrCurves]:
 
 @dataclass(frozen=True, slots=True)
 class GridResult:
-    lr: float
-    epochs: int
+    """One scored setting: (lr, epochs) of the MLP, or the linear head's ``l2`` (lr and epochs
+    None)."""
+
+    lr: float | None
+    epochs: int | None
     val_accuracy: float
     val_loss: float
-    # The checkpoint's validation logits, kept to fit the temperature of the chosen setting.
+    # The checkpoint's validation logits, kept for the gallery (and the MLP's temperature).
     val_logits: np.ndarray | None = field(default=None, compare=False, repr=False)
     # Each head's own validation accuracy, for an ensemble (empty for one head).
     head_accuracies: tuple[float, ...] = ()
+    l2: float | None = None
+
+    @property
+    def key(self) -> SettingKey:
+        return (self.lr, self.epochs, self.l2)
+
+    @property
+    def label(self) -> str:
+        """``lr 0.3, 6 epochs`` or ``L2 0.1``."""
+        if self.l2 is not None:
+            return run_label(None, self.l2)
+        return f"lr {self.lr:g}, {self.epochs} epoch{'s' if self.epochs != 1 else ''}"
 
     @property
     def head_spread(self) -> tuple[float, float] | None:
         """The lowest and highest accuracy of a single head, or None for one head."""
         return (min(self.head_accuracies), max(self.head_accuracies)) if self.head_accuracies else None
 
+    def setting(self) -> dict[str, Any]:
+        """The setting alone, as model files and ``--json`` name the chosen one."""
+        return {"l2": self.l2} if self.l2 is not None else {"lr": self.lr, "epochs": self.epochs}
+
     def to_dict(self) -> dict[str, Any]:
-        out = {
-            "lr": self.lr,
-            "epochs": self.epochs,
-            "val_accuracy": self.val_accuracy,
-            "val_loss": self.val_loss,
-        }
+        out = {**self.setting(), "val_accuracy": self.val_accuracy, "val_loss": self.val_loss}
         if self.head_accuracies:
             out["head_accuracies"] = list(self.head_accuracies)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GridResult:
+        l2 = data.get("l2")
         return cls(
-            float(data["lr"]),
-            int(data["epochs"]),
+            None if l2 is not None else float(data["lr"]),
+            None if l2 is not None else int(data["epochs"]),
             float(data["val_accuracy"]),
             float(data["val_loss"]),
             head_accuracies=tuple(float(a) for a in data.get("head_accuracies") or ()),
+            l2=None if l2 is None else float(l2),
         )
+
+
+SettingKey = tuple[float | None, int | None, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class GridLayout:
+    """Where each setting sits in the grid's table (the CLI's and the app's): the MLP's lr rows x
+    epoch columns, as in the paper, or the linear head's one row of L2 weights."""
+
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    cells: tuple[tuple[SettingKey, ...], ...]  # per row, the setting of each column
+
+    def position(self, key: SettingKey) -> tuple[int, int] | None:
+        for r, keys in enumerate(self.cells):
+            if key in keys:
+                return r, keys.index(key)
+        return None
+
+
+def grid_layout(grid: GridSpec, head: str) -> GridLayout:
+    if head == "linear":
+        return GridLayout(
+            ("linear head",),
+            tuple(run_label(None, l2) for l2 in grid.l2),
+            (tuple((None, None, l2) for l2 in grid.l2),),
+        )
+    return GridLayout(
+        tuple(run_label(lr) for lr in grid.learning_rates),
+        tuple(f"{e} epoch{'s' if e != 1 else ''}" for e in grid.epochs),
+        tuple(tuple((lr, e, None) for e in grid.epochs) for lr in grid.learning_rates),
+    )
 
 
 def pick_best(results: list[GridResult], select_by: str = "accuracy") -> GridResult:
@@ -289,13 +351,15 @@ class RunResult:
     novelty: NoveltyDetector | None = field(default=None, repr=False)
     holdout_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
     val_images: tuple[EvaluatedImage, ...] = field(default=(), repr=False)
-    # Per learning rate and epoch of the grid: train loss, validation accuracy and loss.
+    # Per learning rate and epoch of the grid (or L2 weight and iteration): train loss, validation.
     history: tuple[EpochPoint, ...] = field(default=(), repr=False)
     face_likeness: FaceLikeness | None = field(default=None, repr=False)
     # Minus the log class prior added to the logits (balanced prior), or None.
     class_offset: tuple[float, ...] | None = None
     # Images per class the saved weights were trained on: train+val, or every image with refit_all.
     trained_on: tuple[int, ...] = ()
+    # How the saved head was fitted (``LinearFit.metadata()``, or the MLP's solver and heads).
+    head: dict[str, Any] = field(default_factory=dict)
 
     def split_dict(self) -> dict[str, Any]:
         return {
@@ -316,13 +380,14 @@ class RunResult:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "split": self.split_dict(),
             "grid": [r.to_dict() for r in self.grid_results],
-            "best": {"lr": self.best.lr, "epochs": self.best.epochs},
+            "best": self.best.setting(),
             "holdout": self.holdout.to_dict(self.class_names),
             "seconds": self.seconds,
             "device": self.device,
             "seed": self.train_config.seed,
             "features": self.features,
             "temperature": self.temperature,
+            "head": self.train_config.head,
             "heads": self.architecture.get("heads", 1),
             "select_by": self.train_config.select_by,
             "class_prior": self.train_config.class_prior,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from trainer.features.base import Featurizer
 from trainer.features.registry import featurizer_for, resolved_config
 from trainer.model.calibration import fit_temperature, softmax
 from trainer.model.face_likeness import FaceLikeness, fit_face_likeness
+from trainer.model.linear import linear_architecture
 from trainer.model.mlp import MLPEnsemble, paper_architecture
 from trainer.model.novelty import NoveltyDetector, fit_novelty
 from trainer.model.results import (
@@ -50,7 +52,15 @@ from trainer.model.results import (
     pick_best,
 )
 from trainer.training.grid import grid_search, recording_epochs, train_final
+from trainer.training.linear_training import (
+    cross_fitted_logits,
+    fit_count,
+    linear_grid_search,
+    train_linear_final,
+)
 from trainer.training.sgd import StepCounter, Tensors, logits_of
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,6 +74,7 @@ class _Data:
     split: Split
     x: torch.Tensor
     y: torch.Tensor
+    keys: list[str]  # each image's pair key: a face and its comic share one
 
     def tensors(self, index: np.ndarray) -> Tensors:
         idx = torch.from_numpy(index).to(self.x.device)
@@ -112,26 +123,24 @@ def run_experiment(
 
     data = yield from _prepare(data_dir, featurizer, config, decode, budget, device, cancel)
     train, val, holdout = (data.tensors(part) for part in data.split.parts())
-    train_val = data.tensors(np.concatenate([data.split.train, data.split.val]))
-    architecture = paper_architecture(data.x.shape[1], data.num_classes, config.heads)
-    steps = _step_plan(grid, config, train, train_val, len(data.y))
+    train_val_index = np.concatenate([data.split.train, data.split.val])
+    train_val = data.tensors(train_val_index)
+    head_type = _LinearHead if config.head == "linear" else _MlpHead
+    head = head_type(data, config, grid, budget.lanes, cancel, train, train_val)
 
     history: list[EpochPoint] = []
-    grid_results = yield from recording_epochs(
-        grid_search(train, val, grid, config, architecture, steps=steps, cancel=cancel, lanes=budget.lanes),
-        history,
-    )
+    grid_results = yield from recording_epochs(head.grid(train, val), history)
     best = pick_best(grid_results, config.select_by)
-    steps.total = steps.done + best.epochs * _batches_after_grid(config, train_val, len(data.y))
+    head.chosen(best)
 
     negatives = yield from _non_face_rows(featurizer, decode, budget, device, cancel)
-    yield FinalTrainingStarted(best.lr, best.epochs, len(train_val))
-    model, final_losses, detectors = yield from _train_and_detect(
-        train_val, best, config, architecture, negatives, steps, budget, cancel
+    # Calibration: one temperature, fitted on logits of data the model never trained on, applied
+    # to the final model. It changes no prediction.
+    temperature = yield from head.temperature(best, val, train_val, [data.keys[i] for i in train_val_index])
+    yield FinalTrainingStarted(best.lr, best.epochs, len(train_val), l2=best.l2)
+    model, final_losses, detectors, fitted = yield from _train_and_detect(
+        head, train_val, best, config, negatives
     )
-    # Calibration: one temperature, fitted on the chosen setting's validation logits (data the
-    # grid model never trained on), applied to the final model. It changes no prediction.
-    temperature = fit_temperature(best.val_logits, val.y.cpu().numpy())
     metrics, holdout_images, val_images = _evaluate(data, model, best, temperature, detectors, holdout, val)
     yield HoldoutEvaluated(metrics)
 
@@ -139,18 +148,114 @@ def run_experiment(
     if config.refit_all:
         # The holdout has done its job (the figures above); the saved model learns from it too.
         trained_on = Tensors(data.x, data.y)
-        yield FinalTrainingStarted(best.lr, best.epochs, len(trained_on), phase="refit")
-        model, final_losses, detectors = yield from _train_and_detect(
-            trained_on, best, config, architecture, negatives, steps, budget, cancel, phase="refit"
+        yield FinalTrainingStarted(best.lr, best.epochs, len(trained_on), phase="refit", l2=best.l2)
+        model, final_losses, detectors, fitted = yield from _train_and_detect(
+            head, trained_on, best, config, negatives, phase="refit"
         )
 
     result = _result(
-        data, featurizer, config, grid, grid_results, best, metrics, final_losses, architecture, model,
+        data, featurizer, config, grid, grid_results, best, metrics, final_losses, head.architecture, model,
         time.perf_counter() - start, device, temperature, detectors, holdout_images, val_images, history,
-        trained_on,
+        trained_on, fitted,
     )  # fmt: skip
     yield RunFinished(result)
     return result
+
+
+Trained = tuple[MLPEnsemble, list[float], T | None, dict]
+
+
+class _Head:
+    """What a run asks of its head: a grid scored on validation, a temperature, a final fit (with
+    ``alongside`` work on its lanes). One step counter runs over all of it, for progress and ETA."""
+
+    architecture: dict
+
+    def __init__(
+        self, data: _Data, config: TrainConfig, grid: GridSpec, lanes: int, cancel: CancelToken,
+        train: Tensors, train_val: Tensors,
+    ) -> None:  # fmt: skip
+        self.data, self.config, self.grid_spec, self.lanes, self.cancel = data, config, grid, lanes, cancel
+        self.steps = self._step_plan(train, train_val)
+
+    def _step_plan(self, train: Tensors, train_val: Tensors) -> StepCounter:
+        raise NotImplementedError
+
+    def grid(self, train: Tensors, val: Tensors) -> Generator[Event, None, list[GridResult]]:
+        raise NotImplementedError
+
+    def chosen(self, best: GridResult) -> None:
+        """The grid is done and ``best`` chosen (the MLP's remaining steps depend on it)."""
+
+    def temperature(
+        self, best: GridResult, val: Tensors, train_val: Tensors, train_val_keys: list[str]
+    ) -> Generator[Event, None, float]:
+        raise NotImplementedError
+
+    def train(
+        self, data: Tensors, best: GridResult, phase: str, alongside: Callable[[], T]
+    ) -> Generator[Event, None, Trained]:
+        raise NotImplementedError
+
+
+class _MlpHead(_Head):
+    """The paper's MLP (an ensemble of them on pretrained features): SGD over lr x epochs."""
+
+    def _step_plan(self, train: Tensors, train_val: Tensors) -> StepCounter:
+        self.architecture = paper_architecture(self.data.x.shape[1], self.data.num_classes, self.config.heads)
+        self._train_val = train_val
+        return _step_plan(self.grid_spec, self.config, train, train_val, len(self.data.y))
+
+    def grid(self, train: Tensors, val: Tensors) -> Generator[Event, None, list[GridResult]]:
+        return grid_search(
+            train, val, self.grid_spec, self.config, self.architecture,
+            steps=self.steps, cancel=self.cancel, lanes=self.lanes,
+        )  # fmt: skip
+
+    def chosen(self, best: GridResult) -> None:
+        batches = _batches_after_grid(self.config, self._train_val, len(self.data.y))
+        self.steps.total = self.steps.done + best.epochs * batches
+
+    def temperature(self, best, val, train_val, train_val_keys) -> Generator[Event, None, float]:
+        # The chosen setting's validation logits: data the grid model never trained on.
+        yield from ()
+        return fit_temperature(best.val_logits, val.y.cpu().numpy())
+
+    def train(self, data, best, phase, alongside) -> Generator[Event, None, Trained]:
+        model, losses, side = yield from train_final(
+            data, best.lr, best.epochs, self.config, self.architecture,
+            steps=self.steps, cancel=self.cancel, phase=phase, lanes=self.lanes, alongside=alongside,
+        )  # fmt: skip
+        return model, losses, side, {"kind": "mlp", "solver": "SGD", "heads": model.heads}
+
+
+class _LinearHead(_Head):
+    """Softmax regression with L2 (``trainer.model.linear``): a grid over L2 weights, cross-fitted
+    calibration, one deterministic fit."""
+
+    def _step_plan(self, train: Tensors, train_val: Tensors) -> StepCounter:
+        self.architecture = linear_architecture(self.data.x.shape[1], self.data.num_classes)
+        return StepCounter(total=fit_count(self.grid_spec, bool(self.config.refit_all)))
+
+    def grid(self, train: Tensors, val: Tensors) -> Generator[Event, None, list[GridResult]]:
+        return linear_grid_search(
+            train, val, self.grid_spec, self.config, self.data.num_classes,
+            steps=self.steps, cancel=self.cancel, lanes=self.lanes,
+        )  # fmt: skip
+
+    def temperature(self, best, val, train_val, train_val_keys) -> Generator[Event, None, float]:
+        logits = yield from cross_fitted_logits(
+            train_val, train_val_keys, best.l2, self.config, self.data.num_classes,
+            steps=self.steps, cancel=self.cancel, lanes=self.lanes,
+        )  # fmt: skip
+        return fit_temperature(logits, train_val.y.cpu().numpy())
+
+    def train(self, data, best, phase, alongside) -> Generator[Event, None, Trained]:
+        model, losses, side, fit = yield from train_linear_final(
+            data, best.l2, self.config, self.data.num_classes,
+            steps=self.steps, cancel=self.cancel, phase=phase, lanes=self.lanes, alongside=alongside,
+        )  # fmt: skip
+        return model, losses, side, fit.metadata()
 
 
 def _result(
@@ -172,6 +277,7 @@ def _result(
     val_images: tuple[EvaluatedImage, ...],
     history: list[EpochPoint],
     trained_on: Tensors,
+    fitted: dict,
 ) -> RunResult:
     """Everything the run found, in the one record that the CLI, the app and model files use."""
     return RunResult(
@@ -200,6 +306,7 @@ def _result(
         face_likeness=detectors.face_likeness,
         class_offset=tuple(model.offset.tolist()) if model.has_offset else None,
         trained_on=tuple(int(v) for v in torch.bincount(trained_on.y.cpu(), minlength=data.num_classes)),
+        head=fitted,
     )
 
 
@@ -232,7 +339,7 @@ def _prepare(
     yield SplitMade(config.split, scan.class_names, split.counts(labels, len(scan.class_names)))
     x = torch.from_numpy(features.rows).to(device)
     y = torch.from_numpy(labels).to(device)
-    return _Data(scan, [paths[i] for i in ok], labels, unreadable, split, x, y)
+    return _Data(scan, [paths[i] for i in ok], labels, unreadable, split, x, y, keys)
 
 
 def _step_plan(
@@ -270,18 +377,17 @@ def _non_face_rows(
 
 
 def _train_and_detect(
+    head: _Head,
     data: Tensors,
     best: GridResult,
     config: TrainConfig,
-    architecture: dict,
     negatives: np.ndarray | None,
-    steps: StepCounter,
-    budget: CpuBudget,
-    cancel: CancelToken,
     phase: str = "final",
-) -> Generator[Event, None, tuple[MLPEnsemble, list[float], _Detectors]]:
+) -> Generator[Event, None, tuple[MLPEnsemble, list[float], _Detectors, dict]]:
     """The chosen setting trained on ``data``, and the "unsure" detectors fitted on the same
-    images (what the saved weights learned from) on the training's lanes, alongside it."""
+    images (what the saved weights learned from) on the training's lanes, alongside it. Returns
+    the model, its loss per epoch (the linear head's: per iteration), the detectors and how the
+    head was fitted."""
     x = data.x.cpu().numpy()
 
     def fit_detectors() -> _Detectors:
@@ -289,16 +395,13 @@ def _train_and_detect(
         scorer = None
         if negatives is not None:
             scorer = fit_face_likeness(
-                x, negatives, seed=config.seed, generator=generator_description(), cancel=cancel
+                x, negatives, seed=config.seed, generator=generator_description(), cancel=head.cancel
             )
         return _Detectors(novelty, scorer)
 
-    model, losses, detectors = yield from train_final(
-        data, best.lr, best.epochs, config, architecture,
-        steps=steps, cancel=cancel, phase=phase, lanes=budget.lanes, alongside=fit_detectors,
-    )  # fmt: skip
-    cancel.raise_if_cancelled()
-    return model, losses, detectors
+    model, losses, detectors, fitted = yield from head.train(data, best, phase, fit_detectors)
+    head.cancel.raise_if_cancelled()
+    return model, losses, detectors, fitted
 
 
 def _evaluate(

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
-from trainer.common.events import BatchFinished, ConfigFinished, EpochFinished, Event
+from trainer.common.events import BatchFinished, ConfigFinished, EpochFinished, Event, LinearFitFinished
 from trainer.model.mlp import MLPEnsemble, head_count, head_groups, stack_heads
 from trainer.model.results import EpochPoint, GridResult
 from trainer.training.sgd import (
@@ -166,7 +166,8 @@ def recording_epochs(
     events: Generator[Event, None, list[GridResult]], history: list[EpochPoint]
 ) -> Generator[Event, None, list[GridResult]]:
     """Pass the grid's events on, keeping each epoch's scores in ``history`` (saved with the
-    model, so a reopened run redraws its curves)."""
+    model, so a reopened run redraws its curves); for the linear head, each fit's objective per
+    iteration, with the validation scores on its last one."""
     try:
         while True:
             try:
@@ -176,6 +177,15 @@ def recording_epochs(
             if isinstance(event, EpochFinished):
                 history.append(
                     EpochPoint(event.lr, event.epoch, event.train_loss, event.val_accuracy, event.val_loss)
+                )
+            elif isinstance(event, LinearFitFinished):
+                history.extend(
+                    EpochPoint(None, i, loss, None, None, event.l2) for i, loss in enumerate(event.losses, 1)
+                )
+            elif isinstance(event, ConfigFinished) and event.l2 is not None and history:
+                last = history[-1]  # the fit just reported: a grid's fit is followed by its scores
+                history[-1] = dataclasses.replace(
+                    last, val_accuracy=event.val_accuracy, val_loss=event.val_loss
                 )
             yield event
     finally:

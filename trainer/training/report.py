@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from trainer.common.configs import SPLIT_NAMES, GridSpec
 from trainer.common.text import fixed, one_line, plural
 from trainer.data.dataset import SkippedFile
-from trainer.model.results import GridResult, HoldoutMetrics
+from trainer.model.results import GridResult, HoldoutMetrics, grid_layout
 
 MAX_SKIPPED_LISTED = 20
 
@@ -82,18 +82,20 @@ def format_grid(
     results: Sequence[GridResult],
     best: GridResult | None = None,
     select_by: str | None = None,
+    head: str = "mlp",
 ) -> str:
-    """lr rows x epoch columns, each cell "acc / loss", as the paper's results table; for an
-    ensemble, each cell also gives the range of its heads' own accuracies."""
-    by_setting = {(r.lr, r.epochs): r for r in results}
+    """The MLP's lr rows x epoch columns, or the linear head's one row of L2 weights; each cell
+    "acc / loss", as the paper's results table; for an ensemble, each cell also gives the range of
+    its heads' own accuracies."""
+    by_setting = {r.key: r for r in results}
     heads = max((len(r.head_accuracies) for r in results), default=0)
     title = "Validation acc / loss" + (f" ({heads} heads: acc range)" if heads else "")
-    header = [title, *(f"{e} epoch{'s' if e != 1 else ''}" for e in grid.epochs)]
-    rows = [header]
-    for lr in grid.learning_rates:
-        row = [f"lr {lr:g}"]
-        for epochs in grid.epochs:
-            r = by_setting.get((lr, epochs))
+    layout = grid_layout(grid, head)
+    rows = [[title, *layout.columns]]
+    for row_label, keys in zip(layout.rows, layout.cells, strict=True):
+        row = [row_label]
+        for key in keys:
+            r = by_setting.get(key)
             cell = "…" if r is None else f"{fixed(r.val_accuracy, 3)} / {fixed(r.val_loss, 3)}"
             if r is not None and r.head_spread is not None:
                 low, high = r.head_spread
@@ -106,8 +108,24 @@ def format_grid(
     if best is not None:
         rule = f", lowest validation {'loss' if select_by == 'loss' else 'accuracy'}" if select_by else ""
         rule = rule.replace("lowest validation accuracy", "highest validation accuracy")
-        text += f"\nBest (*): lr {best.lr:g}, {best.epochs} epoch{'s' if best.epochs != 1 else ''}{rule}"
+        text += f"\nBest (*): {best.label}{rule}"
     return text
+
+
+def format_setting(event) -> str:
+    """The setting a final training uses: ``lr 0.3, 6 epochs`` or ``L2 0.1``."""
+    if event.l2 is not None:
+        return f"L2 {event.l2:g}"
+    return f"lr {event.lr:g}, {plural(event.epochs, 'epoch')}"
+
+
+def format_linear_fit(event) -> str:
+    """One fit of the linear head: its L2 weight, iterations and final objective."""
+    state = "converged" if event.converged else "stopped at the iteration cap"
+    return (
+        f"L2 {event.l2:g}: {plural(len(event.losses), 'iteration')}, objective "
+        f"{fixed(event.losses[-1], 4)} ({state})"
+    )
 
 
 def format_holdout(metrics: HoldoutMetrics, class_names: Sequence[str]) -> str:
