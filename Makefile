@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv run test lint format bench model cross honesty package test-package bench-package clean lock
+.PHONY: venv run test lint format bench model cross stability honesty package test-package bench-package clean lock
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ model: $(STAMP)
 # Train on some samples, score on another; the spread over seeds (README "Accuracy").
 cross: $(STAMP)
 	$(BIN)/python -m bench.cross_source $(CROSS_ARGS)
+
+# Each sample held out in turn, seeds 0-9: how much the answers depend on the seed (README
+# "Accuracy"); STABILITY_ARGS=--only default runs just the default recipe and the one before it.
+stability: $(STAMP)
+	$(BIN)/python -m bench.stability $(STABILITY_ARGS)
 
 # The evaluation-only extra (scikit-image's sample pictures), pinned like everything else.
 EVAL_STAMP := $(VENV)/.installed-eval
