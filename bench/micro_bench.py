@@ -1,7 +1,7 @@
-"""Small measurements behind three design choices, for ``make bench`` (section 5) or
-``python -m bench.micro_bench``: the written-out SGD step against autograd, a full garbage
-collection with the app loaded before and after ``gc.freeze()``, and a redraw of the live
-training plots drawn plainly against smoothly."""
+"""Small measurements behind design choices, for ``make bench`` (section 5) or
+``python -m bench.micro_bench``: the written-out SGD step against autograd, the linear head's whole
+part of a run on real embeddings, a full garbage collection with the app loaded before and after
+``gc.freeze()``, and a redraw of the live training plots drawn plainly against smoothly."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import gc
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str, float]:
@@ -82,6 +85,71 @@ def sgd_step_ms(steps: int = 300, repeats: int = 3, heads: int = 5) -> dict[str,
         torch.set_num_threads(previous)
 
 
+def linear_head_seconds(repeats: int = 3) -> dict[str, float]:
+    """The linear head's part of a default run on the three samples' 1,212 EfficientNet-Lite0
+    embeddings (1,280 wide, cached by ``make cross``/``make stability``; synthetic rows of the
+    same shape where they are missing): the grid of 7 L2 weights on train, 5 calibration folds on
+    train+val, the final fit and the refit, on 1 and 2 lanes; best of ``repeats``, in seconds."""
+    import numpy as np
+
+    from trainer.common.configs import GridSpec, TrainConfig
+    from trainer.common.events import drain
+    from trainer.data.splits import make_split
+    from trainer.training.linear_training import fit_count, linear_grid_search, train_linear_final
+    from trainer.training.sgd import StepCounter, Tensors
+
+    x, y, source = _embeddings()
+    keys = [str(i) for i in range(len(y))]
+    config, grid = TrainConfig(seed=0), GridSpec()
+    split = make_split(y, keys, ("comics", "faces"), "random", config.split_fractions, 0)
+    rows, labels = torch.from_numpy(x), torch.from_numpy(y)
+    train = Tensors(rows[split.train], labels[split.train])
+    val = Tensors(rows[split.val], labels[split.val])
+    train_val_index = np.concatenate([split.train, split.val])
+    train_val = Tensors(rows[train_val_index], labels[train_val_index])
+
+    def whole(lanes: int) -> float:
+        steps = StepCounter(total=fit_count(grid, True))
+        start = time.perf_counter()
+        results = drain(linear_grid_search(train, val, grid, config, 2, steps=steps, lanes=lanes))
+        best = min(results, key=lambda r: r.val_loss)
+        train_val_keys = [keys[i] for i in train_val_index]
+        drain(train_linear_final(train_val, best, config, 2, steps=steps, lanes=lanes,
+                                 calibration_keys=train_val_keys))  # fmt: skip
+        drain(train_linear_final(Tensors(rows, labels), best, config, 2, steps=steps, lanes=lanes))
+        return time.perf_counter() - start
+
+    return {
+        "rows": len(y),
+        "features": x.shape[1],
+        "embeddings": source,
+        "one_lane_s": min(whole(1) for _ in range(repeats)),
+        "two_lanes_s": min(whole(2) for _ in range(repeats)),
+    }
+
+
+def _embeddings():
+    """The three samples' cached embeddings and labels, or synthetic rows of the same shape."""
+    import numpy as np
+
+    try:
+        from bench.cross_source import SOURCES, test_inputs
+        from trainer.common.configs import DecodeOptions
+
+        options = DecodeOptions(cache_dir=REPO / "bench" / "data" / "cache")
+        parts = [test_inputs(source, options) for source in SOURCES]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            "the three samples",
+        )
+    except Exception:  # no ../shared here: the same shape, two shifted clouds
+        g = np.random.default_rng(0)
+        y = np.arange(1212) % 2
+        x = np.maximum(g.normal(size=(1212, 1280)) + 0.3 * y[:, None], 0).astype(np.float32)
+        return x, y, "synthetic"
+
+
 def full_collection_ms() -> dict[str, float]:
     """A full ``gc.collect()`` with torch, Qt and the app imported, all objects collectable, then
     with them frozen as the app does (``facecomic_gui.launch.keep_garbage_collection_short``)."""
@@ -150,7 +218,8 @@ def plot_redraw_ms(repeats: int = 10) -> dict[str, float]:
 
 
 def run() -> dict[str, dict[str, float]]:
-    step, collection, plots = sgd_step_ms(), full_collection_ms(), plot_redraw_ms()
+    step, linear = sgd_step_ms(), linear_head_seconds()
+    collection, plots = full_collection_ms(), plot_redraw_ms()
     print(
         f"    SGD step, 1280-128-128-2 on 64 images, 1 thread: autograd + update "
         f"{step['autograd_ms']:.2f} ms, written out {step['written_out_ms']:.2f} ms\n"
@@ -158,13 +227,16 @@ def run() -> dict[str, dict[str, float]]:
         f"{step['separate_heads_ms']:.2f} ms, one batched step {step['batched_heads_ms']:.2f} ms\n"
         f"    gathering their {step['heads']} x 64 rows of features: advanced indexing "
         f"{step['gather_advanced_indexing_ms']:.3f} ms, index_select {step['gather_index_select_ms']:.3f} ms\n"
+        f"    the linear head's whole part of a run (7 L2 weights, 5 calibration folds, final fit, refit) "
+        f"on {linear['rows']:,} x {linear['features']:,} embeddings ({linear['embeddings']}): "
+        f"{linear['one_lane_s']:.2f} s on 1 lane, {linear['two_lanes_s']:.2f} s on 2\n"
         f"    full garbage collection with the app loaded ({collection['objects']:,} objects): "
         f"{collection['unfrozen_ms']:.0f} ms, after gc.freeze() {collection['frozen_ms']:.2f} ms\n"
         f"    redrawing both live plots of a 2,700-batch run: live (plain) {plots['live_ms']:.0f} ms, "
         f"smooth {plots['smooth_ms']:.0f} ms of the GUI thread",
         flush=True,
     )
-    return {"sgd_step": step, "full_collection": collection, "plot_redraw": plots}
+    return {"sgd_step": step, "linear_head": linear, "full_collection": collection, "plot_redraw": plots}
 
 
 if __name__ == "__main__":

@@ -151,6 +151,8 @@ class GridResult:
     # Each head's own validation accuracy, for an ensemble (empty for one head).
     head_accuracies: tuple[float, ...] = ()
     l2: float | None = None
+    # The linear head's fit on train (a later fit at the same L2 starts from it); never saved.
+    fit: Any = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> SettingKey:

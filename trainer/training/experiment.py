@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -52,12 +52,7 @@ from trainer.model.results import (
     pick_best,
 )
 from trainer.training.grid import grid_search, recording_epochs, train_final
-from trainer.training.linear_training import (
-    cross_fitted_logits,
-    fit_count,
-    linear_grid_search,
-    train_linear_final,
-)
+from trainer.training.linear_training import fit_count, linear_grid_search, train_linear_final
 from trainer.training.sgd import StepCounter, Tensors, logits_of
 
 T = TypeVar("T")
@@ -134,23 +129,26 @@ def run_experiment(
     head.chosen(best)
 
     negatives = yield from _non_face_rows(featurizer, decode, budget, device, cancel)
+    yield FinalTrainingStarted(best.lr, best.epochs, len(train_val), l2=best.l2)
+    head.train_val_keys = [data.keys[i] for i in train_val_index]
+    everything = Tensors(data.x, data.y)
+    # The refit's detectors depend only on every image, so they are fitted now, beside these.
+    model, final_losses, (detectors, *refit_detectors), fitted = yield from _train_and_detect(
+        head, train_val, best, config, negatives, also=[everything] if config.refit_all else []
+    )
     # Calibration: one temperature, fitted on logits of data the model never trained on, applied
     # to the final model. It changes no prediction.
-    temperature = yield from head.temperature(best, val, train_val, [data.keys[i] for i in train_val_index])
-    yield FinalTrainingStarted(best.lr, best.epochs, len(train_val), l2=best.l2)
-    model, final_losses, detectors, fitted = yield from _train_and_detect(
-        head, train_val, best, config, negatives
-    )
+    temperature = head.temperature(best, val, train_val)
     metrics, holdout_images, val_images = _evaluate(data, model, best, temperature, detectors, holdout, val)
     yield HoldoutEvaluated(metrics)
 
     trained_on = train_val
     if config.refit_all:
         # The holdout has done its job (the figures above); the saved model learns from it too.
-        trained_on = Tensors(data.x, data.y)
+        trained_on = everything
         yield FinalTrainingStarted(best.lr, best.epochs, len(trained_on), phase="refit", l2=best.l2)
-        model, final_losses, detectors, fitted = yield from _train_and_detect(
-            head, trained_on, best, config, negatives, phase="refit"
+        model, final_losses, (detectors,), fitted = yield from _train_and_detect(
+            head, trained_on, best, config, negatives, phase="refit", ready=refit_detectors[0]
         )
 
     result = _result(
@@ -162,7 +160,7 @@ def run_experiment(
     return result
 
 
-Trained = tuple[MLPEnsemble, list[float], T | None, dict]
+Trained = tuple[MLPEnsemble, list[float], list[T], dict]
 
 
 class _Head:
@@ -170,6 +168,7 @@ class _Head:
     ``alongside`` work on its lanes). One step counter runs over all of it, for progress and ETA."""
 
     architecture: dict
+    train_val_keys: list[str]  # each train+val image's pair key, set before the final training
 
     def __init__(
         self, data: _Data, config: TrainConfig, grid: GridSpec, lanes: int, cancel: CancelToken,
@@ -187,14 +186,14 @@ class _Head:
     def chosen(self, best: GridResult) -> None:
         """The grid is done and ``best`` chosen (the MLP's remaining steps depend on it)."""
 
-    def temperature(
-        self, best: GridResult, val: Tensors, train_val: Tensors, train_val_keys: list[str]
-    ) -> Generator[Event, None, float]:
+    def temperature(self, best: GridResult, val: Tensors, train_val: Tensors) -> float:
         raise NotImplementedError
 
     def train(
-        self, data: Tensors, best: GridResult, phase: str, alongside: Callable[[], T]
+        self, data: Tensors, best: GridResult, phase: str, alongside: Sequence[Callable[[], T]]
     ) -> Generator[Event, None, Trained]:
+        """Train on ``data``; run the ``alongside`` work (the detectors) on the same lanes
+        meanwhile, and return its results in order."""
         raise NotImplementedError
 
 
@@ -216,17 +215,18 @@ class _MlpHead(_Head):
         batches = _batches_after_grid(self.config, self._train_val, len(self.data.y))
         self.steps.total = self.steps.done + best.epochs * batches
 
-    def temperature(self, best, val, train_val, train_val_keys) -> Generator[Event, None, float]:
+    def temperature(self, best: GridResult, val: Tensors, train_val: Tensors) -> float:
         # The chosen setting's validation logits: data the grid model never trained on.
-        yield from ()
         return fit_temperature(best.val_logits, val.y.cpu().numpy())
 
     def train(self, data, best, phase, alongside) -> Generator[Event, None, Trained]:
-        model, losses, side = yield from train_final(
+        # One side task, filling the lane the heads' 3 + 2 split leaves idle.
+        model, losses, sides = yield from train_final(
             data, best.lr, best.epochs, self.config, self.architecture,
-            steps=self.steps, cancel=self.cancel, phase=phase, lanes=self.lanes, alongside=alongside,
+            steps=self.steps, cancel=self.cancel, phase=phase, lanes=self.lanes,
+            alongside=(lambda: [job() for job in alongside]) if alongside else None,
         )  # fmt: skip
-        return model, losses, side, {"kind": "mlp", "solver": "SGD", "heads": model.heads}
+        return model, losses, sides or [], {"kind": "mlp", "solver": "SGD", "heads": model.heads}
 
 
 class _LinearHead(_Head):
@@ -243,19 +243,19 @@ class _LinearHead(_Head):
             steps=self.steps, cancel=self.cancel, lanes=self.lanes,
         )  # fmt: skip
 
-    def temperature(self, best, val, train_val, train_val_keys) -> Generator[Event, None, float]:
-        logits = yield from cross_fitted_logits(
-            train_val, train_val_keys, best.l2, self.config, self.data.num_classes,
-            steps=self.steps, cancel=self.cancel, lanes=self.lanes,
-        )  # fmt: skip
-        return fit_temperature(logits, train_val.y.cpu().numpy())
+    def temperature(self, best: GridResult, val: Tensors, train_val: Tensors) -> float:
+        # Cross-fitted logits of train+val (from the final fit's folds): see linear_training.
+        return fit_temperature(self._calibration_logits, train_val.y.cpu().numpy())
 
     def train(self, data, best, phase, alongside) -> Generator[Event, None, Trained]:
-        model, losses, side, fit = yield from train_linear_final(
-            data, best.l2, self.config, self.data.num_classes,
+        final = yield from train_linear_final(
+            data, best, self.config, self.data.num_classes,
             steps=self.steps, cancel=self.cancel, phase=phase, lanes=self.lanes, alongside=alongside,
+            calibration_keys=self.train_val_keys if phase == "final" else None,
         )  # fmt: skip
-        return model, losses, side, fit.metadata()
+        if final.calibration_logits is not None:
+            self._calibration_logits = final.calibration_logits
+        return final.model, list(final.fit.losses), final.sides, final.fit.metadata()
 
 
 def _result(
@@ -383,25 +383,33 @@ def _train_and_detect(
     config: TrainConfig,
     negatives: np.ndarray | None,
     phase: str = "final",
-) -> Generator[Event, None, tuple[MLPEnsemble, list[float], _Detectors, dict]]:
+    also: Sequence[Tensors] = (),
+    ready: _Detectors | None = None,
+) -> Generator[Event, None, tuple[MLPEnsemble, list[float], list[_Detectors], dict]]:
     """The chosen setting trained on ``data``, and the "unsure" detectors fitted on the same
-    images (what the saved weights learned from) on the training's lanes, alongside it. Returns
-    the model, its loss per epoch (the linear head's: per iteration), the detectors and how the
-    head was fitted."""
-    x = data.x.cpu().numpy()
+    images (what the saved weights learned from) on the training's lanes, alongside it; and those
+    of the rows in ``also`` (a refit's, ahead of it). ``ready``: detectors already fitted on
+    ``data``. Returns the model, its loss per epoch (the linear head's: per iteration), the
+    detectors (``data``'s, then ``also``'s) and how the head was fitted."""
 
-    def fit_detectors() -> _Detectors:
-        novelty = fit_novelty(x, seed=config.seed)
-        scorer = None
-        if negatives is not None:
-            scorer = fit_face_likeness(
-                x, negatives, seed=config.seed, generator=generator_description(), cancel=head.cancel
-            )
-        return _Detectors(novelty, scorer)
+    def detectors_of(rows: Tensors) -> Callable[[], _Detectors]:
+        x = rows.x.cpu().numpy()
 
-    model, losses, detectors, fitted = yield from head.train(data, best, phase, fit_detectors)
+        def fit() -> _Detectors:
+            novelty = fit_novelty(x, seed=config.seed)
+            scorer = None
+            if negatives is not None:
+                scorer = fit_face_likeness(
+                    x, negatives, seed=config.seed, generator=generator_description(), cancel=head.cancel
+                )
+            return _Detectors(novelty, scorer)
+
+        return fit
+
+    jobs = [detectors_of(rows) for rows in ([] if ready is not None else [data]) + list(also)]
+    model, losses, fitted_detectors, fitted = yield from head.train(data, best, phase, jobs)
     head.cancel.raise_if_cancelled()
-    return model, losses, detectors, fitted
+    return model, losses, ([ready] if ready is not None else []) + list(fitted_detectors), fitted
 
 
 def _evaluate(

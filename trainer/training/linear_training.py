@@ -1,5 +1,5 @@
 """The linear head's part of a run, as generators of events: the grid over L2 weights scored on
-validation, the cross-fitted logits its temperature is fitted on, and the final fit.
+validation, then the cross-fitted logits its temperature is fitted on together with the final fit.
 
 Every fit is independent and takes tens of milliseconds, so each batch of fits runs side by side
 on lanes and their events come in a fixed order (the grid's L2 order, then the folds), the same
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ class _FitTask:
     l2: float
     score: torch.Tensor | None
     offset: list[float] | None
+    start: LinearFit | None = None  # a solution to start from (the grid's, at the same L2)
 
 
 @dataclass(frozen=True)
@@ -80,43 +81,26 @@ def linear_grid_search(
             accuracy = float((logits.argmax(dim=1) == truth).double().mean()) if len(val) else 0.0
             loss = float(F.cross_entropy(logits, truth)) if len(val) else 0.0
             l2 = scored.fit.l2
-            results.append(GridResult(None, None, accuracy, loss, val_logits=scored.logits, l2=l2))
+            results.append(
+                GridResult(None, None, accuracy, loss, val_logits=scored.logits, l2=l2, fit=scored.fit)
+            )
             yield ConfigFinished(None, None, accuracy, loss, index, len(tasks), l2=l2)
     return results
 
 
-def cross_fitted_logits(
-    data: Tensors,
-    pair_keys: Sequence[str],
-    l2: float,
-    config: TrainConfig,
-    num_classes: int,
-    *,
-    steps: StepCounter,
-    cancel: CancelToken = NEVER_CANCELLED,
-    lanes: int = 1,
-) -> Generator[Event, None, np.ndarray]:
-    """Each row's logits from a fit on the other folds of ``data`` (offsets included): what the
-    temperature is fitted on."""
-    folds = torch.from_numpy(group_folds(pair_keys, CALIBRATION_FOLDS, config.seed)).to(data.x.device)
-    tasks, held_out = [], []
-    for k in range(CALIBRATION_FOLDS):
-        rest, held = torch.nonzero(folds != k).flatten(), torch.nonzero(folds == k).flatten()
-        fitted_on = Tensors(data.x[rest], data.y[rest])
-        offset = class_offset(fitted_on.y, num_classes, config.class_prior)
-        tasks.append(_FitTask(fitted_on, l2, data.x[held], offset))
-        held_out.append(held.cpu().numpy())
-    logits = np.zeros((len(data), num_classes), np.float32)
-    with training_lanes(data.x.device, len(tasks), lanes) as pool:
-        for held, scored in zip(held_out, _fits_in_order(pool, tasks, num_classes, cancel), strict=True):
-            yield _finished("calibration", scored.fit, steps)
-            logits[held] = scored.logits
-    return logits
+@dataclass(frozen=True)
+class FinalFit(Generic[T]):
+    """The linear head's final (or refit) fit and what came with it."""
+
+    model: MLPEnsemble
+    fit: LinearFit
+    sides: list[T]  # the ``alongside`` work's results (the detectors), in order
+    calibration_logits: np.ndarray | None  # cross-fitted logits of every row, when asked for
 
 
 def train_linear_final(
     data: Tensors,
-    l2: float,
+    best: GridResult,
     config: TrainConfig,
     num_classes: int,
     *,
@@ -124,18 +108,40 @@ def train_linear_final(
     cancel: CancelToken = NEVER_CANCELLED,
     phase: str = "final",
     lanes: int = 1,
-    alongside: Callable[[], T] | None = None,
-) -> Generator[Event, None, tuple[MLPEnsemble, list[float], T | None, LinearFit]]:
-    """The chosen L2 weight fitted on ``data``; ``alongside`` (the detectors) runs on the other
-    lane meanwhile. Returns the model, the objective per iteration, the side result and the fit."""
+    alongside: Sequence[Callable[[], T]] = (),
+    calibration_keys: Sequence[str] | None = None,
+) -> Generator[Event, None, FinalFit[T]]:
+    """The chosen L2 weight (``best``'s) fitted on ``data``, from the grid's solution. With ``calibration_keys`` (each row's pair key),
+    first the cross-fitted logits the temperature is fitted on: each row scored by a fit on the
+    other folds (5, pairs kept whole, offsets included). The ``alongside`` work (the detectors,
+    each longer than a fit) starts first, each on a lane, the fits taking the lanes as they free,
+    so on two cores the fits and the detectors overlap instead of waiting on each other."""
+    l2, start = best.l2, best.fit
+    tasks, held_out = [], []
+    if calibration_keys is not None:
+        folds = torch.from_numpy(group_folds(calibration_keys, CALIBRATION_FOLDS, config.seed)).to(
+            data.x.device
+        )
+        for k in range(CALIBRATION_FOLDS):
+            rest, held = torch.nonzero(folds != k).flatten(), torch.nonzero(folds == k).flatten()
+            fitted_on = Tensors(data.x[rest], data.y[rest])
+            offset = class_offset(fitted_on.y, num_classes, config.class_prior)
+            tasks.append(_FitTask(fitted_on, l2, data.x[held], offset, start))
+            held_out.append(held.cpu().numpy())
     offset = class_offset(data.y, num_classes, config.class_prior)
-    with training_lanes(data.x.device, 2 if alongside else 1, lanes) as pool:
-        side = pool.submit(alongside) if alongside is not None else None
-        (scored,) = _fits_in_order(pool, [_FitTask(data, l2, None, offset)], num_classes, cancel)
-        yield _finished(phase, scored.fit, steps)
-        side_result = side.result() if side is not None else None
-    fit = scored.fit
-    return fit.to_model(offset), list(fit.losses), side_result, fit
+    tasks.append(_FitTask(data, l2, None, offset, start))
+    logits = np.zeros((len(data), num_classes), np.float32) if held_out else None
+    with training_lanes(data.x.device, len(tasks) + len(alongside), lanes) as pool:
+        sides = [pool.submit(job) for job in alongside]
+        for index, scored in enumerate(_fits_in_order(pool, tasks, num_classes, cancel)):
+            if index < len(held_out):
+                yield _finished("calibration", scored.fit, steps)
+                logits[held_out[index]] = scored.logits
+            else:
+                yield _finished(phase, scored.fit, steps)
+                final = scored.fit
+        side_results = [side.result() for side in sides]
+    return FinalFit(final.to_model(offset), final, side_results, logits)
 
 
 def _fits_in_order(pool, tasks: list[_FitTask], num_classes: int, cancel: CancelToken) -> Iterator[_Scored]:
@@ -144,7 +150,7 @@ def _fits_in_order(pool, tasks: list[_FitTask], num_classes: int, cancel: Cancel
     exit waits for the running ones, which stop at their next iteration on a cancel."""
 
     def run(task: _FitTask) -> _Scored:
-        fit = fit_linear(task.data.x, task.data.y, num_classes, task.l2, cancel=cancel)
+        fit = fit_linear(task.data.x, task.data.y, num_classes, task.l2, cancel=cancel, start=task.start)
         logits = np.zeros((0, num_classes), np.float32)
         if task.score is not None:
             shift = torch.tensor(task.offset or [0.0] * num_classes, device=task.score.device)
