@@ -190,11 +190,13 @@ class AccuracyPlotWidget(_LivePlotWidget):
         self.plot.setTitle("Validation accuracy per epoch", size="10pt")
         self.plot.setLabel("bottom", "epoch")
         self.plot.getAxis("bottom").setTicks(None)
+        self.legend.setVisible(True)
 
     def set_l2_axis(self, weights: tuple[float, ...]) -> None:
         """The linear head's grid: one point per L2 weight, on a log axis labelled with them."""
         self.plot.setTitle("Validation accuracy per L2 weight", size="10pt")
         self.plot.setLabel("bottom", "L2 weight")
+        self.legend.setVisible(False)  # one series, named by the title
         positions = [l2_position(w) for w in weights]
         self.plot.getAxis("bottom").setTicks(
             [[(p, f"{w:g}") for p, w in zip(positions, weights, strict=True)]]

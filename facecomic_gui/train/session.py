@@ -62,6 +62,7 @@ class TrainingSession:
         self.grid_results: list[GridResult] = []
         self.best: GridResult | None = None
         self.select_by = "accuracy"  # how the run shown picks its best setting (its config's rule)
+        self._run_refits = False  # whether the run in progress refits on every image
         self.holdout: HoldoutMetrics | None = None
         self.final_epochs = 0
         self.batches_seen = 0
@@ -80,8 +81,9 @@ class TrainingSession:
 
     @property
     def refit_all(self) -> bool:
-        """Whether the run shown saved a model refitted on every image after its holdout."""
-        return self.model is not None and self.model.refit_all
+        """Whether the run shown saved (or, while it runs, will save) a model refitted on every
+        image after its holdout."""
+        return self.model.refit_all if self.model is not None else self._run_refits
 
     @property
     def busy(self) -> bool:
@@ -186,7 +188,11 @@ class TrainingSession:
         self._reset_run()
         self.grid = form.grid
         resolved = resolved_config(form.config)
-        self.select_by, self.head = resolved.select_by, resolved.head
+        self.select_by, self.head, self._run_refits = (
+            resolved.select_by,
+            resolved.head,
+            bool(resolved.refit_all),
+        )
         self.status = "Starting…"
         self._set_state(RUNNING)
         self.run_started.emit(form.grid)

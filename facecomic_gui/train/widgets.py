@@ -246,13 +246,14 @@ class TrainSettingsWidget(QWidget):
         self.split.addItem("Paper (first files per class)", "paper")
         self.split.setToolTip("Both keep a face and its comic (same file name) in the same split.")
         self.head = QComboBox()
-        self.head.addItem("Auto (linear for pretrained, MLP for pixels)", "auto")
-        self.head.addItem("Linear (L2, fitted to convergence)", "linear")
-        self.head.addItem("MLP (the paper's, SGD)", "mlp")
+        self.head.addItem("Auto", "auto")  # named after the head it stands for, in show_form
+        self.head.addItem("Linear (L2)", "linear")
+        self.head.addItem("MLP (paper)", "mlp")
         self.head.setToolTip(
             "Linear: softmax regression with L2, fitted to convergence, so every seed gives the "
             "same answers; the default on pretrained features. MLP: the paper's 128-128 MLP trained "
-            "by SGD over learning rates x epochs (an ensemble of 5 on pretrained features)."
+            "by SGD over learning rates x epochs (an ensemble of 5 on pretrained features). Auto: "
+            "linear for pretrained features, the MLP for pixels."
         )
         self.l2 = QLineEdit()
         self.l2.setPlaceholderText("e.g. 0.01, 0.1, 1")
@@ -301,6 +302,7 @@ class TrainSettingsWidget(QWidget):
         return getattr(self, name)
 
     def show_form(self, text: FormText, validation: Validation) -> None:
+        self.head.setItemText(0, f"Auto: {'linear' if validation.head == 'linear' else 'MLP'}")
         for name in CHOICE_FIELDS:
             combo = self._field(name)
             combo.blockSignals(True)
@@ -341,7 +343,7 @@ class TrainSettingsWidget(QWidget):
 
 class GridTableWidget(QTableWidget):
     """The validation grid in the paper's shape, "acc / loss": learning-rate rows x epoch columns
-    for the MLP, one row of L2 weights for the linear head (``trainer``'s ``grid_layout``)."""
+    for the MLP, a row per L2 weight for the linear head (``trainer``'s ``grid_layout``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -58,6 +58,32 @@ def test_full_training_flow(qtbot, window, tiny_dataset: Path, tmp_path: Path):
     assert window.tabs.currentWidget() is window.predict_tab
 
 
+def test_the_default_linear_head_trains_and_shows_its_l2_grid_and_curves(qtbot, window, tiny_dataset: Path):
+    tab = window.train_tab
+    grid = GridSpec(l2=(0.01, 0.1, 1.0))
+    tab.set_form(TrainForm(TrainConfig(), grid))  # the defaults: pretrained features, auto head
+    settings = tab.settings
+    assert settings.head.currentText() == "Auto: linear"
+    assert (
+        "linear head" in settings.learning_rates.toolTip().lower()
+        or "mlp" in settings.learning_rates.toolTip().lower()
+    )
+    open_dataset(qtbot, tab, tiny_dataset)
+    with qtbot.waitSignal(tab.run_finished, timeout=120_000) as blocker:
+        tab.start_button.click()
+    result = blocker.args[0].result
+    assert result.train_config.head == "linear" and result.best.l2 in grid.l2
+    for l2 in grid.l2:
+        assert "/" in tab.grid_table.cell_text(None, None, l2)
+    assert tab.grid_table.highlighted() == (None, None, result.best.l2)
+    assert tab.grid_table.rowCount() == 3 and tab.grid_table.columnCount() == 1
+    assert tab.loss_plot.series_names == [
+        "L2 0.01", "L2 0.1", "L2 1", f"final: L2 {result.best.l2:g}", f"refit: L2 {result.best.l2:g}"
+    ]  # fmt: skip
+    assert tab.accuracy_plot.point_count("linear head") == 3
+    assert "linear head at L2" in tab.holdout.caption.text() and "refitted" in tab.holdout.caption.text()
+
+
 def test_save_model_from_the_train_tab(qtbot, window, tiny_dataset: Path, tmp_path: Path, monkeypatch):
     tab = window.train_tab
     tab.set_form(FAST)

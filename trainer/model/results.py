@@ -199,7 +199,7 @@ SettingKey = tuple[float | None, int | None, float | None]
 @dataclass(frozen=True, slots=True)
 class GridLayout:
     """Where each setting sits in the grid's table (the CLI's and the app's): the MLP's lr rows x
-    epoch columns, as in the paper, or the linear head's one row of L2 weights."""
+    epoch columns, as in the paper, or the linear head's L2 rows in one column."""
 
     rows: tuple[str, ...]
     columns: tuple[str, ...]
@@ -213,11 +213,11 @@ class GridLayout:
 
 
 def grid_layout(grid: GridSpec, head: str) -> GridLayout:
-    if head == "linear":
+    if head == "linear":  # fitted to convergence: one column, a row per L2 weight
         return GridLayout(
-            ("linear head",),
             tuple(run_label(None, l2) for l2 in grid.l2),
-            (tuple((None, None, l2) for l2 in grid.l2),),
+            ("linear head",),
+            tuple(((None, None, l2),) for l2 in grid.l2),
         )
     return GridLayout(
         tuple(run_label(lr) for lr in grid.learning_rates),

@@ -84,7 +84,7 @@ def format_grid(
     select_by: str | None = None,
     head: str = "mlp",
 ) -> str:
-    """The MLP's lr rows x epoch columns, or the linear head's one row of L2 weights; each cell
+    """The MLP's lr rows x epoch columns, or the linear head's L2 rows in one column; each cell
     "acc / loss", as the paper's results table; for an ensemble, each cell also gives the range of
     its heads' own accuracies."""
     by_setting = {r.key: r for r in results}
