@@ -55,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     path = args.model or default_model_path()
     loaded = load_model(path)
     predictor = Predictor(loaded)
-    out: dict = {"model": str(path), "heads": loaded.heads, "features": loaded.feature_kind}
-    print(f"Flags of {path.name} ({loaded.feature_kind} features, {loaded.heads} heads):", flush=True)
+    out: dict = {
+        "model": str(path),
+        "head": loaded.head_kind,
+        "heads": loaded.heads,
+        "features": loaded.feature_kind,
+    }
+    head = "a linear head" if loaded.head_kind == "linear" else f"{loaded.heads} MLP heads"
+    print(f"Flags of {path.name} ({loaded.feature_kind} features, {head}):", flush=True)
 
     pictures = evaluation_pictures()
     predictions = predictor.predict(list(pictures.values()))
