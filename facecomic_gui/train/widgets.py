@@ -238,8 +238,8 @@ class TrainSettingsWidget(QWidget):
         self.features.addItem("Pretrained (EfficientNet-Lite0)", "pretrained")
         self.features.addItem("Pixels 24x24 (paper)", "pixels")
         self.features.setToolTip(
-            "Pretrained: frozen ImageNet features, then the paper's MLP; generalises to pictures "
-            "unlike the dataset's. Pixels: the paper's MLP on the 24x24 pixels themselves."
+            "Pretrained: frozen ImageNet features, then the head (linear by default); generalises "
+            "to pictures unlike the dataset's. Pixels: the paper's MLP on the 24x24 pixels themselves."
         )
         self.split = QComboBox()
         self.split.addItem("Random (stratified, seeded)", "random")
