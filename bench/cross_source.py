@@ -228,7 +228,12 @@ def main() -> None:
     if args.grids:
         print("Candidate grids, MLP ensemble of 5, each sample scored by a model trained on the other two:")
         report["grids"] = grid_study(options)
-    out = REPO / "bench" / "out" / "cross_source.json"
+    write_report(report, "cross_source.json", start)
+
+
+def write_report(report: dict, name: str, start: float) -> None:
+    """``bench/out/NAME`` as indented JSON, and say where and after how long."""
+    out = REPO / "bench" / "out" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"Written to {out.relative_to(REPO)} in {time.perf_counter() - start:.0f} s")

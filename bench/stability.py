@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.cross_source import SOURCES, merged, test_inputs
+from bench.cross_source import SOURCES, merged, test_inputs, write_report
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.events import drain
 from trainer.model.calibration import expected_calibration_error, fit_temperature, softmax
@@ -303,11 +302,8 @@ def main() -> None:
         "seeds": list(seeds),
         "candidates": {name: measure(name, t, options, seeds) for name, t in chosen.items()},
     }
-    print("\n" + markdown_table(report))
-    out = REPO / "bench" / "out" / "stability.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nWritten to {out.relative_to(REPO)} in {time.perf_counter() - start:.0f} s")
+    print("\n" + markdown_table(report) + "\n")
+    write_report(report, "stability.json", start)
 
 
 if __name__ == "__main__":
