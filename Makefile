@@ -66,12 +66,11 @@ model: $(STAMP)
 		--no-cache --out assets/facecomic-default.safetensors --json assets/facecomic-default.json
 	rm -rf $(MODEL_DATA)
 
-# Train on some samples, score on another; the spread over seeds (README "Accuracy").
+# Train on some samples, score on another; the spread over seeds (docs/accuracy.md).
 cross: $(STAMP)
 	$(BIN)/python -m bench.cross_source $(CROSS_ARGS)
 
-# Each sample held out in turn, seeds 0-9: how much the answers depend on the seed (README
-# "Accuracy"); STABILITY_ARGS=--only default runs just the default recipe and the one before it.
+# Each sample held out in turn, seeds 0-9: how much the answers depend on the seed (docs/accuracy.md); STABILITY_ARGS=--only default runs just the default recipe and the one before it.
 stability: $(STAMP)
 	$(BIN)/python -m bench.stability $(STABILITY_ARGS)
 
@@ -81,7 +80,7 @@ $(EVAL_STAMP): $(STAMP)
 	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,eval]'
 	touch $(EVAL_STAMP)
 
-# "Not a face" and the other flags on pictures nothing trained on (README "Not a face").
+# "Not a face" and the other flags on pictures nothing trained on (docs/how-it-works.md).
 honesty: $(EVAL_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench.honesty $(HONESTY_ARGS)
 

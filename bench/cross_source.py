@@ -14,7 +14,7 @@ that nothing in the run trained or tuned on:
 3. With ``--grids``: why the MLP ensemble's grid. Candidate grids for the ensemble, each sample
    scored by a model trained on the other two, seeds 0-4, with the SGD steps each costs.
 
-Writes ``bench/out/cross_source.json`` and prints the tables the README and MODEL.md quote.
+Writes ``bench/out/cross_source.json`` and prints the tables docs/accuracy.md and MODEL.md quote.
 Each merged training folder is a copy (mtimes kept) under ``bench/data/cross/``; embeddings are
 cached, so only the first run extracts them.
 """

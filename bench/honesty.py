@@ -9,7 +9,7 @@ bundled default unless ``--model``) on pictures that are not faces and on real f
 - Every image of the three samples, scored by the shipped model (in-sample for the default).
 - Generator pictures of another seed than the training negatives, as a sanity check.
 
-Writes ``bench/out/honesty.json`` and prints the table that the README and MODEL.md quote.
+Writes ``bench/out/honesty.json`` and prints the table that docs/how-it-works.md and MODEL.md quote.
 """
 
 from __future__ import annotations

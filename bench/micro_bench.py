@@ -240,5 +240,5 @@ def run() -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    print("Micro-benchmarks (2 cores here; see README, Performance):")
+    print("Micro-benchmarks (2 cores here; see docs/performance.md):")
     run()

@@ -1,4 +1,4 @@
-"""Does "Why?" point at the face? ``python -m bench.pointing_bench`` (README "Why?").
+"""Does "Why?" point at the face? ``python -m bench.pointing_bench`` (docs/why.md).
 
 Each test picture is a face or comic from the samples in ``../shared``, scaled to half the canvas
 and pasted into a random quadrant; the other three quadrants are a background that holds no face:

@@ -1,4 +1,4 @@
-"""int8 for the backbone, and whether it keeps the answers (README, "Performance").
+"""int8 for the backbone, and whether it keeps the answers (docs/performance.md).
 
 ``python -m bench.quantize_backbone`` builds the int8 backbone: onnxruntime's static quantization
 (QDQ, int8 weights per output channel, uint8 activations, MinMax ranges) of the fp32 file that

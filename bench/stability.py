@@ -18,7 +18,7 @@ trained by the product's own SGD (``trainer.training.grid``) with the decay appl
 The choice rule (issue 23): the best worst-seed accuracy on the held-out samples, then the lowest
 disagreement, then the holdout, which must stay within a point of the recipe before.
 
-Writes ``bench/out/stability.json`` and prints the table ``README.md`` ("Accuracy") quotes.
+Writes ``bench/out/stability.json`` and prints the table docs/accuracy.md quotes.
 Embeddings are cached (``bench/data/cache``), so only the heads train on a second run.
 """
 
@@ -261,7 +261,7 @@ def format_candidate(name: str, out: dict) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """The table the README quotes: per candidate and held-out sample, mean [min-max], spread and
+    """The table docs/accuracy.md quotes: per candidate and held-out sample, mean [min-max], spread and
     disagreement; then the holdout on all three."""
     held = [h.split("-")[0] for h in SOURCES]
     header = [

@@ -1,4 +1,4 @@
-"""How fast is "Why?": ``python -m bench.why_bench`` (README "Why?").
+"""How fast is "Why?": ``python -m bench.why_bench`` (docs/why.md).
 
 (a) In the app (offscreen), with the default model: 1024 px JPEGs are dropped on the Predict tab
     and predicted; then each is opened at full size and W is pressed. Timed from the key to the

@@ -1,7 +1,7 @@
-"""The README's ``facecomic-train`` and ``facecomic-predict`` examples, run as written (on the real
-sample in ``../shared``): every line they print must have the shape the README shows, its words
-and fields in the same order; only numbers may differ. A README that describes yesterday's output
-fails here."""
+"""The documented ``facecomic-train`` and ``facecomic-predict`` examples (README.md and docs/*.md;
+they live in docs/cli.md), run as written (on the real sample in ``../shared``): every line they
+print must have the shape the page shows, its words and fields in the same order; only numbers may
+differ. A page that describes yesterday's output fails here."""
 
 from __future__ import annotations
 
@@ -14,18 +14,21 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 NUMBER = re.compile(r"\d[\d,]*(\.\d+)?")
 
 
 def examples() -> dict[str, tuple[list[str], list[str]]]:
-    """Each ``$ .venv/bin/facecomic-…`` example in a ``text`` block: its arguments and output lines."""
-    found = {}
-    for block in re.findall(r"```text\n(.*?)```", README.read_text(), re.S):
-        lines = block.splitlines()
-        if lines and lines[0].startswith("$ .venv/bin/facecomic-"):
-            command, *args = shlex.split(lines[0][2:])
-            found[Path(command).name] = (args, lines[1:])
+    """Each ``$ .venv/bin/facecomic-…`` example in a ``text`` block of a page: its arguments and
+    output lines (a command documented twice must be documented the same)."""
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for page in PAGES:
+        for block in re.findall(r"```text\n(.*?)```", page.read_text(), re.S):
+            lines = block.splitlines()
+            if lines and lines[0].startswith("$ .venv/bin/facecomic-"):
+                command, *args = shlex.split(lines[0][2:])
+                name = Path(command).name
+                assert found.setdefault(name, (args, lines[1:])) == (args, lines[1:]), (page, name)
     return found
 
 
@@ -46,7 +49,7 @@ def run(command: str, args: list[str], tmp: Path) -> list[str]:
     return [line.replace(f"{tmp}/", "/tmp/") for line in done.stdout.splitlines()]
 
 
-def test_the_readme_has_both_examples():
+def test_the_docs_have_both_examples():
     assert {"facecomic-train", "facecomic-predict"} <= set(examples())
 
 

@@ -296,7 +296,7 @@ def non_face_pictures(count: int, seed: int = 0, size: int = CANVAS) -> list[Ima
     return [non_face_picture(seed, i, size) for i in range(count)]
 
 
-NEGATIVES = 300  # enough for the scorer (README, "Not a face"); ~2 s of extraction, then cached
+NEGATIVES = 300  # enough for the scorer (docs/how-it-works.md, "Not a face"); ~2 s of extraction, then cached
 NEGATIVES_SEED = 0  # one fixed set for every run, so its embeddings are cached once per machine
 
 

@@ -69,12 +69,12 @@ def default_batch_size(device: str) -> int:
 
 class BackboneFeaturizer(Featurizer):
     description: ClassVar[str] = "EfficientNet-Lite0 embeddings"
-    # The linear head (the steadiest across seeds: README "Accuracy", make stability), its L2
+    # The linear head (the steadiest across seeds: docs/accuracy.md, make stability), its L2
     # picked by validation loss, with a balanced class prior; --head mlp gets a 5-head ensemble.
     auto_recipe: ClassVar[AutoRecipe] = AutoRecipe(
         head="linear", heads=5, select_by="loss", class_prior="balanced"
     )
-    # Chosen with bench/pointing_bench.py on composites of diverse-sample images (README "Why?").
+    # Chosen with bench/pointing_bench.py on composites of diverse-sample images (docs/why.md).
     explain_defaults: ClassVar[ExplainSettings] = ExplainSettings("blocks.10", "layercam")
     entry_dtype: ClassVar[np.dtype] = np.dtype(np.float32)
     # What a new featurizer computes, and on what; only the benchmarks change these, to compare

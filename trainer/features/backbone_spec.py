@@ -26,6 +26,6 @@ def backbone_preprocess(size: int = NATIVE_SIZE) -> PreprocessConfig:
 # What the backbone's embeddings are computed in. A head only fits embeddings of the precision it
 # was trained on, so a model file records it (``BackboneFeaturizer.identity``); files from before
 # the field were trained on fp32 embeddings. fp32 is the same on PyTorch and onnxruntime (within
-# 1e-5, tested); int8 is onnxruntime's static quantization (README, "Performance": not the default).
+# 1e-5, tested); int8 is onnxruntime's static quantization (docs/performance.md: not the default).
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"

@@ -199,7 +199,7 @@ class Featurizer(ABC):
     ) -> tuple[np.ndarray, bool] | None:
         """Rows of the synthetic non-faces that the "not a face" scorer learns against, and
         whether they were read from a file rather than computed; None where that scorer does not
-        work for this kind (README, "Not a face")."""
+        work for this kind (docs/how-it-works.md, "Not a face")."""
         return None
 
     @abstractmethod

@@ -16,7 +16,7 @@ written only costs the export again next time.
 
 The int8 file is never exported here: static quantization needs calibration images, and only
 ``bench/quantize_backbone.py`` builds it (from the samples), into the same folder under the int8
-name. It is not the default (README, "Performance").
+name. It is not the default (docs/performance.md).
 
 Sessions run single-threaded (``intra_op_num_threads=1``): the caller's ``CpuBudget`` decides how
 many lanes call it at once, and one session serves every lane (onnxruntime's ``run`` is

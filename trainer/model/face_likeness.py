@@ -10,7 +10,7 @@ The threshold is a low percentile (0.5th) of the training images' own cross-vali
 about one in two hundred images like the training ones is flagged, whatever the features; and it
 is never above 0, the scorer's own boundary, so a picture is only called "not a face" when it is
 more like the non-faces than like the training images: a model trained on one narrow source then
-never calls the real photos of another source "not a face" (``make cross``; README). Chosen on
+never calls the real photos of another source "not a face" (``make cross``; docs/accuracy.md). Chosen on
 pictures the generator never made (``make honesty``).
 """
 

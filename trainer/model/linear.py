@@ -3,7 +3,7 @@ convergence by L-BFGS in float64.
 
 Its objective is convex and the fit starts from zero, so the answer depends on the data and the
 L2 weight alone, never on a seed: two runs on the same images give the same weights bit for bit,
-where the MLP's SGD lands somewhere else for every seed (README, "Accuracy": ``make stability``).
+where the MLP's SGD lands somewhere else for every seed (docs/accuracy.md: ``make stability``).
 
 Inputs are standardised by the fitting rows' mean and spread, so one L2 weight suits every
 feature; the spread has a floor (a share of the mean variance), so a feature that barely varies in

@@ -2,7 +2,7 @@
 
 One head is the paper's 1728-128-128-2 (or 1280-128-128-2 on backbone embeddings) with ReLU.
 K heads of that shape, each with its own seed and its own shuffling, average their probabilities;
-an average of a few heads is far steadier across seeds than any one of them (README, "Accuracy").
+an average of a few heads is far steadier across seeds than any one of them (docs/accuracy.md).
 Their weights are stacked, ``(K, out, in)`` per layer, so that one batched matrix product trains
 or runs all K at once. With K=1 every operation is the plain 2-D one the paper's single MLP uses,
 so the paper's recipe gives exactly the numbers it gave before ensembles existed.

@@ -7,7 +7,7 @@ same). Pretrained models get LayerCAM (Jiang et al., 2021) on backbone block 10,
 weighted by their mean gradient) on the final 5x5 map, the usual choice, pointed at the background
 about half the time; blocks 3 and 4 pointed slightly better but leaned on the bottom and right
 edges, where the backbone's padding is. Pixel models get gradient x input over their 24x24 pixels. Layer, method and
-smoothing were chosen by measurement (``python -m bench.pointing_bench``; README "Why?"): the share
+smoothing were chosen by measurement (``python -m bench.pointing_bench``; docs/why.md): the share
 of the map inside a face pasted into one quadrant of a non-face picture.
 
 A map is computed on exactly the pixels prediction sees (``decode_image``: EXIF orientation, JPEG

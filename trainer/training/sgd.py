@@ -204,7 +204,7 @@ def class_offset(labels: torch.Tensor, num_classes: int, prior: str) -> list[flo
 
     Adding it to the logits (logit adjustment, Menon et al., 2021) answers as if both classes were
     equally common: a model trained on 4 faces per comic no longer calls a drawing a face because
-    faces were the likelier answer in its folder (face2comics -> diverse: 0.81 -> 0.85, README)."""
+    faces were the likelier answer in its folder (face2comics -> diverse: 0.81 -> 0.85, docs/accuracy.md)."""
     if prior != "balanced":
         return None
     counts = torch.bincount(labels.cpu(), minlength=num_classes).double().clamp(min=1)
