@@ -70,7 +70,8 @@ model: $(STAMP)
 cross: $(STAMP)
 	$(BIN)/python -m bench.cross_source $(CROSS_ARGS)
 
-# Each sample held out in turn, seeds 0-9: how much the answers depend on the seed (docs/accuracy.md); STABILITY_ARGS=--only default runs just the default recipe and the one before it.
+# Each sample held out in turn, seeds 0-9: how much the answers depend on the seed
+# (docs/accuracy.md); STABILITY_ARGS=--only default runs just the default recipe and the one before it.
 stability: $(STAMP)
 	$(BIN)/python -m bench.stability $(STABILITY_ARGS)
 
