@@ -22,15 +22,13 @@ from PySide6.QtWidgets import (
 from facecomic_gui.common.dialogs import save_model_dialog
 from facecomic_gui.common.thumbnails import ThumbnailCache
 from facecomic_gui.common.widgets import error_banner, keep_space_when_hidden
+from facecomic_gui.train.dataset_panel import DatasetPanelWidget
 from facecomic_gui.train.form import TrainForm
 from facecomic_gui.train.gallery import ErrorGalleryWidget, GalleryOpener
+from facecomic_gui.train.results_panel import RunResultsWidget
 from facecomic_gui.train.run_panel import RunPlotsWidget, RunStatusWidget
 from facecomic_gui.train.session import CANCELLING, IDLE, TrainingSession
-from facecomic_gui.train.widgets import (
-    DatasetPanelWidget,
-    RunResultsWidget,
-    TrainSettingsWidget,
-)
+from facecomic_gui.train.settings_panel import TrainSettingsWidget
 from trainer.common.configs import GridSpec
 from trainer.common.progress import format_duration
 

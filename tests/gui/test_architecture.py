@@ -104,7 +104,7 @@ def test_sessions_import_no_qt_module():
 
 def test_no_class_in_the_gui_is_over_300_lines():
     """Long widgets hide what they do; the tabs are assembled from parts (``train/run_panel.py``,
-    ``train/widgets.py``, ``predict/parts.py``) instead."""
+    ``train/results_panel.py``, ``predict/parts.py``) instead."""
     long = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -269,7 +269,7 @@ def test_a_failed_automatic_save_keeps_the_run(qtbot, settings, tiny_dataset: Pa
 def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
     import numpy as np
 
-    from facecomic_gui.train.widgets import HoldoutWidget
+    from facecomic_gui.train.results_panel import HoldoutWidget
     from trainer.model.results import HoldoutMetrics
 
     widget = HoldoutWidget()
@@ -398,7 +398,7 @@ def _holdout_metrics(unlike: bool = True):
 def test_holdout_shows_calibration_and_the_reliability_diagram(qtbot):
     import numpy as np
 
-    from facecomic_gui.train.widgets import HoldoutWidget
+    from facecomic_gui.train.results_panel import HoldoutWidget
     from trainer.model.results import HoldoutMetrics
 
     widget = HoldoutWidget()
