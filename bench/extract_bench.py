@@ -26,8 +26,8 @@ from trainer.common.cpu import CpuBudget, cores
 from trainer.common.events import drain
 from trainer.data.preprocess import decode_image
 from trainer.features.backbone import BackboneFeaturizer
-from trainer.features.base import Timing
 from trainer.features.efficientnet import backbone_preprocess, load_backbone
+from trainer.features.types import Timing
 
 # What runs the network, compared in one run: (runtime, precision).
 ENGINES = {

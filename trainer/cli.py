@@ -128,7 +128,7 @@ class ConsoleReporter:
     """Prints results to ``out`` and a live progress line to ``err`` (redrawn on a terminal)."""
 
     def __init__(self, out: TextIO, err: TextIO, *, quiet: bool = False) -> None:
-        from trainer.common.progress import ProgressTracker
+        from trainer.training.progress import ProgressTracker
 
         self.out, self.err, self.quiet = out, err, quiet
         self.tty = err.isatty()
@@ -146,7 +146,7 @@ class ConsoleReporter:
         return result
 
     def handle(self, event) -> None:
-        from trainer.common import events as ev
+        from trainer.training import events as ev
         from trainer.training import report
 
         progress = self.tracker.update(event)
@@ -241,7 +241,7 @@ class ConsoleReporter:
         say(text, self.out)
 
     def _progress(self, progress) -> None:
-        from trainer.common.progress import format_duration
+        from trainer.training.progress import format_duration
 
         if self.quiet:
             return

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 from facecomic_gui.common import dialogs
 from facecomic_gui.common.widgets import error_banner, fit_table_height
 from facecomic_gui.predict.sort_session import READY, SortSession
-from trainer.common.progress import format_duration
 from trainer.common.text import plural
 from trainer.data.dataset import display_name
+from trainer.training.progress import format_duration
 
 LOG_NOTE = (
     "Nothing is ever overwritten: a name already taken gets “name (2).jpg”, and a picture already in "

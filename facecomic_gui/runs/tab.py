@@ -27,8 +27,8 @@ from facecomic_gui.common.dialogs import show_error
 from facecomic_gui.common.widgets import error_banner
 from facecomic_gui.runs.jobs import RunEntry
 from facecomic_gui.runs.session import LOADING, RunsSession
-from trainer.common.progress import format_duration
 from trainer.model.results import curves_by_run
+from trainer.training.progress import format_duration
 
 HEADERS = (
     "Name",

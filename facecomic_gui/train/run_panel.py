@@ -7,10 +7,10 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from facecomic_gui.train.plots import LINEAR_SERIES, AccuracyPlotWidget, LossPlotWidget, l2_position
-from trainer.common import events as ev
 from trainer.common.configs import GridSpec
-from trainer.common.progress import Progress, format_duration
 from trainer.model.results import curves_by_run
+from trainer.training import events as ev
+from trainer.training.progress import Progress, format_duration
 
 STATUS_INTERVAL_MS = 100
 PROGRESS_STEPS = 1000

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.train import jobs
 from facecomic_gui.train.form import FormText, TrainForm, Validation, paper_recipe, replace_text, validate
-from trainer.common import events as ev
 from trainer.common.configs import GridSpec
 from trainer.common.errors import describe_error
-from trainer.common.progress import Progress, ProgressTracker
 from trainer.features.registry import resolved_config
 from trainer.model.results import GridResult, pick_best
+from trainer.training import events as ev
+from trainer.training.progress import Progress, ProgressTracker
 
 if TYPE_CHECKING:
     from trainer.data.dataset import DatasetScan, SkippedFile

@@ -30,7 +30,7 @@ from facecomic_gui.train.run_panel import RunPlotsWidget, RunStatusWidget
 from facecomic_gui.train.session import CANCELLING, IDLE, TrainingSession
 from facecomic_gui.train.settings_panel import TrainSettingsWidget
 from trainer.common.configs import GridSpec
-from trainer.common.progress import format_duration
+from trainer.training.progress import format_duration
 
 
 class TrainTabWidget(QWidget):

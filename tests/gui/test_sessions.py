@@ -14,11 +14,11 @@ from facecomic_gui.predict.session import ERROR_KEY, PENDING_KEY, UNSURE_KEY, Pr
 from facecomic_gui.train.form import FormText, TrainForm, validate
 from facecomic_gui.train.session import TrainingSession
 from tests.gui.fake_jobs import ManualJobs
-from trainer.common import events as ev
 from trainer.common.configs import MAX_BATCH_SIZE, MAX_SEED, PAPER_GRID, GridSpec, TrainConfig
 from trainer.common.flags import config_from_args
 from trainer.data.synthetic import make_dataset
 from trainer.model.results import GridResult, pick_best
+from trainer.training import events as ev
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -285,7 +285,7 @@ def test_holdout_hints_when_a_class_is_never_predicted(qtbot):
 
 def test_a_long_run_of_over_five_thousand_batches_finishes(qtbot, window, tmp_path: Path):
     """Thousands of cross-thread signals: PySide6 6.12.0 aborted Python 3.11 on such runs."""
-    from trainer.common import events as ev
+    from trainer.training import events as ev
 
     data = make_dataset(tmp_path / "long", 10)
     tab, session = window.train_tab, window.train_session

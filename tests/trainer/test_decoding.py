@@ -14,9 +14,9 @@ from trainer.common.events import FeaturesProgressed
 from trainer.data.dataset import scan_dataset
 from trainer.data.preprocess import decode_image, to_model_input
 from trainer.data.synthetic import make_dataset
-from trainer.features.base import Failure
 from trainer.features.cache import FeatureCache
 from trainer.features.pixels import PixelFeaturizer
+from trainer.features.types import Failure
 
 CFG = PreprocessConfig()
 

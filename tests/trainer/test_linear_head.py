@@ -13,11 +13,11 @@ from bench.stability import mean_pairwise_disagreement, shared_disagreement
 from trainer.common.cancel import CancelToken
 from trainer.common.configs import GridSpec, PreprocessConfig, TrainConfig
 from trainer.common.errors import Cancelled
-from trainer.common.events import ConfigFinished, LinearFitFinished, RunFinished, drain, run_events
 from trainer.data.synthetic import make_dataset
 from trainer.model.linear import fit_linear, standardiser
 from trainer.model.model_file import load_model, model_from_result, save_model
 from trainer.prediction.predictor import Predictor
+from trainer.training.events import ConfigFinished, LinearFitFinished, RunFinished, drain, run_events
 from trainer.training.experiment import run_experiment
 
 FIXTURES = Path(__file__).parent / "fixtures"

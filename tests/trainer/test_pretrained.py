@@ -9,12 +9,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.trainer.helpers import collect
-from trainer.common import events as ev
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.data.synthetic import make_dataset
 from trainer.features.efficientnet import BACKBONE_NAME, EMBEDDING_SIZE
 from trainer.model.model_file import load_model, save_model
 from trainer.prediction.predictor import Predictor
+from trainer.training import events as ev
 from trainer.training.experiment import run_experiment
 
 GRID = GridSpec((0.1,), (5, 10))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.trainer.helpers import collect
-from trainer.common import events as ev
 from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig
+from trainer.training import events as ev
 from trainer.training.experiment import run_experiment
 
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from tests.trainer.helpers import collect
-from trainer.common import events as ev
 from trainer.common.cancel import CancelToken
 from trainer.common.configs import DecodeOptions, GridSpec, TrainConfig
 from trainer.common.errors import Cancelled
@@ -18,6 +17,7 @@ from trainer.model.mlp import paper_architecture
 from trainer.model.model_file import model_from_result
 from trainer.model.results import GridResult, HoldoutMetrics, pick_best
 from trainer.prediction.predictor import Predictor
+from trainer.training import events as ev
 from trainer.training.experiment import run_experiment
 from trainer.training.grid import grid_search
 from trainer.training.sgd import SHUFFLE_SEED_OFFSET, Tensors, fit, new_model
@@ -198,7 +198,7 @@ def test_holdout_metrics():
 
 def test_trainer_never_imports_qt():
     code = (
-        "import sys, trainer.cli, trainer.training.experiment, trainer.prediction.predictor, trainer.model.model_file, trainer.common.progress;"
+        "import sys, trainer.cli, trainer.training.experiment, trainer.prediction.predictor, trainer.model.model_file, trainer.training.progress;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtpy')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -1,34 +1,17 @@
-"""Progress events: small frozen facts, named in the past tense, yielded by long work.
+"""Progress events: small frozen facts, named in the past tense, yielded by long work, and the
+two ways to run such a generator to its end (``run_events``, ``drain``).
 
-The CLI prints them; the GUI worker forwards them unchanged as a Qt signal. Nothing here holds
-tensors except ``RunFinished.result``, which is also the generator's return value.
+These events hold plain values only, so every layer may yield them; the events of a training run
+that carry its results (``DatasetScanned``, ``FeaturesFinished``, ``HoldoutEvaluated``,
+``RunFinished``) live with the run, in ``trainer.training.events``, which also names them all.
+The CLI prints them; the GUI worker forwards them unchanged as a Qt signal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from trainer.model.results import HoldoutMetrics, RunResult
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedFile:
-    """A file left out of a run, and why (one sentence)."""
-
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetScanned:
-    root: str
-    class_names: tuple[str, ...]
-    counts: tuple[int, ...]
-    skipped: tuple[SkippedFile, ...]
-    ignored: tuple[str, ...] = ()  # image folders beside the two classes, not used (``other``)
+from typing import TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,33 +89,12 @@ class NonFacesPrepared:
 
 
 @dataclass(frozen=True, slots=True)
-class HoldoutEvaluated:
-    metrics: HoldoutMetrics
-
-
-@dataclass(frozen=True, slots=True)
-class RunFinished:
-    result: RunResult
-
-
-@dataclass(frozen=True, slots=True)
 class FeaturesProgressed:
     """The head's rows are ready (computed or cached) for ``done`` of ``total`` files."""
 
     done: int
     total: int
     from_cache: int
-
-
-@dataclass(frozen=True, slots=True)
-class FeaturesFinished:
-    """Every file has its row for the head (computed or cached) or a reason it has none."""
-
-    extracted: int  # files with a row, cached ones included
-    from_cache: int
-    unreadable: tuple[SkippedFile, ...]
-    seconds: float
-    description: str = ""  # what the rows are: "EfficientNet-Lite0 embeddings", "24x24 pixels"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,23 +105,6 @@ class CacheDiscarded:
     path: str
     reason: str
     rewritten: bool
-
-
-Event = (
-    DatasetScanned
-    | SplitMade
-    | BatchFinished
-    | EpochFinished
-    | LinearFitFinished
-    | ConfigFinished
-    | FinalTrainingStarted
-    | NonFacesPrepared
-    | HoldoutEvaluated
-    | RunFinished
-    | FeaturesProgressed
-    | FeaturesFinished
-    | CacheDiscarded
-)
 
 
 T = TypeVar("T")

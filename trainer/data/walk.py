@@ -14,13 +14,20 @@ import re
 import stat
 from collections import deque
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-from trainer.common.events import SkippedFile
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 FileId = tuple[int, int]  # (st_dev, st_ino): the same file or folder, whatever the path to it
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file left out of a run, and why (one sentence)."""
+
+    path: str
+    reason: str
 
 
 def natural_key(text: str) -> tuple:

@@ -31,6 +31,7 @@ from trainer.common.errors import ImageDecodeError
 from trainer.common.events import CacheDiscarded, FeaturesProgressed
 from trainer.data.preprocess import decode_image, normalised_images
 from trainer.features.cache import FeatureCache, file_keys, store_quietly
+from trainer.features.types import DecodedImages, Entry, Failure, FeatureSet, Timing
 
 if TYPE_CHECKING:
     import torch
@@ -38,47 +39,6 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 32  # files per decode-pool task: small enough to cancel fast, big enough to amortise
 PROGRESS_INTERVAL_S = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureSet:
-    """The head's rows for the readable files, in input order, and what happened to the rest."""
-
-    rows: np.ndarray  # (n_ok, row_size) float32
-    ok_indices: np.ndarray  # index into the input list for each row
-    errors: dict[int, str]  # input index -> reason
-    from_cache: int
-    seconds: float
-    decode_seconds: float = 0.0  # summed over the threads that decode, for benchmarks
-    network_seconds: float = 0.0  # time inside a network, summed over lanes
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedImages:
-    """Decoded pixels (no cache): what prediction feeds ``rows_from_pixels``."""
-
-    pixels: np.ndarray  # (n_ok, size, size, 3) uint8
-    ok_indices: np.ndarray
-    errors: dict[int, str]
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A file that gave no entry, and why; only lasting failures go into the cache (a missing
-    or locked file may be fine next time)."""
-
-    reason: str
-    lasting: bool
-
-
-@dataclass
-class Timing:
-    decode: float = 0.0
-    network: float = 0.0
-
-
-Entry = np.ndarray | Failure
 
 
 @dataclass(frozen=True, slots=True)

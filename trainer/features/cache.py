@@ -15,15 +15,12 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trainer.common.checksum import key_digest
 from trainer.data.cache_file import CacheMiss, Header, read_arrays, write_arrays
-
-if TYPE_CHECKING:
-    from trainer.features.base import Entry, Featurizer
+from trainer.features.types import CachedKind, Entry, Failure
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +91,7 @@ def store_quietly(path: Path, store: Callable[[], None]) -> str | None:
 class FeatureCache:
     """Entries of one featurizer for one dataset folder."""
 
-    def __init__(self, directory: Path, root: Path, featurizer: Featurizer) -> None:
+    def __init__(self, directory: Path, root: Path, featurizer: CachedKind) -> None:
         digest = key_digest(
             {
                 "root": str(Path(root).resolve()),
@@ -110,8 +107,6 @@ class FeatureCache:
 
     def load(self) -> dict[str, Entry]:
         """The cached entries; empty (with ``problem`` set) when the cache cannot be used."""
-        from trainer.features.base import Failure
-
         self.problem = None
         try:
             arrays = read_arrays(
@@ -131,8 +126,6 @@ class FeatureCache:
         }
 
     def store(self, entries: dict[str, Entry]) -> None:
-        from trainer.features.base import Failure
-
         keys = list(entries)
         values = np.zeros((len(keys), *self.shape), self.dtype)
         errors = []

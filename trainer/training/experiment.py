@@ -21,17 +21,6 @@ from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import DecodeOptions, GridSpec, PreprocessConfig, TrainConfig
 from trainer.common.cpu import CpuBudget
 from trainer.common.device import resolve_device
-from trainer.common.events import (
-    DatasetScanned,
-    Event,
-    FeaturesFinished,
-    FinalTrainingStarted,
-    HoldoutEvaluated,
-    NonFacesPrepared,
-    RunFinished,
-    SkippedFile,
-    SplitMade,
-)
 from trainer.data.dataset import DatasetScan, scan_dataset
 from trainer.data.non_faces import generator_description
 from trainer.data.splits import Split, check_class_sizes, make_split
@@ -50,6 +39,17 @@ from trainer.model.results import (
     RunResult,
     flag_for,
     pick_best,
+)
+from trainer.training.events import (
+    DatasetScanned,
+    Event,
+    FeaturesFinished,
+    FinalTrainingStarted,
+    HoldoutEvaluated,
+    NonFacesPrepared,
+    RunFinished,
+    SkippedFile,
+    SplitMade,
 )
 from trainer.training.grid import grid_search, recording_epochs, train_final
 from trainer.training.linear_training import fit_count, linear_grid_search, train_linear_final

@@ -14,9 +14,9 @@ from typing import TypeVar
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
-from trainer.common.events import BatchFinished, ConfigFinished, EpochFinished, Event, LinearFitFinished
 from trainer.model.mlp import MLPEnsemble, head_count, head_groups, stack_heads
 from trainer.model.results import EpochPoint, GridResult
+from trainer.training.events import BatchFinished, ConfigFinished, EpochFinished, Event, LinearFitFinished
 from trainer.training.sgd import (
     EpochRunner,
     StepCounter,

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.configs import GridSpec, TrainConfig
-from trainer.common.events import ConfigFinished, Event, LinearFitFinished
 from trainer.data.splits import group_folds
 from trainer.model.linear import LinearFit, fit_linear
 from trainer.model.mlp import MLPEnsemble
 from trainer.model.results import GridResult
+from trainer.training.events import ConfigFinished, Event, LinearFitFinished
 from trainer.training.sgd import StepCounter, Tensors, class_offset, training_lanes
 
 CALIBRATION_FOLDS = 5

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
-from trainer.common.events import BatchFinished, EpochFinished, Event
 from trainer.common.lanes import Lanes
 from trainer.model.mlp import MLPEnsemble, build_model, combine_heads, head_seed
+from trainer.training.events import BatchFinished, EpochFinished, Event
 
 EVAL_BATCH = 8192
 # Offsets keep the init and shuffle streams independent while both follow from one seed.

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trainer.common.events import (
+from trainer.common.text import plural
+from trainer.training.events import (
     BatchFinished,
     ConfigFinished,
     DatasetScanned,
@@ -19,7 +20,6 @@ from trainer.common.events import (
     RunFinished,
     SplitMade,
 )
-from trainer.common.text import plural
 
 MIN_SECONDS_FOR_ETA = 0.5
 
