@@ -26,7 +26,8 @@ from trainer.common.console import (
 )
 from trainer.common.errors import Cancelled, FaceComicError
 from trainer.common.flags import add_config_flags, config_from_args, given_config_values
-from trainer.common.outputs import OutputTarget, check_folder, check_outputs, refuse_inputs, write_text
+from trainer.common.new_files import check_folder
+from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, write_text
 from trainer.common.text import fixed, one_line, plural
 from trainer.model.face_likeness import NOT_A_FACE
 from trainer.prediction.export import csv_outputs, write_predictions_csv

@@ -1,5 +1,5 @@
 """``facecomic-predict --sort-into OUT [--move] [--dry-run]`` and ``--undo-sort OUT``: the sorting
-events of ``trainer.prediction.sorting`` rendered on a terminal.
+events of ``trainer.prediction.sorting`` (and its plan, events and undo modules) rendered on a terminal.
 
 On stdout, one line per image, ``source<TAB>destination<TAB>action`` (names escaped onto one line
 as everywhere else); on stderr, the images left where they were with the reason, a progress line
@@ -88,7 +88,7 @@ def prune_for(args: argparse.Namespace):
     folder is left out of the walk. None when not sorting."""
     if args.sort_into is None:
         return None
-    from trainer.prediction.sorting import check_target
+    from trainer.prediction.sort_plan import check_target
 
     return check_target(args.sort_into, args.paths)
 
@@ -96,7 +96,7 @@ def prune_for(args: argparse.Namespace):
 def check_sources(args: argparse.Namespace, paths: Sequence[Path]) -> None:
     """With --move, every image's folder must let it go: said before the model predicts."""
     if args.sort_into is not None and args.move:
-        from trainer.prediction.sorting import check_movable
+        from trainer.prediction.sort_plan import check_movable
 
         check_movable(paths)
 
@@ -153,9 +153,9 @@ class _Progress:
 
 def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_names: Sequence[str]) -> int:
     """Plan and run the sort of ``predictions``; the exit code."""
-    from trainer.prediction import sorting
+    from trainer.prediction import sort_events, sort_plan, sorting
 
-    plan = sorting.plan_sort(predictions, args.sort_into, move=args.move, class_names=class_names)
+    plan = sort_plan.plan_sort(predictions, args.sort_into, move=args.move, class_names=class_names)
     for skipped in plan.left_out:
         say(f"{one_line(skipped.path)}\tleft in place\t{one_line(skipped.reason)}", sys.stderr)
     token = CancelToken()
@@ -165,13 +165,13 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
 
     def show(event) -> None:
         nonlocal done
-        if isinstance(event, sorting.SortStarted) and (event.resumed or event.recovered):
+        if isinstance(event, sort_events.SortStarted) and (event.resumed or event.recovered):
             say(_resumed_line(event), sys.stderr)
-        elif isinstance(event, sorting.ImageSorted):
+        elif isinstance(event, sort_events.ImageSorted):
             done = event.done
             progress.show(verb, event.done, event.total)
             stdout.line(f"{one_line(event.source)}\t{one_line(event.destination)}\t{event.action}")
-        elif isinstance(event, sorting.ImageLeftInPlace):
+        elif isinstance(event, sort_events.ImageLeftInPlace):
             progress.clear()
             say(f"{one_line(event.source)}\tleft in place\t{one_line(event.reason)}", sys.stderr)
 
@@ -235,7 +235,7 @@ def _summary_line(summary) -> str:
 
 def undo_main(args: argparse.Namespace) -> int:
     """``--undo-sort OUT``: the exit code (1 when some images could not be verified)."""
-    from trainer.prediction import sorting
+    from trainer.prediction import sort_events, sort_undo
 
     token = CancelToken()
     progress, stdout = _Progress(sys.stderr), PipeSafeWriter(sys.stdout)
@@ -243,18 +243,18 @@ def undo_main(args: argparse.Namespace) -> int:
 
     def show(event) -> None:
         nonlocal done
-        if isinstance(event, sorting.UndoStarted) and event.recovered:
+        if isinstance(event, sort_events.UndoStarted) and event.recovered:
             say(f"Settled {plural(event.recovered, 'step')} an interrupted run had under way.", sys.stderr)
-        elif isinstance(event, sorting.ImageRestored):
+        elif isinstance(event, sort_events.ImageRestored):
             done = event.done
             progress.show("Undoing", event.done, event.total)
             stdout.line(f"{one_line(event.destination)}\t{one_line(event.source)}\t{event.action}")
-        elif isinstance(event, sorting.ImageNotRestored):
+        elif isinstance(event, sort_events.ImageNotRestored):
             progress.clear()
             say(f"{one_line(event.destination)}\tnot undone\t{one_line(event.reason)}", sys.stderr)
 
     with signals_cancel(token) as received:
-        events = sorting.undo_sort(args.undo_sort, cancel=token)
+        events = sort_undo.undo_sort(args.undo_sort, cancel=token)
         try:
             summary = run_events(events, show)
         except Cancelled:

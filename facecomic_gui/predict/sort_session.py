@@ -18,7 +18,8 @@ from trainer.common.errors import describe_error
 from trainer.common.text import plural
 
 if TYPE_CHECKING:
-    from trainer.prediction.sorting import SortPlan, SortSummary, UndoSummary
+    from trainer.prediction.sort_events import SortSummary, UndoSummary
+    from trainer.prediction.sort_plan import SortPlan
 
 READY, SORTING, CANCELLING, UNDOING = "ready", "sorting", "cancelling", "undoing"
 MOVED_AWAY = ("moved", "removed duplicate")  # the source is gone; its picture is at the destination
@@ -73,7 +74,7 @@ class SortSession:
 
     def _replan(self) -> None:
         from trainer.common.errors import FaceComicError
-        from trainer.prediction.sorting import check_target, plan_sort
+        from trainer.prediction.sort_plan import check_target, plan_sort
 
         self.plan, self.plan_error = None, None
         if not self.target:
@@ -147,7 +148,7 @@ class SortSession:
 
     def undo(self) -> bool:
         """Take back the last sort (its run, per the log) in the background."""
-        from trainer.prediction.sorting import undo_sort
+        from trainer.prediction.sort_undo import undo_sort
 
         if not self.can_undo:
             return False
@@ -169,30 +170,30 @@ class SortSession:
         self.changed.emit()
 
     def _on_sort_event(self, event) -> None:
-        from trainer.prediction import sorting
+        from trainer.prediction import sort_events
 
-        if isinstance(event, sorting.SortStarted):
+        if isinstance(event, sort_events.SortStarted):
             self.run = event.run
-        elif isinstance(event, sorting.ImageSorted):
+        elif isinstance(event, sort_events.ImageSorted):
             self.done = event.done
             if event.action in MOVED_AWAY:
                 self._moved[event.source] = event.destination
             self.progressed.emit(event.done, event.total)
-        elif isinstance(event, sorting.ImageLeftInPlace):
+        elif isinstance(event, sort_events.ImageLeftInPlace):
             self.done += 1
             self.left.append((event.source, event.reason))
 
     def _on_undo_event(self, event) -> None:
-        from trainer.prediction import sorting
+        from trainer.prediction import sort_events
 
-        if isinstance(event, sorting.UndoStarted):
+        if isinstance(event, sort_events.UndoStarted):
             self.total = event.total
-        elif isinstance(event, sorting.ImageRestored):
+        elif isinstance(event, sort_events.ImageRestored):
             self.done = event.done
             if event.action in MOVED_BACK:
                 self._moved[event.destination] = event.source
             self.progressed.emit(event.done, event.total)
-        elif isinstance(event, sorting.ImageNotRestored):
+        elif isinstance(event, sort_events.ImageNotRestored):
             self.done += 1
             self.left.append((event.destination, event.reason))
 

@@ -12,7 +12,7 @@ from facecomic_gui.common.observable import Emitter, JobRunner
 from facecomic_gui.runs import jobs
 from facecomic_gui.runs.jobs import RUN_SUFFIX, RunEntry
 from trainer.common.errors import describe_error
-from trainer.common.outputs import rename_new
+from trainer.common.new_files import rename_new
 
 IDLE, LOADING = "idle", "loading"
 MAX_NAME = 120

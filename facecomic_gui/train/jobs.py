@@ -44,7 +44,7 @@ def training_job(
     save never replaces a file: two runs finished within a second get ``NAME (2)``."""
     from facecomic_gui.common.cpu import training_budget
     from trainer.common.errors import FaceComicError
-    from trainer.common.outputs import write_new
+    from trainer.common.new_files import write_new
     from trainer.model.model_file import load_model, model_bytes, model_from_result
     from trainer.training.experiment import run_experiment
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.trainer.sort_helpers import predict_by_name
 from trainer.data.walk import collect_images
-from trainer.prediction import sorting
+from trainer.prediction import sort_events, sort_plan, sort_undo, sorting
 
 
 def delete_then_copy(source, target, *, expected_sha256=None):
@@ -35,16 +35,16 @@ def main(argv: list[str]) -> int:
     if "--broken" in argv:
         sorting.move_file = delete_then_copy
     if "--undo" in argv:
-        events = sorting.undo_sort(target)
+        events = sort_undo.undo_sort(target)
     else:
-        prune = sorting.check_target(target, [source])
+        prune = sort_plan.check_target(target, [source])
         paths, _ = collect_images([source], prune=prune)
-        plan = sorting.plan_sort([predict_by_name(p) for p in paths], target, move=True)
+        plan = sort_plan.plan_sort([predict_by_name(p) for p in paths], target, move=True)
         events = sorting.execute_sort(plan)
     for event in events:
-        if isinstance(event, sorting.ImageSorted | sorting.ImageRestored):
+        if isinstance(event, sort_events.ImageSorted | sort_events.ImageRestored):
             print(event.done, flush=True)
-        elif isinstance(event, sorting.ImageLeftInPlace | sorting.ImageNotRestored):
+        elif isinstance(event, sort_events.ImageLeftInPlace | sort_events.ImageNotRestored):
             print(f"problem: {event}", file=sys.stderr, flush=True)
     return 0
 

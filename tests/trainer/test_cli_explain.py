@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from trainer.cli import predict_main
-from trainer.common.outputs import create_new
+from trainer.common.new_files import create_new
 
 
 def pictures(folder: Path) -> dict[str, tuple[int, int]]:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.trainer.sort_helpers import hashes, tree
 from trainer.cli import predict_main
-from trainer.prediction.sorting import folder_of
+from trainer.prediction.sort_plan import folder_of
 
 
 @pytest.fixture

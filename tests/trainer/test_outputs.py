@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainer.common import outputs
+from trainer.common.new_files import link_new, numbered, rename_new, write_new
 from trainer.common.outputs import (
     DESCRIPTOR,
     FILE,
@@ -21,11 +22,7 @@ from trainer.common.outputs import (
     ReadOnlyOutputError,
     check_outputs,
     inspect_output,
-    link_new,
-    numbered,
-    rename_new,
     write_bytes,
-    write_new,
     write_text,
 )
 

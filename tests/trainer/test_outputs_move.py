@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.common import outputs
-from trainer.common.outputs import (
-    ContentMismatchError,
-    OutputError,
-    copy_file_new,
-    move_file,
-    open_append,
-    rename_no_replace,
-    stale_temps,
-)
+from trainer.common import new_files, outputs
+from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file, rename_no_replace
+from trainer.common.outputs import OutputError, open_append, stale_temps
 
 
 def sha(data: bytes) -> str:
@@ -49,14 +42,14 @@ def across(tmp_path: Path, monkeypatch):
         return
     target = tmp_path / "other-fs"
     target.mkdir()
-    plain = outputs.rename_no_replace
+    plain = new_files.rename_no_replace
 
     def exdev(source, dest):
         if Path(dest).parent == target and not Path(source).name.endswith(".part"):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return plain(source, dest)
 
-    monkeypatch.setattr(outputs, "rename_no_replace", exdev)
+    monkeypatch.setattr(new_files, "rename_no_replace", exdev)
     yield target
 
 
@@ -75,7 +68,7 @@ def test_rename_no_replace_refuses_a_taken_name_and_changes_nothing(tmp_path: Pa
 
 
 def test_rename_no_replace_without_the_kernel_flag(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(outputs, "_renameat2", False)  # as on a system without renameat2
+    monkeypatch.setattr(new_files, "_renameat2", False)  # as on a system without renameat2
     (tmp_path / "a.jpg").write_bytes(b"a")
     (tmp_path / "b.jpg").write_bytes(b"b")
     with pytest.raises(FileExistsError):

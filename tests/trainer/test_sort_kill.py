@@ -24,7 +24,7 @@ import pytest
 
 from tests.trainer.sort_helpers import hashes, predict_by_name, temp_files, tree
 from trainer.prediction.sort_log import SortLog, recover
-from trainer.prediction.sorting import folder_of
+from trainer.prediction.sort_plan import folder_of
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = 2_000

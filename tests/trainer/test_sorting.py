@@ -16,16 +16,11 @@ from trainer.common.cancel import CancelToken
 from trainer.common.errors import Cancelled
 from trainer.common.events import drain
 from trainer.prediction import sort_log, sorting
+from trainer.prediction.sort_events import ImageLeftInPlace, ImageNotRestored, ImageSorted
 from trainer.prediction.sort_log import LOG_NAME, SortError, SortLog
-from trainer.prediction.sorting import (
-    ImageLeftInPlace,
-    ImageNotRestored,
-    ImageSorted,
-    check_target,
-    execute_sort,
-    plan_sort,
-    undo_sort,
-)
+from trainer.prediction.sort_plan import check_target, plan_sort
+from trainer.prediction.sort_undo import undo_sort
+from trainer.prediction.sorting import execute_sort
 
 CLASSES = ("comics", "faces")
 
@@ -200,9 +195,9 @@ def test_a_read_only_source_folder_refuses_the_move_and_moves_nothing(tmp_path: 
 
 
 def test_a_folder_that_turns_read_only_mid_move_leaves_its_images_in_place(tmp_path: Path, pile, monkeypatch):
-    from trainer.common import outputs
+    from trainer.common import new_files
 
-    real = outputs.rename_no_replace
+    real = new_files.rename_no_replace
 
     def refused(source, target):
         if Path(source).parent == tmp_path / "in" / "sub":
@@ -210,7 +205,7 @@ def test_a_folder_that_turns_read_only_mid_move_leaves_its_images_in_place(tmp_p
         return real(source, target)
 
     plan = plan_sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=True)
-    monkeypatch.setattr(outputs, "rename_no_replace", refused)
+    monkeypatch.setattr(new_files, "rename_no_replace", refused)
     as_user_without_write_access(monkeypatch, tmp_path / "in" / "sub")
     events, summary = collect(execute_sort(plan))
     left = [e for e in events if isinstance(e, ImageLeftInPlace)]

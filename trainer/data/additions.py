@@ -20,7 +20,8 @@ from pathlib import Path
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
 from trainer.common.errors import DatasetError, FaceComicError
-from trainer.common.outputs import ContentMismatchError, copy_file_new, free_names, move_file, shown
+from trainer.common.new_files import ContentMismatchError, copy_file_new, free_names, move_file
+from trainer.common.outputs import shown
 from trainer.common.text import plural
 from trainer.data.dataset import display_name, find_class_dirs
 from trainer.data.walk import list_images

@@ -16,7 +16,7 @@ with the picture. It costs one forward and one backward pass, and is never part 
 
 Writers: ``write_explanation`` puts ``<stem>.why.png`` (the map blended over the image, label and
 confidence in a corner) and ``<stem>.heat.png`` (the map alone, 8-bit grey) beside each other; no
-file is ever replaced, and both go through ``outputs.create_new``.
+file is ever replaced, and both go through ``new_files.create_new``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from trainer.common.errors import ImageDecodeError
 from trainer.common.lanes import one_torch_thread
-from trainer.common.outputs import create_new
+from trainer.common.new_files import create_new
 from trainer.data.preprocess import ImageSource, _to_rgb, decode_image, describe_decode_failure
 from trainer.features.base import EXPLAIN_INPUT, ExplainSettings
 

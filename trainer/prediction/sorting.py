@@ -5,7 +5,7 @@
 flagged, to ``OUT/unsure/<reason>/`` (``not-a-face``, ``unlike-training-images``,
 ``low-confidence``). ``execute_sort`` copies or moves the files (a generator of small events, as
 training is; cancel is checked between files) and ``undo_sort`` takes them back, both through the
-write-ahead log of ``sort_log`` and the no-replace moves of ``trainer.common.outputs``:
+write-ahead log of ``sort_log`` and the no-replace moves of ``trainer.common.new_files``:
 
 - a file keeps its name in its new folder; a name that is taken gets ``name (2).jpg``, and nothing
   is ever replaced;
@@ -18,6 +18,9 @@ write-ahead log of ``sort_log`` and the no-replace moves of ``trainer.common.out
 - undo verifies each file's SHA-256 against the log and refuses what it cannot verify: a file
   changed since, a source path taken again, or a copy whose original is gone (the copy may be the
   only one left, so it stays).
+
+This module executes a plan; the plan is ``sort_plan``'s, the events ``sort_events``' and the
+undo ``sort_undo``'s.
 """
 
 from __future__ import annotations
@@ -26,44 +29,35 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Collection, Generator, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Generator
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.checksum import file_sha256
-from trainer.common.outputs import (
-    ContentMismatchError,
-    copy_file_new,
-    free_names,
-    fsync_dir,
-    move_file,
-    shown,
-)
+from trainer.common.new_files import ContentMismatchError, copy_file_new, free_names, move_file
+from trainer.common.outputs import fsync_dir, shown
 from trainer.common.text import plural
-from trainer.data.walk import FileId, SkippedFile, is_hidden, is_inside
-from trainer.model.face_likeness import NOT_A_FACE
-from trainer.model.novelty import LOW_CONFIDENCE, UNLIKE_TRAINING
+from trainer.data.walk import is_hidden, is_inside
+from trainer.prediction.sort_events import (
+    ImageLeftInPlace,
+    ImageSorted,
+    SortEvent,
+    SortStarted,
+    SortSummary,
+)
 from trainer.prediction.sort_log import (
     ALREADY_THERE,
     COPIED,
     COPYING,
     LOG_NAME,
     MOVED,
-    MOVED_BACK,
     MOVING,
-    MOVING_BACK,
     NOT_DONE,
-    REMOVED_COPY,
     REMOVED_DUPLICATE,
-    REMOVING_COPY,
     REMOVING_DUPLICATE,
-    RESTORED,
-    RESTORING,
     SORTED,
     STARTED_MOVE,
-    UNDO_OF,
     LogRow,
     SortError,
     SortLog,
@@ -72,258 +66,8 @@ from trainer.prediction.sort_log import (
     pending_steps,
     read_log,
     recover,
-    undone_keys,
 )
-
-UNSURE_FOLDER = "unsure"
-REASON_FOLDERS = {
-    NOT_A_FACE: "not-a-face",
-    UNLIKE_TRAINING: "unlike-training-images",
-    LOW_CONFIDENCE: "low-confidence",
-}
-DONE_BEFORE = "done before"  # a resumed run: this image was sorted before the interruption
-# A target that cannot take any more files stops the run; other errors concern one image.
-_STOPPING_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
-
-
-class PredictionLike(Protocol):
-    source: str
-    label: str | None
-    confidence: float | None
-    flag: str
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SortItem:
-    source: Path  # absolute
-    folder: str  # relative to the target: "faces", "unsure/low-confidence"
-    label: str
-    confidence: float
-    flag: str
-
-
-@dataclass(frozen=True, slots=True)
-class SortPlan:
-    target: Path  # absolute
-    move: bool
-    items: tuple[SortItem, ...]
-    left_out: tuple[SkippedFile, ...] = ()  # unreadable, pasted, links when moving: stay as they are
-    class_names: tuple[str, ...] = ()
-
-    def counts(self) -> dict[str, int]:
-        """Images per destination folder: the classes in the model's order, then the unsure
-        reasons; folders that get no image are listed with 0."""
-        counts = {name: 0 for name in self.class_names}
-        counts.update({f"{UNSURE_FOLDER}/{reason}": 0 for reason in REASON_FOLDERS.values()})
-        for item in self.items:
-            counts[item.folder] = counts.get(item.folder, 0) + 1
-        return counts
-
-
-# -- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SortStarted:
-    run: str
-    target: str
-    move: bool
-    total: int
-    dry_run: bool = False
-    resumed: bool = False  # continues an interrupted run of the same kind
-    recovered: int = 0  # steps of a killed run settled first
-
-
-@dataclass(frozen=True, slots=True)
-class ImageSorted:
-    done: int  # images handled so far, this one included
-    total: int
-    source: str
-    destination: str
-    action: str  # "moved", "copied", "already there", "removed duplicate", "done before";
-    # in a dry run "would move", "would copy", "already there", "would remove duplicate"
-    folder: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImageLeftInPlace:
-    source: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SortSummary:
-    target: str
-    move: bool
-    run: str
-    total: int
-    counts: dict[str, int] = field(default_factory=dict)  # folder -> images sorted into it
-    actions: dict[str, int] = field(default_factory=dict)  # action -> images
-    left: tuple[ImageLeftInPlace, ...] = ()
-    dry_run: bool = False
-    log: str = ""
-
-    @property
-    def sorted(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True, slots=True)
-class UndoStarted:
-    target: str
-    total: int
-    recovered: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRestored:
-    done: int
-    total: int
-    source: str  # where the image is again
-    destination: str  # where the sort had put it
-    action: str  # "moved back", "removed copy", "restored"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageNotRestored:
-    source: str
-    destination: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class UndoSummary:
-    target: str
-    total: int
-    actions: dict[str, int] = field(default_factory=dict)
-    refused: tuple[ImageNotRestored, ...] = ()
-    log: str = ""
-
-
-SortEvent = SortStarted | ImageSorted | ImageLeftInPlace
-UndoEvent = UndoStarted | ImageRestored | ImageNotRestored
-
-
-# -- planning ----------------------------------------------------------------------------------
-
-
-def folder_of(label: str, flag: str) -> str:
-    """Where an answer goes: its class folder, or ``unsure/<reason>`` when it is flagged."""
-    if not flag:
-        return label
-    return f"{UNSURE_FOLDER}/{REASON_FOLDERS.get(flag, flag.replace(' ', '-'))}"
-
-
-def check_class_names(class_names: Iterable[str]) -> None:
-    """Class names become folder names: each must be one plain name, and none ``unsure``."""
-    for name in class_names:
-        bad = (
-            not name
-            or name in (".", "..")
-            or is_hidden(name)
-            or any(c in name for c in "/\\\x00")
-            or name.lower() == UNSURE_FOLDER
-        )
-        if bad:
-            raise SortError(
-                f"The model's class {shown(name)!r} cannot be a folder name beside {UNSURE_FOLDER}/; "
-                "sort with a model whose classes are plain folder names."
-            )
-
-
-def check_target(
-    target: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
-) -> dict[FileId, str]:
-    """Refuse a target that is a file, not writable, or that holds one of the inputs (the sort
-    would walk its own output). A target inside an input folder is fine: the returned folder
-    identities are left out of the walk (``collect_images(prune=...)``)."""
-    place = Path(os.path.abspath(target))
-    if os.path.lexists(place) and not place.is_dir():
-        raise SortError(
-            f"{shown(place)} is not a folder; --sort-into needs a folder (it is created if missing)."
-        )
-    existing = next((p for p in [place, *place.parents] if p.exists()), None)
-    if existing is not None and existing.is_dir() and not _writable(existing):
-        raise SortError(f"Cannot sort into {shown(place)}: the folder {shown(existing)} is read-only.")
-    real_target = os.path.realpath(place)
-    prune: dict[FileId, str] = {}
-    for item in inputs:
-        real = os.path.realpath(item)
-        if is_inside(real, real_target):
-            raise SortError(
-                f"{shown(item)} is inside the target folder {shown(place)}; sort into a folder outside "
-                "the images, or inside one of their folders."
-            )
-    if place.is_dir():
-        st = place.stat()
-        prune[(st.st_dev, st.st_ino)] = "the sort's target folder, not an input"
-    return prune
-
-
-def _writable(folder: Path) -> bool:
-    """Whether this process may add and remove names in ``folder``: what the system allows, as
-    for ``mv`` (root may move out of a folder without write bits; a read-only mount refuses)."""
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
-def plan_sort(
-    predictions: Iterable[PredictionLike],
-    target: str | os.PathLike[str],
-    *,
-    move: bool,
-    class_names: Iterable[str] = (),
-) -> SortPlan:
-    """What goes where; touches nothing. Unreadable images, pasted images (no file) and, for a
-    move, links (moving one would move the link, not the picture) are left out with a reason.
-    ``SortError`` when moving is impossible: a source folder is read-only."""
-    class_names = tuple(class_names)
-    check_class_names(class_names)
-    items: list[SortItem] = []
-    left: list[SkippedFile] = []
-    labels: list[str] = []
-    for p in predictions:
-        source = str(p.source)
-        if p.error is not None or p.label is None:
-            left.append(SkippedFile(source, f"unreadable ({p.error or 'no answer'})"))
-            continue
-        path = Path(os.path.abspath(source))
-        try:
-            st = os.lstat(path)
-        except (OSError, ValueError):
-            left.append(SkippedFile(source, "not a file (a pasted image, or it is gone)"))
-            continue
-        if stat.S_ISLNK(st.st_mode) and move:
-            left.append(SkippedFile(source, "a link: moving it would move the link, not the picture"))
-            continue
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            left.append(SkippedFile(source, "not a regular file"))
-            continue
-        labels.append(p.label)
-        items.append(SortItem(path, folder_of(p.label, p.flag), p.label, float(p.confidence or 0.0), p.flag))
-    check_class_names(labels)
-    if move:
-        check_movable(item.source for item in items)
-    names = class_names or tuple(dict.fromkeys(labels))
-    return SortPlan(Path(os.path.abspath(target)), move, tuple(items), tuple(left), names)
-
-
-def check_movable(paths: Iterable[str | os.PathLike[str]]) -> None:
-    """``SortError`` when an image cannot be moved out of its folder (the folder is read-only to
-    this process), naming the first such folder; checked before anything moves."""
-    read_only: dict[Path, int] = {}
-    for path in paths:
-        folder = Path(os.path.abspath(path)).parent
-        if folder in read_only or not _writable(folder):
-            read_only[folder] = read_only.get(folder, 0) + 1
-    if read_only:
-        folder = next(iter(read_only))
-        more = f" (and {plural(len(read_only) - 1, 'other folder')})" if len(read_only) > 1 else ""
-        raise SortError(
-            f"Cannot move {plural(sum(read_only.values()), 'image')}: the folder {shown(folder)}{more} "
-            "is read-only, so nothing was moved; make it writable, or sort without --move to copy them."
-        )
-
+from trainer.prediction.sort_plan import DONE_BEFORE, STOPPING_ERRORS, SortItem, SortPlan
 
 # -- contents already in place -----------------------------------------------------------------
 
@@ -501,7 +245,7 @@ class _Sorter:
         except OSError as err:
             with contextlib.suppress(SortError):  # a full disk may refuse the log row too
                 log.append(row.but(NOT_DONE))
-            if err.errno in _STOPPING_ERRORS or (
+            if err.errno in STOPPING_ERRORS or (
                 err.errno in (errno.EACCES, errno.EPERM) and _is_under(err.filename, self.plan.target)
             ):
                 raise self._stopped(err, Path(err.filename or row.destination)) from None
@@ -542,110 +286,3 @@ def _is_under(path: object, folder: Path) -> bool:
     if path is None:
         return False
     return is_inside(os.path.abspath(os.fsdecode(path)), os.path.abspath(folder))
-
-
-# -- undo ----------------------------------------------------------------------------------------
-
-
-def undo_sort(
-    target: str | os.PathLike[str],
-    *,
-    runs: Collection[str] | None = None,
-    cancel: CancelToken = NEVER_CANCELLED,
-) -> Generator[UndoEvent, None, UndoSummary]:
-    """Take back what the log says was sorted into ``target`` (every run, or those in ``runs``),
-    newest first: moved images go back, copies are deleted, removed duplicates are copied back.
-    Every file's SHA-256 is checked against the log first; what cannot be verified is left as it
-    is and reported (``ImageNotRestored``). Empty folders the sort made are removed."""
-    place = Path(os.path.abspath(target))
-    if not place.is_dir():
-        raise SortError(f"{shown(place)} is not a folder; --undo-sort needs the folder a sort wrote to.")
-    with SortLog.open(place, create=False) as log:
-        recovered = recover(log)
-        undone = undone_keys(log.rows)
-        todo = [
-            row
-            for row in log.rows
-            if row.action in UNDO_OF and row.key not in undone and (runs is None or row.run in runs)
-        ]
-        todo.reverse()
-        yield UndoStarted(str(place), len(todo), recovered)
-        actions: dict[str, int] = {}
-        refused: list[ImageNotRestored] = []
-        folders: set[Path] = set()
-        for done, row in enumerate(todo, 1):
-            cancel.raise_if_cancelled()
-            event = _undo_one(log, row, done, len(todo))
-            if isinstance(event, ImageNotRestored):
-                refused.append(event)
-            else:
-                actions[event.action] = actions.get(event.action, 0) + 1
-                folders.add(Path(row.destination).parent)
-            yield event
-        _remove_empty_folders(folders, place)
-    return UndoSummary(str(place), len(todo), actions, tuple(refused), str(place / LOG_NAME))
-
-
-def _undo_one(log: SortLog, row: LogRow, done: int, total: int) -> ImageRestored | ImageNotRestored:
-    source, destination = Path(row.source), Path(row.destination)
-
-    def refuse(reason: str) -> ImageNotRestored:
-        return ImageNotRestored(row.source, row.destination, reason)
-
-    if not holds(destination, row.sha256):
-        if not os.path.lexists(destination):
-            return refuse(f"{shown(destination)} is gone, so it cannot go back")
-        return refuse(f"{shown(destination)} changed since it was sorted (its SHA-256 differs); it stays")
-    if row.action == COPIED:
-        if not holds(source, row.sha256):
-            return refuse(
-                f"the original {shown(source)} is gone or changed, so the copy {shown(destination)} stays "
-                "(it may be the only one)"
-            )
-        log.append(row.but(REMOVING_COPY))
-        try:
-            destination.unlink()
-        except OSError as err:
-            log.append(row.but(NOT_DONE))
-            return refuse(f"cannot delete the copy ({err.strerror or err})")
-        fsync_dir(destination.parent)
-        log.append(row.but(REMOVED_COPY))
-        return ImageRestored(done, total, row.source, row.destination, REMOVED_COPY)
-    if os.path.lexists(source):
-        return refuse(f"something is at {shown(source)} again, so {shown(destination)} stays")
-    try:
-        source.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        return refuse(f"cannot recreate the folder {shown(source.parent)} ({err.strerror or err})")
-    intent, outcome = (MOVING_BACK, MOVED_BACK) if row.action == MOVED else (RESTORING, RESTORED)
-    log.append(row.but(intent))
-    try:
-        if row.action == MOVED:
-            move_file(destination, source, expected_sha256=row.sha256)
-        else:
-            copy_file_new(destination, source, expected_sha256=row.sha256)
-    except (OSError, ContentMismatchError) as err:
-        with contextlib.suppress(SortError):
-            log.append(row.but(NOT_DONE))
-        if isinstance(err, OSError) and err.errno in _STOPPING_ERRORS:
-            raise SortError(
-                f"{err.strerror or err} ({shown(err.filename or source)}); the images not yet restored are "
-                "still sorted: fix this and undo again."
-            ) from None
-        reason = str(err) if isinstance(err, ContentMismatchError) else (err.strerror or str(err))
-        return refuse(reason.rstrip("."))
-    log.append(row.but(outcome))
-    return ImageRestored(done, total, row.source, row.destination, outcome)
-
-
-def _remove_empty_folders(folders: Iterable[Path], target: Path) -> None:
-    """The class and reason folders left empty by the undo (never the target, never a folder
-    with anything in it: ``rmdir`` refuses those)."""
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        current = folder
-        while current != target and is_inside(str(current), str(target)):
-            try:
-                current.rmdir()
-            except OSError:
-                break
-            current = current.parent
