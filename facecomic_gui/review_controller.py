@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction
 
 from facecomic_gui.common import dialogs
 from facecomic_gui.common.corrections import CorrectionsSession
+from facecomic_gui.runs.session import IDLE
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMainWindow
@@ -124,11 +125,21 @@ class ReviewController(QObject):
             and _same_folder(outcome.result.dataset_root, dataset)
         ):
             self._compare = outcome.saved_to  # the window refreshes the Runs tab; compared once listed
+            # Whichever comes last opens the comparison: this end of the run, or the listing that
+            # has its file. Waiting only for a listing to come would lose it when one already came.
+            self._compare_if_listed()
 
     def _on_runs_listed(self) -> None:
-        path, self._compare = self._compare, None
-        if path is None:
+        self._compare_if_listed()
+
+    def _compare_if_listed(self) -> None:
+        """The retrained run and the one before it, once the Runs tab lists the retrained run's
+        file; a listing read before the file was saved does not count (the next one will)."""
+        runs = self.window.runs_session
+        path = self._compare
+        if path is None or runs.state != IDLE or runs.index_of(path) is None:
             return
+        self._compare = None
         dialog = self.window.runs_tab.compare_with_previous(path)
         if dialog is not None:
             self.compared.emit(dialog)

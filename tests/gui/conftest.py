@@ -35,9 +35,8 @@ def window(qtbot, settings: AppSettings, tmp_path: Path):
 
     win = MainWindow(settings, tmp_path / "runs", restore=False)
     qtbot.addWidget(win, before_close_func=forget_marks)
-    # The load runs in a worker; its result can only arrive once the event loop runs, here.
-    with qtbot.waitSignal(win.model_changed, timeout=30_000):
-        pass
+    # The load runs in a worker: wait for its result as state, which cannot be missed.
+    qtbot.waitUntil(lambda: win.current_model is not None, timeout=30_000)
     yield win
     forget_marks(win)
     win.close()

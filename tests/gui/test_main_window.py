@@ -229,8 +229,7 @@ def test_start_up_objects_are_frozen_out_of_full_collections(qtbot, settings, tm
         qtbot.addWidget(win)
         keep_garbage_collection_short(win)
         assert len(freezes) == 1 and freezes[0] > 0
-        with qtbot.waitSignal(win.model_changed, timeout=30_000):
-            pass
+        qtbot.waitUntil(lambda: win.current_model is not None, timeout=30_000)  # model_changed came
         assert len(freezes) == 2  # the model's objects (and torch's) are frozen too
         win.model_changed.emit(win.current_model)  # a later model changes nothing
         assert len(freezes) == 2

@@ -14,8 +14,8 @@ def test_live_redraws_skip_antialiasing_and_the_final_one_is_smooth(qtbot):
     accuracy.add_point("lr 0.1", 1, 0.9)
     curve = loss._series["lr 0.1"].smooth_curve
     points = accuracy._points["lr 0.1"][0]
-    qtbot.waitUntil(lambda: curve.opts["antialias"] is False, timeout=10 * REDRAW_MS)
-    qtbot.waitUntil(lambda: points.opts["antialias"] is False, timeout=10 * REDRAW_MS)
+    qtbot.waitUntil(lambda: curve.opts["antialias"] is False, timeout=50 * REDRAW_MS)
+    qtbot.waitUntil(lambda: points.opts["antialias"] is False, timeout=50 * REDRAW_MS)
     assert len(curve.xData) == 50
     loss.flush()
     accuracy.flush()

@@ -13,6 +13,7 @@ from facecomic_gui.common import dialogs
 from facecomic_gui.predict.session import ERROR_KEY, NOT_A_FACE_KEY, UNSURE_KEY
 from facecomic_gui.predict.table import CONFIDENCE, DETAILS, FILE, LABEL, UNSURE_COLOUR
 from tests.gui.drag_and_drop import drag_enter_event, drop, file_urls
+from tests.gui.signals import Recorder
 from trainer.data.synthetic import comic_like, make_dataset
 from trainer.prediction.predictor import Prediction
 
@@ -173,9 +174,9 @@ def test_dropping_without_a_model_says_so(qtbot, settings, tmp_path: Path, monke
     monkeypatch.setenv("FACECOMIC_DEFAULT_MODEL", str(tmp_path / "missing.safetensors"))
     win = MainWindow(settings, tmp_path / "runs", restore=False)
     qtbot.addWidget(win)
-    with qtbot.waitSignal(win.model_failed, timeout=30_000) as blocker:
-        pass
-    assert "does not exist" in blocker.args[0]
+    failed = Recorder(win.model_failed)  # before the event loop runs, so before the load can fail
+    (message,) = failed.wait(qtbot, timeout=30_000)
+    assert "does not exist" in message and win.prediction_session.model_error == message
     messages = []
     monkeypatch.setattr(dialogs.QMessageBox, "warning", lambda _p, title, text: messages.append(text))
     win.predict_tab.add_inputs([tmp_path])

@@ -15,6 +15,7 @@ from facecomic_gui.common import dialogs
 from facecomic_gui.predict.review import UNCERTAIN_FIRST_KEY
 from facecomic_gui.predict.table import CONFIDENCE, LABEL
 from facecomic_gui.train.form import TrainForm
+from tests.gui.signals import Recorder
 from tests.gui.test_predict_tab import fake_predictions, select, shown_names, sure
 from tests.gui.test_train_tab import open_dataset
 from trainer.common.configs import GridSpec, TrainConfig
@@ -249,6 +250,9 @@ def test_mark_three_add_them_to_a_copy_of_a_dataset_and_retrain_on_it(
 
     monkeypatch.setattr(dialogs, "ask_folder", lambda *a: data)
     monkeypatch.setattr(dialogs, "ask_retrain", lambda _parent, text: "Added 3 images" in text)
+    # One click starts the chain: add, Retrain (scan, run), the Runs listing, the comparison.
+    # Every signal of it is recorded from before the click, so none is missed by a later wait.
+    retrained, compared = Recorder(train_tab.run_finished), Recorder(window.review.compared)
     with qtbot.waitSignal(window.review.retrain_started, timeout=30_000):
         tab.review.add_button.click()
     added = {p for p in data.rglob("*") if p.is_file()} - before
@@ -258,16 +262,44 @@ def test_mark_three_add_them_to_a_copy_of_a_dataset_and_retrain_on_it(
         assert len(twin) == 1 and twin[0].parent == data / true_class
     assert window.review.corrections.unsaved() == []
 
-    with qtbot.waitSignal(train_tab.run_finished, timeout=180_000) as finished:
-        pass  # Retrain: the scan, then the run with the current settings
-    counts = dict(zip(finished.args[0].result.class_names, finished.args[0].result.counts, strict=True))
+    (outcome,) = retrained.wait(qtbot, timeout=180_000)  # Retrain: the scan, then the run
+    counts = dict(zip(outcome.result.class_names, outcome.result.counts, strict=True))
     expected = dict(counts_before)
     for true_class in wrong.values():
         expected[true_class] += 1
     assert counts == expected
-    with qtbot.waitSignal(window.review.compared, timeout=30_000) as compared:
-        pass
-    dialog = compared.args[0]
+    (dialog,) = compared.wait(qtbot, timeout=30_000)
+    assert len(retrained.emitted) == len(compared.emitted) == 1
     caption = dialog.findChild(type(train_tab.result_label)).text()
     assert f"{counts_before['faces']:,} faces" in caption and f"{expected['faces']:,} faces" in caption
     assert window.tabs.currentWidget() is train_tab
+
+
+def test_a_retrain_is_compared_even_when_the_listing_with_its_run_came_first(
+    qtbot, window, trained, monkeypatch
+):
+    """Whichever comes last, the retrained run's end or the Runs listing that has its file,
+    opens the comparison: one that waited only for a listing to come lost it when it came first."""
+    import os
+
+    from facecomic_gui.train.jobs import TrainingOutcome
+
+    result, model_file, root = trained
+    runs_dir = window.runs_session.runs_dir
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    before, retrained = runs_dir / "before.safetensors", runs_dir / "retrained.safetensors"
+    shutil.copy(model_file, before)
+    shutil.copy(model_file, retrained)
+    os.utime(before, (1, 1))  # the same data set, saved earlier
+    with qtbot.waitSignal(window.runs_tab.listed, timeout=30_000):
+        window.runs_tab.refresh()  # the listing that has the retrained run's file: it comes first
+    assert window.runs_session.index_of(retrained) is not None
+    monkeypatch.setattr(window.train_session, "train_after_next_scan", lambda: None)
+    monkeypatch.setattr(window.train_session, "set_dataset", lambda _path: None)
+    assert window.review.retrain(str(root))
+    monkeypatch.setattr(window.runs_session, "refresh", lambda: None)  # and no listing comes after
+    compared = Recorder(window.review.compared)
+    window.train_tab.run_finished.emit(TrainingOutcome(result, None, retrained))
+    (dialog,) = compared.wait(qtbot, timeout=5_000)
+    assert dialog is window.runs_tab.compare_dialog
+    assert [window.runs_session.entries[i].path for i in window.runs_session.selected] == [retrained, before]
