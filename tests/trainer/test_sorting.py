@@ -371,3 +371,49 @@ def test_left_in_place_is_reported_per_image(tmp_path: Path, pile, monkeypatch):
     left = [e for e in events if isinstance(e, ImageLeftInPlace)]
     assert [(Path(e.source).name, e.reason) for e in left] == [("b.jpg", "Permission denied")]
     assert summary.actions == {"copied": 4}
+
+
+def test_undoing_a_copied_link_removes_the_copy_and_keeps_the_link(tmp_path: Path):
+    """Found by the property tests: the original of a copied link is the file it names, so the
+    undo may remove the copy; a link that now names the copy itself keeps it."""
+    picture = make_images(tmp_path / "in", {".kept.jpg": b"the picture"})[0]
+    link = tmp_path / "in" / "link.jpg"
+    link.symlink_to(picture)
+    _, summary = sort(predictions([link], ["faces"]), tmp_path / "out", move=False)
+    assert summary.actions == {"copied": 1}
+    _, undone = collect(undo_sort(tmp_path / "out"))
+    assert undone.actions == {"removed copy": 1} and undone.refused == ()
+    assert link.is_symlink() and link.read_bytes() == b"the picture"
+
+    sort(predictions([link], ["faces"]), tmp_path / "out", move=False)
+    copy = tmp_path / "out" / "faces" / "link.jpg"
+    link.unlink()
+    link.symlink_to(copy)  # now the copy is the only picture the link leads to
+    _, undone = collect(undo_sort(tmp_path / "out"))
+    assert undone.actions == {} and len(undone.refused) == 1
+    assert copy.read_bytes() == b"the picture"
+
+
+def test_a_sort_undone_and_made_again_in_one_second_can_be_undone_again(tmp_path: Path, pile, monkeypatch):
+    """Found by the property tests: run ids were the second and the process, so a second run in
+    the same second shared the undone run's keys and its undo skipped every file."""
+    monkeypatch.setattr(sort_log, "datetime", FrozenClock)
+    original = tree(tmp_path / "in")
+    for _ in range(3):
+        _, summary = sort(predictions(pile, ["faces"] * 5), tmp_path / "out", move=True)
+        assert summary.actions == {"moved": 5}
+        _, undone = collect(undo_sort(tmp_path / "out"))
+        assert undone.actions == {"moved back": 5}
+        assert tree(tmp_path / "in") == original
+    runs = {row["run"] for row in log_rows(tmp_path / "out")}
+    assert len(runs) == 3
+
+
+class FrozenClock:
+    """``datetime`` at one instant: every run starts in the same second."""
+
+    @staticmethod
+    def now(tz=None):
+        import datetime
+
+        return datetime.datetime(2026, 1, 30, 10, 15, tzinfo=tz)

@@ -22,7 +22,7 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,9 +84,16 @@ class LogRow:
         return tuple(getattr(self, name) for name in COLUMNS)
 
 
-def new_run_id() -> str:
-    """``20260130T101500Z-4242``: when, and which process (two runs in one second differ)."""
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+def new_run_id(taken: Collection[str] = ()) -> str:
+    """``20260130T101500Z-4242``: when, and which process; ``-2``, ``-3``… after it when a run of
+    this log already has that id (a sort, its undo and a new sort in one second: the new run's
+    rows must not share the undone run's keys, or its undo would skip them)."""
+    base = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+    run, n = base, 1
+    while run in taken:
+        n += 1
+        run = f"{base}-{n}"
+    return run
 
 
 def parse_log(text: str, path: Path) -> list[LogRow]:
@@ -191,7 +198,7 @@ class SortLog:
         return pending_steps(self.rows)
 
     def start_run(self, move: bool, target: Path) -> str:
-        run = new_run_id()
+        run = new_run_id({row.run for row in self.rows})
         self.append(LogRow("", str(target), action=STARTED_MOVE if move else STARTED_COPY, run=run))
         return run
 
@@ -229,10 +236,11 @@ def _lock(handle, target: Path) -> None:
 # -- recovery -------------------------------------------------------------------------------------
 
 
-def holds(path: Path, sha256: str) -> bool:
-    """Whether ``path`` is a regular file (not a link) whose content has this SHA-256."""
+def holds(path: Path, sha256: str, *, follow_links: bool = False) -> bool:
+    """Whether ``path`` is a regular file (not a link, unless ``follow_links``) whose content has
+    this SHA-256."""
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
+        if not stat.S_ISREG((os.stat if follow_links else os.lstat)(path).st_mode):
             return False
         return file_sha256(path) == sha256
     except OSError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trainer.common.cancel import NEVER_CANCELLED, CancelToken
 from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file
-from trainer.common.outputs import fsync_dir, shown
+from trainer.common.outputs import fsync_dir, same_file, shown
 from trainer.data.walk import is_inside
 from trainer.prediction.sort_events import (
     ImageNotRestored,
@@ -91,7 +91,9 @@ def _undo_one(log: SortLog, row: LogRow, done: int, total: int) -> ImageRestored
             return refuse(f"{shown(destination)} is gone, so it cannot go back")
         return refuse(f"{shown(destination)} changed since it was sorted (its SHA-256 differs); it stays")
     if row.action == COPIED:
-        if not holds(source, row.sha256):
+        # A copied link's original is the file it names: still there, the copy may go (unless
+        # the link now names the copy itself, the only one left).
+        if not holds(source, row.sha256, follow_links=True) or same_file(source, destination):
             return refuse(
                 f"the original {shown(source)} is gone or changed, so the copy {shown(destination)} stays "
                 "(it may be the only one)"
