@@ -53,3 +53,12 @@ def trained(tmp_path_factory):
     )
     path = save_model(root.parent / "model.safetensors", result)
     return result, path, root
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The order's seed last, where a failure is read (the header that says it is hidden by -q)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(
+            f"Tests ran in random order, seed {seed}: replay with pytest --randomly-seed={seed}"
+        )

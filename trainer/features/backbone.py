@@ -342,6 +342,7 @@ class BackboneFeaturizer(Featurizer):
         batches = iter([todo[s : s + batch_size] for s in range(0, len(todo), batch_size)])
         lanes = min(budget.lanes, -(-len(todo) // batch_size))
         window: deque[Future] = deque()
+        stored: Future | None = None  # the head of the window, once stored and until it leaves
         with Lanes(lanes) as pool:
             try:
 
@@ -354,10 +355,14 @@ class BackboneFeaturizer(Featurizer):
 
                 refill()
                 while window:
-                    outcome = window.popleft().result()
+                    # Stored before it leaves the window: an interrupt while waiting for it (a
+                    # SIGTERM) must not drop a batch that the finally below would keep.
+                    outcome = window[0].result()
                     if outcome is not None:  # None: the lane saw the cancel first
                         outcome.store(results, timing)
                         done += len(outcome.rows) + len(outcome.failures)
+                    stored = window[0]
+                    window.popleft()
                     cancel.raise_if_cancelled()
                     refill()
                     yield done
@@ -366,7 +371,11 @@ class BackboneFeaturizer(Featurizer):
                 # network finishes, which is short), and every batch that finished is kept.
                 stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
-                finished = [f.result() for f in window if not f.cancelled() and f.exception() is None]
+                finished = [
+                    f.result()
+                    for f in window
+                    if f is not stored and not f.cancelled() and f.exception() is None
+                ]
                 for outcome in finished:
                     if outcome is not None:
                         outcome.store(results, timing)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -276,15 +276,22 @@ def decode_one(path: Path, config: PreprocessConfig) -> tuple[Entry, float]:
 
 
 def _decode_chunk(
-    paths: Sequence[Path], config: PreprocessConfig, cancel: CancelToken
-) -> list[tuple[Entry, float]]:
-    """Decode in order; stops early (returning fewer results) once cancelled."""
-    out = []
-    for path in paths:
+    paths: Sequence[Path],
+    chunk: list[int],
+    results: list[Entry | None],
+    config: PreprocessConfig,
+    cancel: CancelToken,
+) -> tuple[int, float]:
+    """Decode ``chunk`` in order straight into ``results``, so that what a worker decoded is kept
+    however the caller is interrupted (a SIGTERM may land between a submit and its bookkeeping);
+    stops early once cancelled. How many it decoded, and their seconds."""
+    count, seconds = 0, 0.0
+    for i in chunk:
         if cancel.cancelled:
             break
-        out.append(decode_one(path, config))
-    return out
+        results[i], took = decode_one(paths[i], config)
+        count, seconds = count + 1, seconds + took
+    return count, seconds
 
 
 def decode_on_pool(
@@ -299,7 +306,8 @@ def decode_on_pool(
     """Decode ``todo`` on ``budget.decode_workers`` threads (Pillow releases the GIL, so threads
     scale like processes here without their start-up or pickling), in chunks; yields how many are
     done, at most every 0.1 s. On cancel, queued chunks are dropped and running ones stop at their
-    next file; what they finished is kept."""
+    next file; on an interrupt (Ctrl+C, SIGTERM, close), running ones finish. Either way what they
+    decoded is in ``results``."""
     if not todo:
         return
     done = 0
@@ -307,32 +315,22 @@ def decode_on_pool(
     pool = ThreadPoolExecutor(
         max_workers=min(budget.decode_workers, len(chunks)), thread_name_prefix="facecomic-decode"
     )
-    pending: dict[Future, list[int]] = {}
-
-    def harvest(future: Future) -> int:
-        chunk = pending.pop(future)
-        values = future.result()
-        for i, (value, seconds) in zip(chunk, values, strict=False):  # fewer values when cancelled
-            results[i] = value
-            timing.decode += seconds
-        return len(values)
-
     try:
-        for chunk in chunks:
-            pending[pool.submit(_decode_chunk, [paths[i] for i in chunk], config, cancel)] = chunk
+        pending = {pool.submit(_decode_chunk, paths, chunk, results, config, cancel) for chunk in chunks}
         last_report = 0.0
         while pending:
-            finished, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
-            done += sum(harvest(f) for f in finished)
+            finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+            for future in finished:
+                count, seconds = future.result()
+                done += count
+                timing.decode += seconds
             cancel.raise_if_cancelled()
             now = time.perf_counter()
             if finished and (now - last_report >= PROGRESS_INTERVAL_S or not pending):
                 last_report = now
                 yield done
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for future in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
-            harvest(future)
+        pool.shutdown(wait=True, cancel_futures=True)  # after this no worker writes to ``results``
 
 
 def _collect(
