@@ -46,7 +46,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The bundled default model: the default recipe (pretrained features, an ensemble of 5 heads),
+# The bundled default model: the default recipe (pretrained features, the linear head),
 # trained by our own CLI on the three real samples in ../shared (face2comics, diverse, styles),
 # gathered into one folder per class (see assets/MODEL.md). The run reports its holdout first;
 # --refit-all then retrains the chosen setting on every image for the file that ships. First, the

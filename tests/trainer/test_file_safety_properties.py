@@ -43,7 +43,7 @@ PROPERTY = settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    derandomize=True,  # the same examples every run: a property test must not be the flaky one
+    derandomize=True,  # the same examples every run, so a failure always replays
     database=None,
 )
 
