@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from trainer.cluster.engine import connect
+from trainer.cluster.engine import connect, warm_up
 from trainer.cluster.shards import Shards, parts_folder
 from trainer.common.assets import default_model_path
 from trainer.common.configs import ClusterOptions, DecodeOptions, TrainConfig
@@ -102,6 +102,7 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
     from trainer.prediction.export import csv_outputs, write_predictions_csv
     from trainer.prediction.report import print_rows, summary
 
+    warm_up(cluster)
     model_path = args.model or default_model_path()
     entries = list(args.paths) + (read_input_list(args.input_list) if args.input_list else [])
     remote = [e for e in entries if is_remote(e)]
@@ -171,6 +172,7 @@ def extract_on_cluster(
 
     if not decode.use_cache:
         raise FaceComicError("--cluster fills the feature cache that the run then reads; drop --no-cache.")
+    warm_up(cluster)
     progress = ProgressLine(sys.stderr, "Extracting features on the cluster")
     with connect(cluster) as connected:
         say(f"Connected to {connected.description} in {connected.seconds:.1f}s", sys.stderr)

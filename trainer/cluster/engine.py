@@ -54,6 +54,19 @@ def _use_forkserver() -> None:
     get_mp_context().set_forkserver_preload(PRELOAD)
 
 
+def warm_up(options: ClusterOptions) -> None:
+    """For ``--cluster local``: start the forkserver now, so that its imports (torch, about as
+    long as the driver's own) run while the driver checks the model and finds the images, instead
+    of after. Writes nothing; a remote cluster needs nothing."""
+    if not options.local:
+        return
+    _dask()
+    import multiprocessing.forkserver
+
+    _use_forkserver()
+    multiprocessing.forkserver.ensure_running()
+
+
 @contextlib.contextmanager
 def connect(options: ClusterOptions) -> Iterator[Connected]:
     """The cluster ``options`` name, for the block; a local one is stopped after it. An address

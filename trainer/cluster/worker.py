@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from trainer.common.cpu import CpuBudget
+from trainer.common.lanes import one_torch_thread
 
 ONE_LANE = CpuBudget(1, 1)
 _predictors: dict[str, Any] = {}  # model SHA-256 -> Predictor, for this worker process
@@ -57,7 +57,8 @@ def load_predictor(model: bytes, sha256: str):
             path.write_bytes(model)
             predictor = Predictor(load_model(path), ONE_LANE)
         size = predictor.config.size
-        predictor.probabilities(np.zeros((1, size, size, 3), np.uint8))  # the session's first run
+        with one_torch_thread():  # the session's first run, before the job's
+            predictor.probabilities(np.zeros((1, size, size, 3), np.uint8))
         _predictors[sha256] = predictor
     return _predictors[sha256]
 
@@ -88,7 +89,8 @@ def predict_chunk(sha256: str, sources: list[str]) -> list[dict]:
     items = [_item(s) for s in sources]
     readable = [i for i, item in enumerate(items) if not isinstance(item, str)]
     rows: list[dict] = [{"error": item} if isinstance(item, str) else {} for item in items]
-    predictions = predictor.predict([items[i] for i in readable], batch_size=max(1, len(readable)))
+    with one_torch_thread():  # the head and flags too: a worker thread is one lane
+        predictions = predictor.predict([items[i] for i in readable], batch_size=max(1, len(readable)))
     for i, p in zip(readable, predictions, strict=True):
         rows[i] = {
             "label": p.label,
@@ -114,9 +116,5 @@ def _featurizer(identity: dict, preprocess: dict):
 def extract_chunk(identity: dict, preprocess: dict, paths: list[str], device: str = "cpu") -> list:
     """What the feature cache keeps for each path (an array or a ``Failure``), in order."""
     featurizer = _featurizer(identity, preprocess)
-    return featurizer.compute_entries([Path(p) for p in paths], budget=ONE_LANE, device=device)
-
-
-def process_id() -> int:
-    """This worker's process id (the tests kill one mid-job)."""
-    return os.getpid()
+    with one_torch_thread():
+        return featurizer.compute_entries([Path(p) for p in paths], budget=ONE_LANE, device=device)
