@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from trainer.cli import predict_main, train_main  # noqa: E402
+from trainer.cli import predict_main, train_main
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SAMPLES = ("face2comics-sample", "diverse-sample", "styles-sample")
@@ -83,7 +83,9 @@ def assert_same_rows(rows: list[list[str]], reference: dict[str, list[str]]) -> 
 
 def test_cluster_local_gives_the_local_cli_rows(samples, reference, tmp_path, capsys):
     out = tmp_path / "cluster.csv"
-    code = predict_main(["--cluster", "local", "--cluster-workers", "2", *map(str, samples), "--csv", str(out)])
+    code = predict_main(
+        ["--cluster", "local", "--cluster-workers", "2", *map(str, samples), "--csv", str(out)]
+    )
     assert code == 0
     rows = read_rows(out)
     assert [r[0] for r in rows] == list(reference)  # the same order, row for row
@@ -141,7 +143,12 @@ def test_a_job_killed_then_resumed_gives_the_same_csv(samples, reference, cluste
     parts = tmp_path / "p.csv.parts"
     args = ["--cluster", local.scheduler_address, "--chunk-size", "16", str(samples[0]), "--csv", str(out)]
     driver = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from trainer.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))", *args],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from trainer.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))",
+            *args,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -133,9 +133,9 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
          "chunk_size": cluster.chunk_size},
     )  # fmt: skip
     shards.check(resume=args.resume)
-    progress = ProgressLine(sys.stderr, "Predicting")
     with connect(cluster) as connected:
         say(f"Connected to {connected.description} in {connected.seconds:.1f}s", sys.stderr)
+        progress = ProgressLine(sys.stderr, "Predicting")
         shards.start()
         events = run_predict_job(connected.client, job, shards)
         try:
@@ -157,7 +157,8 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
     where = f"model, version and date in {one_line(sidecar)}" if sidecar else "a stream: no sidecar"
     rate = len(predictions) / seconds if seconds > 0 else 0.0
     say(
-        f"{summary(predictions)} on {connected.description} in {seconds:.1f}s ({rate:,.0f} images/s); "
+        f"{summary(predictions)} on {connected.description} in {seconds:.1f}s after connecting "
+        f"({rate:,.0f} images/s); "
         f"CSV written to {one_line(args.csv)} ({where})",
         sys.stderr,
     )
@@ -173,9 +174,9 @@ def extract_on_cluster(
     if not decode.use_cache:
         raise FaceComicError("--cluster fills the feature cache that the run then reads; drop --no-cache.")
     warm_up(cluster)
-    progress = ProgressLine(sys.stderr, "Extracting features on the cluster")
     with connect(cluster) as connected:
         say(f"Connected to {connected.description} in {connected.seconds:.1f}s", sys.stderr)
+        progress = ProgressLine(sys.stderr, "Extracting features on the cluster")
         events = extract_to_cache(connected.client, data_dir, config, decode, cluster)
         try:
             done = run_events(events, lambda e: progress.show(e.done, e.total, e.from_cache))
