@@ -90,7 +90,7 @@ def end_to_end(folder: Path, repeats: int) -> dict:
 
 def steady_state(paths: list[Path], passes: int, chunk_size: int, repeats: int) -> dict:
     """images/s of the scoring alone on ``passes`` x the images: local lanes against a warm cluster."""
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, LocalCluster
 
     from trainer.cluster.engine import _use_forkserver
     from trainer.cluster.worker import ModelPlugin, predict_chunk
@@ -104,6 +104,7 @@ def steady_state(paths: list[Path], passes: int, chunk_size: int, repeats: int) 
     predictor.predict(paths[:8])  # the session's first run
     rates: dict[str, list[float]] = {way: [] for way in WAYS}
     _use_forkserver()
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines at close are noise here
     clusters = {}
     try:
         for n in (1, 2):
@@ -122,7 +123,6 @@ def steady_state(paths: list[Path], passes: int, chunk_size: int, repeats: int) 
                     client = clusters[way][1]
                     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
                     futures = [client.submit(predict_chunk, sha, chunk, pure=False) for chunk in chunks]
-                    wait(futures)
                     client.gather(futures)
                 rates[way].append(len(items) / (time.perf_counter() - start))
     finally:
@@ -137,10 +137,12 @@ def run(folder: Path, *, repeats: int = 2, passes: int = 3, chunk_size: int = 25
     for path in paths:  # every file read once, so no way pays for a cold disk cache
         path.read_bytes()
     load = os.getloadavg()[0]
+    e = end_to_end(folder, repeats)
+    print(f"  end to end, seconds: {json.dumps(e)}", flush=True)  # kept should the rest fail
     return {
         "images": len(paths),
         "load_average_before": load,
-        "end_to_end": end_to_end(folder, repeats),
+        "end_to_end": e,
         "steady": steady_state(paths, passes, chunk_size, repeats),
         "load_average_after": os.getloadavg()[0],
     }
