@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("distributed")
+try:
+    import distributed  # noqa: F401
+except ImportError:  # make test installs the extra; a venv without it skips, CI fails
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("the cluster extra is not installed", allow_module_level=True)
 
 from trainer.cli import predict_main, train_main
 
