@@ -142,7 +142,8 @@ def test_a_worker_killed_mid_job_loses_and_repeats_no_row(samples, reference, cl
     assert len(list((tmp_path / "parts").glob("shard-*.jsonl"))) == -(-len(paths) // 16)
 
 
-def test_a_job_killed_then_resumed_gives_the_same_csv(samples, reference, cluster, tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_a_job_killed_then_resumed_gives_the_same_csv(samples, reference, cluster, tmp_path, how):
     local, _ = cluster
     out = tmp_path / "p.csv"
     parts = tmp_path / "p.csv.parts"
@@ -163,10 +164,16 @@ def test_a_job_killed_then_resumed_gives_the_same_csv(samples, reference, cluste
             assert driver.poll() is None, driver.stderr.read().decode()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        driver.kill()  # the driver as a whole, at any moment: SIGKILL, nothing runs after it
+        driver.send_signal(how)  # SIGKILL: the driver as a whole, at any moment, nothing runs after it
+        code = driver.wait(timeout=60)
+        message = driver.stderr.read().decode()
     finally:
+        driver.kill()
         driver.wait()
         driver.stderr.close()
+    if how == signal.SIGINT:  # Ctrl+C: one line, exit 130, the shards kept
+        assert code == 130
+        assert "cancelled; no CSV was written" in message and "--resume" in message
     assert not out.exists()
     kept = len(list(parts.glob("shard-*.jsonl")))
     assert 3 <= kept < 26
