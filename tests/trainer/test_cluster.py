@@ -115,7 +115,7 @@ def _job(paths: list[Path], chunk_size: int, shards_dir: Path):
 
 
 def test_a_worker_killed_mid_job_loses_and_repeats_no_row(samples, reference, cluster, tmp_path):
-    from trainer.cluster.predict_job import run_predict_job
+    from trainer.cluster.predict_job import merged, run_predict_job
     from trainer.data.dataset import collect_images
 
     _, client = cluster
@@ -126,8 +126,7 @@ def test_a_worker_killed_mid_job_loses_and_repeats_no_row(samples, reference, cl
     while True:
         try:
             event = next(events)
-        except StopIteration as stop:
-            predictions = stop.value
+        except StopIteration:
             break
         if killed is None and event.done > 0:
             busy = [addr for addr, keys in client.processing().items() if keys]
@@ -136,6 +135,7 @@ def test_a_worker_killed_mid_job_loses_and_repeats_no_row(samples, reference, cl
             os.kill(killed, signal.SIGKILL)  # mid-chunk: its task is lost and run again elsewhere
     assert killed is not None
     assert killed not in client.run(os.getpid).values()  # the nanny started another process
+    predictions = list(merged(job, shards))
     rows = [[p.source, p.label or "", f"{p.confidence:.6f}", p.flag, p.error or ""] for p in predictions]
     assert [r[0] for r in rows] == list(map(str, paths))
     assert_same_rows(rows, reference)

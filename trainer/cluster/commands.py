@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from trainer.common.configs import ClusterOptions, DecodeOptions, TrainConfig
 from trainer.common.console import EXIT_OK, EXIT_PARTIAL, PipeSafeWriter, for_stream, interrupted, say
 from trainer.common.errors import FaceComicError
 from trainer.common.events import run_events
-from trainer.common.outputs import check_outputs, refuse_inputs
+from trainer.common.outputs import check_outputs, open_output, refuse_inputs, write_text
 from trainer.common.text import one_line, plural
 from trainer.data.input_list import is_remote, local_path, read_input_list
 
@@ -99,8 +100,7 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
     """The whole ``--cluster`` prediction; the exit code (errors raise, as the local CLI's do)."""
     from trainer.cluster.predict_job import PredictJob, run_predict_job
     from trainer.data.dataset import collect_images
-    from trainer.prediction.export import csv_outputs, write_predictions_csv
-    from trainer.prediction.report import print_rows, summary
+    from trainer.prediction.export import csv_outputs
 
     warm_up(cluster)
     model_path = args.model or default_model_path()
@@ -139,7 +139,7 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
         shards.start()
         events = run_predict_job(connected.client, job, shards)
         try:
-            predictions = run_events(events, lambda e: progress.show(e.done, e.total, e.resumed))
+            run_events(events, lambda e: progress.show(e.done, e.total, e.resumed))
         except KeyboardInterrupt as err:
             progress.clear()
             events.close()
@@ -151,18 +151,40 @@ def predict_on_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> int
         finally:
             progress.clear()
     seconds = time.monotonic() - progress.start
-    print_rows(predictions, PipeSafeWriter(sys.stdout))
-    sidecar = write_predictions_csv(args.csv, predictions, model_path, excel_safe_cells=args.excel_safe)
+    sidecar = outputs.get("its sidecar")
+    tally = _write_csv(args, job, shards, model_path, sidecar)
     shards.remove()
     where = f"model, version and date in {one_line(sidecar)}" if sidecar else "a stream: no sidecar"
-    rate = len(predictions) / seconds if seconds > 0 else 0.0
+    rate = tally.rows / seconds if seconds > 0 else 0.0
     say(
-        f"{summary(predictions)} on {connected.description} in {seconds:.1f}s after connecting "
-        f"({rate:,.0f} images/s); "
-        f"CSV written to {one_line(args.csv)} ({where})",
+        f"{tally.summary()} on {connected.description} in {seconds:.1f}s after connecting "
+        f"({rate:,.0f} images/s); CSV written to {one_line(args.csv)} ({where})",
         sys.stderr,
     )
-    return EXIT_PARTIAL if any(not p.ok for p in predictions) else EXIT_OK
+    return EXIT_PARTIAL if tally.failed else EXIT_OK
+
+
+def _write_csv(args: argparse.Namespace, job, shards: Shards, model_path: Path, sidecar: Path | None):
+    """The shards, in order, streamed into the CSV (atomically: whole or not at all) and onto
+    stdout as the local CLI prints them; then the sidecar. Only one shard is in memory at a time."""
+    from trainer.cluster.predict_job import merged
+    from trainer.prediction.export import csv_sidecar, write_csv_rows
+    from trainer.prediction.report import Tally, print_rows
+
+    stdout, tally = PipeSafeWriter(sys.stdout), Tally()
+
+    def rows():
+        for prediction in merged(job, shards):
+            tally.add(prediction)
+            print_rows([prediction], stdout)
+            yield prediction
+
+    with open_output(args.csv, "w") as handle:
+        write_csv_rows(handle, rows(), excel_safe_cells=args.excel_safe)
+    if sidecar is not None:
+        info = csv_sidecar(model_path, tally.rows, excel_safe_cells=args.excel_safe)
+        write_text(sidecar, json.dumps(info, indent=2) + "\n")
+    return tally
 
 
 def extract_on_cluster(

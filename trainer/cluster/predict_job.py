@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from trainer.cluster.shards import Shards
@@ -44,10 +44,9 @@ class PredictJob:
         return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def run_predict_job(
-    client, job: PredictJob, shards: Shards
-) -> Generator[ChunkPredicted, None, list[Prediction]]:
-    """Score every chunk without a shard; yields progress after each; returns every prediction."""
+def run_predict_job(client, job: PredictJob, shards: Shards) -> Generator[ChunkPredicted, None, None]:
+    """Score every chunk without a shard, yielding progress after each; then every chunk has one
+    (``merged`` reads them back in order)."""
     chunks = job.chunks()
     sizes = [len(c) for c in chunks]
     done = shards.done(sizes)
@@ -56,7 +55,13 @@ def run_predict_job(
     todo = [i for i in range(len(chunks)) if i not in done]
     if todo:
         yield from _score(client, job, shards, chunks, todo, resumed)
-    return [_prediction(row) for i in range(len(chunks)) for row in _checked(shards, i, job, chunks[i])]
+
+
+def merged(job: PredictJob, shards: Shards) -> Iterator[Prediction]:
+    """Every prediction in input order, one shard in memory at a time."""
+    for i, chunk in enumerate(job.chunks()):
+        for row in _checked(shards, i, job, chunk):
+            yield _prediction(row)
 
 
 def _score(client, job, shards, chunks, todo, resumed) -> Generator[ChunkPredicted, None, None]:

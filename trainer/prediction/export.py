@@ -39,9 +39,16 @@ def excel_safe(cell: str) -> str:
 
 def predictions_csv(predictions, *, excel_safe_cells: bool = False) -> str:
     """The CSV text for a list of ``Prediction``; shared with the GUI's export."""
+    buffer = io.StringIO()
+    write_csv_rows(buffer, predictions, excel_safe_cells=excel_safe_cells)
+    return buffer.getvalue()
+
+
+def write_csv_rows(handle, predictions, *, excel_safe_cells: bool = False) -> None:
+    """The header, then one row per ``Prediction`` as it comes, to a text ``handle``: a cluster
+    job streams millions of rows from its shards into the file without holding them."""
     text = excel_safe if excel_safe_cells else str
-    buffer = _LineFeedRows()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(_LineFeedRows(handle), lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
         confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
@@ -54,16 +61,18 @@ def predictions_csv(predictions, *, excel_safe_cells: bool = False) -> str:
                 text(printable(p.error or "")),
             ]
         )
-    return buffer.getvalue()
 
 
-class _LineFeedRows(io.StringIO):
+class _LineFeedRows:
     """Rows end in ``\n``, yet a cell holding a lone ``\r`` is quoted: the csv module quotes only
     the characters of its line terminator, so the writer is given ``\r\n`` and each row's ending is
     turned back into ``\n`` here (the writer writes one row per call)."""
 
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
     def write(self, row: str) -> int:
-        return super().write(row[:-2] + "\n" if row.endswith("\r\n") else row)
+        return self.handle.write(row[:-2] + "\n" if row.endswith("\r\n") else row)
 
 
 def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:

@@ -23,14 +23,32 @@ def print_rows(predictions: Sequence, stdout: PipeSafeWriter, *, sorting: bool =
             say(f"{one_line(p.source)}\terror\t{one_line(p.error)}", sys.stderr)
 
 
+class Tally:
+    """The summary's counts, added up one prediction at a time (a cluster job's rows stream)."""
+
+    def __init__(self) -> None:
+        self.rows = self.failed = self.unsure = self.not_faces = 0
+
+    def add(self, p) -> None:
+        self.rows += 1
+        self.failed += not p.ok
+        self.unsure += p.unsure
+        self.not_faces += p.flag == NOT_A_FACE
+
+    def summary(self) -> str:
+        """``1,000 predicted (12 unsure, 3 of them not a face), 2 unreadable``."""
+        text = f"{self.rows - self.failed:,} predicted"
+        if self.unsure:
+            not_faces = f", {self.not_faces:,} of them not a face)" if self.not_faces else ")"
+            text += f" ({self.unsure:,} unsure" + not_faces
+        if self.failed:
+            text += f", {self.failed:,} unreadable"
+        return text
+
+
 def summary(predictions: Sequence) -> str:
     """``1,000 predicted (12 unsure, 3 of them not a face), 2 unreadable``."""
-    failed = sum(not p.ok for p in predictions)
-    text = f"{len(predictions) - failed:,} predicted"
-    unsure = sum(p.unsure for p in predictions)
-    if unsure:
-        not_faces = sum(p.flag == NOT_A_FACE for p in predictions)
-        text += f" ({unsure:,} unsure" + (f", {not_faces:,} of them not a face)" if not_faces else ")")
-    if failed:
-        text += f", {failed:,} unreadable"
-    return text
+    tally = Tally()
+    for p in predictions:
+        tally.add(p)
+    return tally.summary()
