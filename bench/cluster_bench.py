@@ -109,7 +109,7 @@ def steady_state(paths: list[Path], passes: int, chunk_size: int, repeats: int) 
     try:
         for n in (1, 2):
             local = LocalCluster(
-                n_workers=n, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+                n_workers=n, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR
             )
             client = Client(local, set_as_default=False)
             client.register_plugin(ModelPlugin(model, sha), name="bench-model")

@@ -53,7 +53,7 @@ def cluster(tmp_path_factory):
         patch.setenv("FACECOMIC_CACHE_DIR", str(tmp_path_factory.mktemp("worker-cache")))
         _use_forkserver()
         local = LocalCluster(
-            n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+            n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR
         )
     client = Client(local, set_as_default=False)
     yield local, client

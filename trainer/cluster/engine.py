@@ -80,7 +80,7 @@ def connect(options: ClusterOptions) -> Iterator[Connected]:
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server on a free port, never a clash on 8787
             silence_logs=logging.ERROR,
         )
         try:
