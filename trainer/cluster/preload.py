@@ -1,5 +1,6 @@
-"""Imported once by the forkserver that local workers are forked from (``engine``), so that no
-worker imports torch, onnxruntime and the trainer again; importing it does nothing else."""
+"""Imported once by the forkserver that local workers are forked from where they are not forked
+from the driver itself (``engine``, off Linux), so that no worker imports torch, onnxruntime and
+the trainer again; importing it does nothing else."""
 
 from __future__ import annotations
 
