@@ -99,7 +99,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             if cluster.address is not None:  # features into the cache on the cluster, then as ever
                 from trainer.cluster.commands import extract_on_cluster
 
-                extract_on_cluster(args.data_dir, config, decode, cluster)
+                extract_on_cluster(args.data_dir, config, decode, cluster, quiet=args.quiet)
             from trainer.training.experiment import run_experiment  # torch loads here, not for --help
 
             reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)

@@ -129,7 +129,9 @@ def test_a_worker_killed_mid_job_loses_and_repeats_no_row(samples, reference, cl
         except StopIteration:
             break
         if killed is None and event.done > 0:
-            busy = [addr for addr, keys in client.processing().items() if keys]
+            busy = []
+            while not busy:  # a worker with a chunk under way (there always is one soon)
+                busy = [addr for addr, keys in client.processing().items() if keys]
             pids = client.run(os.getpid)
             killed = pids[busy[0]]
             os.kill(killed, signal.SIGKILL)  # mid-chunk: its task is lost and run again elsewhere

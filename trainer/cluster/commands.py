@@ -188,9 +188,15 @@ def _write_csv(args: argparse.Namespace, job, shards: Shards, model_path: Path, 
 
 
 def extract_on_cluster(
-    data_dir: str | os.PathLike[str], config: TrainConfig, decode: DecodeOptions, cluster: ClusterOptions
+    data_dir: str | os.PathLike[str],
+    config: TrainConfig,
+    decode: DecodeOptions,
+    cluster: ClusterOptions,
+    *,
+    quiet: bool = False,
 ) -> None:
-    """``facecomic-train --cluster``: the data set's features into the cache, on the cluster."""
+    """``facecomic-train --cluster``: the data set's features into the cache, on the cluster
+    (with ``quiet``, as ``-q``: no progress line)."""
     from trainer.cluster.extract_job import extract_to_cache
 
     if not decode.use_cache:
@@ -201,7 +207,7 @@ def extract_on_cluster(
         progress = ProgressLine(sys.stderr, "Extracting features on the cluster")
         events = extract_to_cache(connected.client, data_dir, config, decode, cluster)
         try:
-            done = run_events(events, lambda e: progress.show(e.done, e.total, e.from_cache))
+            done = run_events(events, lambda e: quiet or progress.show(e.done, e.total, e.from_cache))
         finally:
             progress.clear()
             events.close()
