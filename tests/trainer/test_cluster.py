@@ -274,3 +274,20 @@ def test_the_plain_cli_and_the_app_never_load_dask(samples, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_input_list_with_urls_gives_a_row_each(samples, reference, cluster, tmp_path):
+    """Plain paths and ``file://`` ones are read as files; another URL goes through fsspec on the
+    worker, and one that cannot be read is an error row (here: no HTTP filesystem installed, or
+    nothing listening), as an unreadable file is."""
+    local, _ = cluster
+    images = sorted((samples[0] / "faces").glob("*.jpg"))[:2]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{images[0]}\nfile://{images[1]}\nhttp://127.0.0.1:9/x.jpg\n")
+    out = tmp_path / "p.csv"
+    args = ["--cluster", local.scheduler_address, "--input-list", str(listing), "--csv", str(out)]
+    assert predict_main(args) == 1  # done, with one unreadable
+    rows = read_rows(out)
+    assert [r[0] for r in rows] == [str(images[0]), str(images[1]), "http://127.0.0.1:9/x.jpg"]
+    assert_same_rows(rows[:2], reference)
+    assert rows[2][1] == "" and rows[2][4].startswith("could not read it")
