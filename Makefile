@@ -13,7 +13,7 @@ CONSTRAINTS := requirements/constraints.txt
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,cluster]'
 	touch $(STAMP)
 
 # Re-resolve every dependency to the newest allowed release in a scratch venv and write the
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 lock:
 	rm -rf build/lock-venv
 	$(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip --disable-pip-version-check --quiet install -e '.[test,dev,eval]'
+	build/lock-venv/bin/python -m pip --disable-pip-version-check --quiet install -e '.[test,dev,eval,cluster]'
 	( echo "# Exact versions for make run / make test; regenerate with make lock (see Makefile)."; \
 	  echo "# Python $$(build/lock-venv/bin/python -c 'import platform; print(platform.python_version())')"; \
 	  build/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' ) > $(CONSTRAINTS).part
@@ -79,7 +79,7 @@ stability: $(STAMP)
 # The evaluation-only extra (scikit-image's sample pictures), pinned like everything else.
 EVAL_STAMP := $(VENV)/.installed-eval
 $(EVAL_STAMP): $(STAMP)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,eval]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,eval,cluster]'
 	touch $(EVAL_STAMP)
 
 # "Not a face" and the other flags on pictures nothing trained on (docs/how-it-works.md).

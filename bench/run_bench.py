@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-package", action="store_true", help="skip building the packaged app (section 7)"
     )
+    parser.add_argument(
+        "--skip-cluster", action="store_true", help="skip the local CLI against --cluster local (section 8)"
+    )
     parser.add_argument("--gui-repeats", type=int, default=3, help="app trainings and drops (default 3)")
     parser.add_argument(
         "--extract-images",
@@ -415,6 +418,18 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         save()
+    if not args.skip_cluster:
+        try:
+            from bench.cluster_bench import report as report_cluster
+            from bench.cluster_bench import run as run_cluster
+        except ImportError:  # the [cluster] extra is not installed (make test installs it)
+            print("\n8. --cluster: skipped, the cluster extra is not installed", flush=True)
+        else:
+            print("\n8. `facecomic-predict` on 1,000 JPEGs: local CLI vs --cluster local, 1 and 2 workers:")
+            cluster_folder = ensure_bench_data(args.sample, args.data_dir, 1000)
+            results["cluster"] = run_cluster(cluster_folder, repeats=2)
+            report_cluster(results["cluster"])
+            save()
     print(f"\nwritten to {out.relative_to(REPO)}")
     return 0 if math.isfinite(b) else 1
 

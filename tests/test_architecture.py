@@ -52,6 +52,8 @@ PLANTED = [
     ("facecomic_gui/runs/session.py", "from facecomic_gui.train import form", "gui-tabs-independent"),
     ("facecomic_gui/predict/tab.py", "from trainer import cli", "gui-not-the-cli"),
     ("trainer/features/cache.py", "from trainer.features import base", "no-cycles"),
+    ("trainer/prediction/predictor.py", "def later():\n    import distributed", "cluster-optional"),
+    ("facecomic_gui/predict/session.py", "from trainer.cluster import engine", "cluster-optional"),
     ("facecomic_gui/common/settings.py", "from facecomic_gui.train import form", "gui-layers"),
     ("facecomic_gui/train/session.py", "from PySide6.QtCore import QObject", "sessions-without-qt"),
 ]

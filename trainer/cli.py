@@ -13,7 +13,14 @@ from typing import TextIO
 
 from trainer import __version__
 from trainer.common.assets import default_model_path
-from trainer.common.configs import PREDICTION_BATCH_SIZE, RECIPES, DecodeOptions, GridSpec, TrainConfig
+from trainer.common.configs import (
+    PREDICTION_BATCH_SIZE,
+    RECIPES,
+    ClusterOptions,
+    DecodeOptions,
+    GridSpec,
+    TrainConfig,
+)
 from trainer.common.console import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -29,16 +36,20 @@ from trainer.common.flags import add_config_flags, config_from_args, given_confi
 from trainer.common.new_files import check_folder
 from trainer.common.outputs import OutputTarget, check_outputs, refuse_inputs, write_text
 from trainer.common.text import fixed, one_line, plural
-from trainer.model.face_likeness import NOT_A_FACE
 from trainer.prediction.export import csv_outputs, write_predictions_csv
+from trainer.prediction.report import print_rows
+from trainer.prediction.report import summary as predictions_summary
 from trainer.sort_cli import (
     add_sort_flags,
     check_args,
     check_sources,
     prune_for,
+    sort_from_csv,
     sort_predictions,
     undo_main,
 )
+
+CLUSTER_GROUP = "on a Dask cluster (pip install 'facecomic[cluster]'; see docs/cluster.md)"
 
 # -- facecomic-train ------------------------------------------------------------------------------
 
@@ -61,6 +72,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     add_config_flags(parser, TrainConfig, only_if_given=True)
     add_config_flags(parser, GridSpec, only_if_given=True)
     add_config_flags(parser, DecodeOptions)
+    add_config_flags(parser.add_argument_group(CLUSTER_GROUP), ClusterOptions, exclude=("chunk_size",))
     parser.add_argument("--out", metavar="MODEL.safetensors", type=Path, help="save the final model here")
     parser.add_argument("--json", metavar="RESULTS.json", type=Path, help="write the results as JSON")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the results")
@@ -76,6 +88,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         config = dataclasses.replace(base_config, **given_config_values(TrainConfig, args))
         grid = dataclasses.replace(base_grid, **given_config_values(GridSpec, args))
         decode = config_from_args(DecodeOptions, args)
+        cluster = config_from_args(ClusterOptions, args)
     except ValueError as err:
         parser.error(str(err))
     try:
@@ -83,6 +96,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             # Every output is checked before the run (and before torch loads), not after it.
             targets = check_outputs({"--out": args.out, "--json": args.json})
             refuse_dataset_images(args.data_dir, targets)
+            if cluster.address is not None:  # features into the cache on the cluster, then as ever
+                from trainer.cluster.commands import extract_on_cluster
+
+                extract_on_cluster(args.data_dir, config, decode, cluster, quiet=args.quiet)
             from trainer.training.experiment import run_experiment  # torch loads here, not for --help
 
             reporter = ConsoleReporter(sys.stdout, sys.stderr, quiet=args.quiet)
@@ -306,7 +323,21 @@ def build_predict_parser() -> argparse.ArgumentParser:
         help="also write DIR/<name>.why.png (the answer's heat map over the image) and "
         "DIR/<name>.heat.png (the map alone, grey); existing files are never replaced",
     )
+    parser.add_argument(
+        "--input-list",
+        type=Path,
+        metavar="FILE",
+        help="also predict the images named in FILE, one path per line (with --cluster also "
+        "URL-style paths that fsspec reads, such as s3://bucket/x.jpg)",
+    )
     add_sort_flags(parser)
+    group = parser.add_argument_group(CLUSTER_GROUP)
+    add_config_flags(group, ClusterOptions)
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --cluster: continue the interrupted job whose shards are in OUT.csv.parts/",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -324,12 +355,24 @@ def positive_int(text: str) -> int:
 def predict_main(argv: Sequence[str] | None = None) -> int:
     parser = build_predict_parser()
     args = parser.parse_args(argv)
-    problem = check_args(args)
+    problem = check_args(args) or _cluster_problem(args)
     if problem:
         parser.error(problem)
     try:
+        cluster = config_from_args(ClusterOptions, args)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
         with sigterm_as_interrupt():
-            return undo_main(args) if args.undo_sort is not None else _predict(args)
+            if args.undo_sort is not None:
+                return undo_main(args)
+            if args.from_csv is not None:
+                return sort_from_csv(args)
+            if cluster.address is not None:  # Dask loads only here (docs/cluster.md)
+                from trainer.cluster.commands import predict_on_cluster
+
+                return predict_on_cluster(args, cluster)
+            return _predict(args)
     except KeyboardInterrupt as err:
         return interrupted(
             "facecomic-predict", err, "no CSV was written (heat maps already written are complete)."
@@ -338,8 +381,30 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         return error("facecomic-predict", err)
 
 
+def _cluster_problem(args: argparse.Namespace) -> str | None:
+    """Why these flags do not go with (or without) ``--cluster``, or None."""
+    if getattr(args, "ClusterOptions.address") is None:
+        return "--resume goes with --cluster" if args.resume else None
+    if args.csv is None:
+        return "--cluster writes its results to a CSV: add --csv OUT.csv"
+    drop = [flag for flag, given in (("--sort-into", args.sort_into), ("--explain", args.explain)) if given]
+    return (
+        f"--cluster scores only (sort from its CSV with --from-csv); drop {', '.join(drop)}" if drop else None
+    )
+
+
 def _predict(args: argparse.Namespace) -> int:
     model_path = args.model or default_model_path()
+    if args.input_list is not None:
+        from trainer.data.input_list import is_remote, local_path, read_input_list
+
+        entries = read_input_list(args.input_list)
+        remote = next((e for e in entries if is_remote(e)), None)
+        if remote is not None:
+            raise FaceComicError(
+                f"{one_line(remote)} in the input list is a URL; only --cluster reads those."
+            )
+        args.paths = [*args.paths, *map(local_path, entries)]
     # The CSV (and its sidecar) must not be the model or an image given: checked before the
     # model loads, and against every image found in the folders before any is predicted.
     outputs = csv_outputs(args.csv, "--csv") if args.csv else {}
@@ -367,27 +432,13 @@ def _predict(args: argparse.Namespace) -> int:
     for batch in predictor.predict_batches(paths, batch_size=args.batch_size):
         if explain is not None:
             explain.batch(paths[len(predictions) : len(predictions) + len(batch)], batch)
-        for p in batch:
-            # One line per image, always four tab-separated fields: names are escaped onto one line.
-            if p.ok and args.sort_into is not None:
-                pass  # sorting prints where each image went instead
-            elif p.ok:
-                row = f"{one_line(p.source)}\t{one_line(p.label)}\t{p.confidence:.4f}\t{p.flag}"
-                stdout.line(row)
-            else:
-                say(f"{one_line(p.source)}\terror\t{one_line(p.error)}", sys.stderr)
+        print_rows(batch, stdout, sorting=args.sort_into is not None)
         predictions.extend(batch)
     sidecar = None
     if args.csv:
         sidecar = write_predictions_csv(args.csv, predictions, model_path, excel_safe_cells=args.excel_safe)
     failed = sum(not p.ok for p in predictions)
-    summary = f"{len(predictions) - failed:,} predicted"
-    unsure = sum(p.unsure for p in predictions)
-    if unsure:
-        not_faces = sum(p.flag == NOT_A_FACE for p in predictions)
-        summary += f" ({unsure:,} unsure" + (f", {not_faces:,} of them not a face)" if not_faces else ")")
-    if failed:
-        summary += f", {failed:,} unreadable"
+    summary = predictions_summary(predictions)
     if explain is not None:
         summary += f"; {explain.written:,} heat maps written to {one_line(args.explain)}"
     if args.csv:

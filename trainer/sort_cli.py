@@ -52,6 +52,13 @@ def add_sort_flags(parser: argparse.ArgumentParser) -> None:
         help="with --sort-into: print what would go where, and touch nothing",
     )
     group.add_argument(
+        "--from-csv",
+        type=Path,
+        metavar="PREDICTIONS.csv",
+        help="with --sort-into: sort the images of a finished predictions CSV (say, a --cluster "
+        "job's) by its labels and flags, without scoring them again",
+    )
+    group.add_argument(
         "--undo-sort",
         type=Path,
         metavar="OUT",
@@ -76,8 +83,15 @@ def check_args(args: argparse.Namespace) -> str | None:
             if given
         ]
         return f"--undo-sort takes only the folder; drop {', '.join(others)}" if others else None
-    if not args.paths:
-        return "the following arguments are required: PATH"
+    if args.from_csv is not None:
+        if args.sort_into is None:
+            return "--from-csv goes with --sort-into OUT"
+        others = [f for f, given in (("PATH", bool(args.paths)), ("--input-list", args.input_list is not None),
+                  ("--model", args.model is not None), ("--explain", args.explain is not None),
+                  ("--cluster", getattr(args, "ClusterOptions.address", None) is not None)) if given]  # fmt: skip
+        return f"--from-csv sorts what the CSV says; drop {', '.join(others)}" if others else None
+    if not args.paths and args.input_list is None:
+        return "the following arguments are required: PATH (or --input-list FILE)"
     if args.sort_into is None and (args.move or args.dry_run):
         return "--move and --dry-run go with --sort-into OUT"
     return None
@@ -198,6 +212,19 @@ def sort_predictions(args: argparse.Namespace, predictions: Sequence, class_name
             sys.stderr,
         )
     return EXIT_PARTIAL if plan.left_out or summary.left else EXIT_OK
+
+
+def sort_from_csv(args: argparse.Namespace) -> int:
+    """``--sort-into OUT --from-csv P.csv``: the CSV's answers sorted as a direct sort would."""
+    from trainer.prediction.export import read_predictions_csv
+    from trainer.prediction.sort_plan import check_target
+
+    predictions = read_predictions_csv(args.from_csv)
+    sources = [p.source for p in predictions]
+    check_target(args.sort_into, sources)
+    check_sources(args, [Path(p.source) for p in predictions if p.ok])
+    labels = sorted({p.label for p in predictions if p.label})
+    return sort_predictions(args, predictions, labels)
 
 
 def _resumed_line(event) -> str:

@@ -320,6 +320,58 @@ class DecodeOptions:
         return default_cache_dir()
 
 
+MAX_CHUNK_SIZE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    """Where the work runs when it runs on a Dask cluster (``trainer.cluster``, the ``[cluster]``
+    extra); like ``DecodeOptions`` it never changes a result, only where and how fast."""
+
+    address: str | None = field(
+        default=None,
+        metadata=_flag(
+            "run on a Dask cluster: its scheduler's address (tcp://HOST:8786), or local to start one "
+            "on this machine's cores (needs pip install 'facecomic[cluster]')",
+            "--cluster", metavar="ADDRESS|local",
+        ),
+    )  # fmt: skip
+    workers: int = field(
+        default=0,
+        metadata=_flag(
+            "with --cluster local: worker processes (0: one per CPU core)",
+            "--cluster-workers", type=int, metavar="N",
+        ),
+    )  # fmt: skip
+    chunk_size: int = field(
+        default=256,
+        metadata=_flag(
+            "with --cluster: images per task (and per shard)", "--chunk-size", type=int, metavar="N"
+        ),
+    )
+    timeout: float = field(
+        default=10.0,
+        metadata=_flag(
+            "with --cluster ADDRESS: seconds to wait for the scheduler", "--cluster-timeout",
+            type=float, metavar="S",
+        ),
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.workers) or not 0 <= self.workers <= MAX_THREADS:
+            raise ValueError(f"--cluster-workers must be a whole number from 0 to {MAX_THREADS}")
+        if not _is_int(self.chunk_size) or not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"--chunk-size must be a whole number from 1 to {MAX_CHUNK_SIZE:,}")
+        if not (isinstance(self.timeout, float | int) and 0 < self.timeout <= 3600):
+            raise ValueError("--cluster-timeout must be more than 0 and at most 3600 seconds")
+        if self.address is not None and not self.address.strip():
+            raise ValueError("--cluster needs an address (tcp://HOST:PORT) or local")
+
+    @property
+    def local(self) -> bool:
+        return self.address == "local"
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("FACECOMIC_CACHE_DIR")
     if env:

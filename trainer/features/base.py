@@ -236,6 +236,26 @@ class Featurizer(ABC):
             time.perf_counter() - start, timing.decode, timing.network,
         )  # fmt: skip
 
+    def compute_entries(
+        self,
+        paths: Sequence[Path],
+        *,
+        budget: CpuBudget,
+        device: str = "cpu",
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> list[Entry]:
+        """What the cache would keep for each path (an array, or a ``Failure`` with whether it
+        lasts), computed here without a cache: a cluster worker's part of ``extract``, which the
+        driver then stores in the one cache (``trainer.cluster``)."""
+        results: list[Entry | None] = [None] * len(paths)
+        for _ in self._compute(paths, list(range(len(paths))), results, budget, device, cancel, Timing()):
+            pass
+        missing = [i for i, value in enumerate(results) if value is None]
+        if missing:  # only a cancel leaves holes; the caller must not store a partial chunk
+            cancel.raise_if_cancelled()
+            raise RuntimeError(f"{len(missing)} entries were not computed")
+        return results  # type: ignore[return-value]
+
     @abstractmethod
     def _compute(
         self,

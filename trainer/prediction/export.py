@@ -39,9 +39,16 @@ def excel_safe(cell: str) -> str:
 
 def predictions_csv(predictions, *, excel_safe_cells: bool = False) -> str:
     """The CSV text for a list of ``Prediction``; shared with the GUI's export."""
+    buffer = io.StringIO()
+    write_csv_rows(buffer, predictions, excel_safe_cells=excel_safe_cells)
+    return buffer.getvalue()
+
+
+def write_csv_rows(handle, predictions, *, excel_safe_cells: bool = False) -> None:
+    """The header, then one row per ``Prediction`` as it comes, to a text ``handle``: a cluster
+    job streams millions of rows from its shards into the file without holding them."""
     text = excel_safe if excel_safe_cells else str
-    buffer = _LineFeedRows()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(_LineFeedRows(handle), lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
         confidence = "" if p.confidence is None else f"{p.confidence:.6f}"
@@ -54,16 +61,18 @@ def predictions_csv(predictions, *, excel_safe_cells: bool = False) -> str:
                 text(printable(p.error or "")),
             ]
         )
-    return buffer.getvalue()
 
 
-class _LineFeedRows(io.StringIO):
+class _LineFeedRows:
     """Rows end in ``\n``, yet a cell holding a lone ``\r`` is quoted: the csv module quotes only
     the characters of its line terminator, so the writer is given ``\r\n`` and each row's ending is
     turned back into ``\n`` here (the writer writes one row per call)."""
 
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
     def write(self, row: str) -> int:
-        return super().write(row[:-2] + "\n" if row.endswith("\r\n") else row)
+        return self.handle.write(row[:-2] + "\n" if row.endswith("\r\n") else row)
 
 
 def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
@@ -149,3 +158,53 @@ def write_predictions_csv(
     info = csv_sidecar(model_path, len(predictions), excel_safe_cells=excel_safe_cells)
     write_text(sidecar, json.dumps(info, indent=2) + "\n", allow_read_only=allow_read_only)
     return sidecar
+
+
+def read_predictions_csv(path: str | os.PathLike[str]) -> list:
+    """The predictions of a CSV this module wrote (``--sort-into DIR --from-csv P.csv``), as
+    ``Prediction`` values in its order; anything else is one sentence naming the file. One written
+    with ``--excel-safe`` is refused: its names were changed for the spreadsheet."""
+    from trainer.prediction.predictor import Prediction
+
+    target = Path(path)
+    shown = printable(os.fspath(target))
+    try:
+        text = target.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise FaceComicError(f"The predictions file {shown} does not exist.") from None
+    except IsADirectoryError:
+        raise FaceComicError(f"The predictions file {shown} is a folder.") from None
+    except OSError as err:
+        raise FaceComicError(
+            f"The predictions file {shown} cannot be read ({err.strerror or err})."
+        ) from None
+    except UnicodeDecodeError:
+        raise FaceComicError(f"The predictions file {shown} is not UTF-8 text.") from None
+    try:
+        sidecar = json.loads(sidecar_path(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        sidecar = {}
+    if isinstance(sidecar, dict) and sidecar.get("excel_safe"):
+        raise FaceComicError(
+            f"{shown} was written with --excel-safe, which changes names for spreadsheets; "
+            "predict again without it to sort from the file."
+        )
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or tuple(rows[0]) != CSV_COLUMNS:
+        raise FaceComicError(f"{shown} is not a predictions CSV (its header is not {','.join(CSV_COLUMNS)}).")
+    predictions = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(CSV_COLUMNS):
+            raise FaceComicError(f"Line {number} of {shown} has {len(row)} fields, not {len(CSV_COLUMNS)}.")
+        source, label, confidence, flag, problem = row
+        try:
+            value = float(confidence) if confidence else None
+        except ValueError:
+            raise FaceComicError(
+                f"Line {number} of {shown}: the confidence {confidence!r} is not a number."
+            ) from None
+        if problem or not label:
+            predictions.append(Prediction(source, error=problem or "no answer"))
+        else:
+            predictions.append(Prediction(source, label=label, confidence=value, flag=flag))
+    return predictions
