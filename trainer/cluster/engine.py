@@ -4,8 +4,9 @@ here (``--cluster local``), and its end.
 A local cluster starts one worker process per core with one thread each (``nthreads=1``): the
 parallelism is the processes, as the local CLI's lanes are its threads. Worker processes are
 forked, so that none imports torch, onnxruntime and the trainer again (``_use_forkserver``;
-spawned workers each took 2-10 s for it on a busy 2-core machine). A worker that dies is restarted by its nanny, and Dask's scheduler runs
-its lost tasks again on the others (``distributed.scheduler.allowed-failures`` times).
+spawned workers each took 2-10 s for it on a busy 2-core machine). A worker that dies is
+restarted by its nanny, and Dask's scheduler runs its lost tasks again on the others
+(``distributed.scheduler.allowed-failures`` times).
 """
 
 from __future__ import annotations
