@@ -3,3 +3,615 @@ alive (docs/development.md, "Mutation testing"): each asserts what a user sees (
 replaced; an error naming the file; a log and an undo that say what happened)."""
 
 from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from trainer.common import new_files, outputs
+from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file
+from trainer.common.outputs import FILE, NEW, OutputError, check_outputs, temp_name_prefix
+from trainer.prediction import sort_log
+from trainer.prediction.sort_log import (
+    COLUMNS,
+    COPIED,
+    COPYING,
+    FINISHED,
+    LOG_NAME,
+    MOVED,
+    MOVED_BACK,
+    MOVING,
+    MOVING_BACK,
+    NOT_DONE,
+    REMOVED_COPY,
+    REMOVED_DUPLICATE,
+    REMOVING_COPY,
+    REMOVING_DUPLICATE,
+    RESTORED,
+    RESTORING,
+    STARTED_COPY,
+    STARTED_MOVE,
+    LogRow,
+    SortError,
+    SortLog,
+)
+
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def log_text(target: Path) -> str:
+    return (target / LOG_NAME).read_text(encoding="utf-8")
+
+
+# -- the sort log ---------------------------------------------------------------------------------
+
+
+def test_a_run_id_is_the_time_and_the_process_and_never_one_the_log_has():
+    base = sort_log.new_run_id()
+    assert re.fullmatch(rf"\d{{8}}T\d{{6}}Z-{os.getpid()}", base)
+    assert sort_log.new_run_id({base}) == f"{base}-2"
+    assert sort_log.new_run_id({base, f"{base}-2", f"{base}-3"}) == f"{base}-4"
+    assert sort_log.new_run_id({"another"}) == base
+
+
+def test_a_log_row_is_written_as_its_columns_in_order(tmp_path: Path):
+    row = LogRow("s", "d", "faces", "0.9", "low confidence", "ab", MOVING, "r1")
+    assert row.cells() == ("s", "d", "faces", "0.9", "low confidence", "ab", MOVING, "r1")
+    assert row.key == ("r1", "s", "d")
+    assert row.but(MOVED) == LogRow("s", "d", "faces", "0.9", "low confidence", "ab", MOVED, "r1")
+    with SortLog.open(tmp_path, create=True) as log:
+        log.append(row)
+    assert log_text(tmp_path) == HEADER + "s,d,faces,0.9,low confidence,ab,moving,r1\n"
+    assert sort_log.read_log(tmp_path) == [row]
+
+
+def test_parsing_drops_a_line_cut_short_and_rows_of_the_wrong_width(tmp_path: Path):
+    path = tmp_path / LOG_NAME
+    assert sort_log.parse_log("", path) == []
+    whole = "a,b,faces,0.9,,ff,moved,r\n"
+    rows = sort_log.parse_log(HEADER + whole + "x,y,faces,0.9,,ff,mov", path)
+    assert rows == [LogRow("a", "b", "faces", "0.9", "", "ff", "moved", "r")]
+    assert sort_log.parse_log(HEADER + "too,few\n" + whole + "one,two,three,4,5,6,7,8,9\n", path) == rows
+    # A header cut short is still the header's first line missing: refused.
+    with pytest.raises(SortError, match=rf"{re.escape(LOG_NAME)} is not a FaceComic sort log"):
+        sort_log.parse_log("source,destination\n" + whole, path)
+
+
+def test_a_file_that_is_not_a_sort_log_is_refused_naming_it(tmp_path: Path):
+    (tmp_path / LOG_NAME).write_text("name,size\nx,1\n", encoding="utf-8")
+    with pytest.raises(SortError) as err:
+        sort_log.read_log(tmp_path)
+    assert str(err.value) == f"{tmp_path / LOG_NAME} is not a FaceComic sort log (its first line is not the header)."
+    with pytest.raises(SortError, match="is not a FaceComic sort log"):
+        SortLog.open(tmp_path, create=True)
+    assert log_text(tmp_path) == "name,size\nx,1\n"  # refused, and left as it was
+
+
+def test_a_damaged_log_is_refused_naming_it(tmp_path: Path):
+    (tmp_path / LOG_NAME).write_text(HEADER + "a" * 200_000 + ",b\n", encoding="utf-8")  # over csv's limit
+    with pytest.raises(SortError) as err:
+        sort_log.read_log(tmp_path)
+    assert str(err.value) == f"{tmp_path / LOG_NAME} is damaged (not valid CSV); it cannot be used."
+
+
+def test_reading_a_log_that_cannot_be_read_names_it(tmp_path: Path):
+    assert sort_log.read_log(tmp_path) == []  # no log: nothing sorted there
+    (tmp_path / LOG_NAME).mkdir()
+    with pytest.raises(SortError) as err:
+        sort_log.read_log(tmp_path)
+    assert str(err.value) == f"Cannot read {tmp_path / LOG_NAME}: Is a directory."
+
+
+def test_undo_without_a_log_says_nothing_was_sorted_there(tmp_path: Path):
+    with pytest.raises(SortError) as err:
+        SortLog.open(tmp_path, create=False)
+    assert str(err.value) == f"{tmp_path} has no {LOG_NAME}: nothing was sorted there, so nothing to undo."
+    assert not (tmp_path / LOG_NAME).exists()
+    (tmp_path / LOG_NAME).mkdir()  # a folder by that name is not a log either
+    with pytest.raises(SortError, match="nothing was sorted there"):
+        SortLog.open(tmp_path, create=False)
+
+
+def test_a_log_that_cannot_be_opened_for_writing_names_it(tmp_path: Path):
+    (tmp_path / LOG_NAME).mkdir()
+    with pytest.raises(SortError, match=re.escape(str(tmp_path / LOG_NAME))):
+        SortLog.open(tmp_path, create=True)
+
+
+def test_a_new_log_starts_with_the_header_and_an_open_one_keeps_its_rows(tmp_path: Path):
+    with SortLog.open(tmp_path, create=True) as log:
+        assert log.rows == []
+        assert log.path == tmp_path / LOG_NAME
+    assert log_text(tmp_path) == HEADER
+    with SortLog.open(tmp_path, create=False) as log:
+        run = log.start_run(True, tmp_path)
+        log.finish_run(run, tmp_path)
+    assert log_text(tmp_path) == HEADER + f",{tmp_path},,,,,started move,{run}\n,{tmp_path},,,,,finished,{run}\n"
+    with SortLog.open(tmp_path, create=False) as log:
+        assert [row.action for row in log.rows] == [STARTED_MOVE, FINISHED]
+        second = log.start_run(False, tmp_path)
+        assert second != run and log.rows[-1] == LogRow("", str(tmp_path), action=STARTED_COPY, run=second)
+
+
+def test_after_a_line_cut_short_the_next_row_starts_on_its_own_line(tmp_path: Path):
+    (tmp_path / LOG_NAME).write_text(HEADER + "a,b,faces,0.9,,ff,moved,r\nx,y,fa", encoding="utf-8")
+    with SortLog.open(tmp_path, create=True) as log:
+        assert len(log.rows) == 1
+        log.append(LogRow("c", "d", action=COPIED, run="r"))
+    rows = sort_log.read_log(tmp_path)
+    assert rows[-1] == LogRow("c", "d", action=COPIED, run="r")
+    assert log_text(tmp_path).endswith("\nx,y,fa\nc,d,,,,,copied,r\n")
+
+
+def test_a_second_sort_in_the_same_folder_is_refused_while_the_first_holds_the_log(tmp_path: Path):
+    with SortLog.open(tmp_path, create=True):
+        with pytest.raises(SortError) as err:
+            SortLog.open(tmp_path, create=True)
+        assert str(err.value) == f"Another FaceComic sort or undo is working in {tmp_path}; wait for it to finish."
+    with SortLog.open(tmp_path, create=True):  # released at close
+        pass
+
+
+def test_a_log_that_cannot_be_written_stops_the_sort_naming_it(tmp_path: Path):
+    log = SortLog.open(tmp_path, create=True)
+    log._handle.close()
+    with open(os.devnull, "w") as devnull:
+        log._handle = devnull
+        os.close(devnull.fileno())  # every write now fails with EBADF
+        with pytest.raises(SortError) as err:
+            log.append(LogRow("a", "b", action=MOVING, run="r"))
+        with pytest.raises(OSError):
+            devnull.close()
+    assert str(err.value).startswith(f"Cannot write {tmp_path / LOG_NAME}: ")
+    assert log.rows == []  # a row that was not written is not counted
+
+
+def test_pending_steps_are_the_announced_ones_never_settled():
+    rows = [
+        LogRow("a", "A", action=MOVING, run="r"),
+        LogRow("a", "A", action=MOVED, run="r"),
+        LogRow("b", "B", action=COPYING, run="r"),
+        LogRow("b", "B", action=NOT_DONE, run="r"),
+        LogRow("c", "C", action=REMOVING_DUPLICATE, run="r"),
+        LogRow("c", "C", action=MOVING, run="r2"),  # another run: another key
+        LogRow("d", "D", action=FINISHED, run="r"),
+    ]
+    assert sort_log.pending_steps(rows) == [rows[4], rows[5]]
+    undone = [LogRow("a", "A", action=a, run="r") for a in (MOVED_BACK, REMOVED_COPY, RESTORED, MOVED)]
+    assert sort_log.undone_keys(undone) == {("r", "a", "A")}
+    assert sort_log.undone_keys(undone[3:]) == set()
+
+
+def test_the_last_run_is_the_newest_start_and_whether_it_finished():
+    assert sort_log.last_run([]) is None
+    first = LogRow("", "t", action=STARTED_COPY, run="r1")
+    second = LogRow("", "t", action=STARTED_MOVE, run="r2")
+    assert sort_log.last_run([first, LogRow("", "t", action=FINISHED, run="r1")]) == (first, True)
+    assert sort_log.last_run([first, LogRow("", "t", action=FINISHED, run="r1"), second]) == (second, False)
+    assert sort_log.last_run([first, second, LogRow("", "t", action=FINISHED, run="r2")]) == (second, True)
+
+
+def test_holds_means_a_regular_file_with_that_content(tmp_path: Path):
+    data = b"photo"
+    (tmp_path / "f").write_bytes(data)
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    assert sort_log.holds(tmp_path / "f", sha(data))
+    assert not sort_log.holds(tmp_path / "f", sha(b"other"))
+    assert not sort_log.holds(tmp_path / "link", sha(data))
+    assert sort_log.holds(tmp_path / "link", sha(data), follow_links=True)
+    assert not sort_log.holds(tmp_path, sha(data), follow_links=True)
+    assert not sort_log.holds(tmp_path / "missing", sha(data))
+
+
+def test_a_second_name_is_dropped_only_when_it_is_the_same_file_or_content(tmp_path: Path):
+    new = tmp_path / "new.jpg"
+    new.write_bytes(b"photo")
+    same = tmp_path / "same.jpg"
+    same.write_bytes(b"photo")
+    other = tmp_path / "other.jpg"
+    other.write_bytes(b"changed")
+    hard = tmp_path / "hard.jpg"
+    os.link(new, hard)
+    for old in (same, other, hard):
+        sort_log.drop_second_name(old, new, sha(b"photo"))
+    assert not same.exists() and not hard.exists()
+    assert other.read_bytes() == b"changed" and new.read_bytes() == b"photo"
+    sort_log.drop_second_name(tmp_path / "gone.jpg", new, sha(b"photo"))  # nothing there: nothing to do
+    assert new.read_bytes() == b"photo"
+
+
+def recovered(target: Path, rows: list[LogRow]) -> list[LogRow]:
+    with SortLog.open(target, create=True) as log:
+        for row in rows:
+            log.append(row)
+    with SortLog.open(target, create=False) as log:
+        count = sort_log.recover(log)
+        settled = log.rows[len(rows) :]
+    assert count == len(settled)
+    assert sort_log.read_log(target)[len(rows) :] == settled  # written, not only counted
+    return settled
+
+
+def test_recovery_completes_a_move_whose_file_is_whole_at_its_destination(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    for p in (src, dst):
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"photo")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=MOVING, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(MOVED)]
+    assert not src.exists() and dst.read_bytes() == b"photo"  # the second name is removed
+
+
+def test_recovery_of_a_copy_keeps_the_original(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    for p in (src, dst):
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"photo")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=COPYING, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(COPIED)]
+    assert src.read_bytes() == b"photo" and dst.read_bytes() == b"photo"
+
+
+def test_recovery_marks_a_move_not_done_and_removes_its_temp_when_the_file_is_not_whole(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    src.parent.mkdir()
+    dst.parent.mkdir()
+    src.write_bytes(b"photo")
+    temps = [dst.parent / f"{temp_name_prefix(dst)}{n}.part" for n in ("123", "abc")]
+    for temp in temps:
+        temp.write_bytes(b"pho")
+    unrelated = dst.parent / ".b.jpg.123.part"
+    unrelated.write_bytes(b"another file's temp")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=MOVING, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(NOT_DONE)]
+    assert src.read_bytes() == b"photo" and not dst.exists()
+    assert all(not t.exists() for t in temps) and unrelated.exists()
+
+
+def test_recovery_of_a_move_back_removes_the_sorted_name_once_the_original_is_whole(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    for p in (src, dst):
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"photo")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=MOVING_BACK, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(MOVED_BACK)]
+    assert src.read_bytes() == b"photo" and not dst.exists()
+
+
+def test_recovery_of_a_restore_keeps_the_sorted_copy(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    for p in (src, dst):
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"photo")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=RESTORING, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(RESTORED)]
+    assert src.read_bytes() == b"photo" and dst.read_bytes() == b"photo"
+
+
+def test_recovery_of_a_move_back_not_whole_keeps_the_sorted_file(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    src.parent.mkdir()
+    dst.parent.mkdir()
+    dst.write_bytes(b"photo")
+    temp = src.parent / f"{temp_name_prefix(src)}x1.part"
+    temp.write_bytes(b"ph")
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=MOVING_BACK, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(NOT_DONE)]
+    assert dst.read_bytes() == b"photo" and not src.exists() and not temp.exists()
+
+
+def test_recovery_of_removals_looks_at_whether_the_file_is_gone(tmp_path: Path):
+    target = tmp_path / "out"
+    target.mkdir()
+    kept = tmp_path / "kept.jpg"
+    kept.write_bytes(b"x")
+    rows = [
+        LogRow(str(tmp_path / "gone.jpg"), str(kept), action=REMOVING_DUPLICATE, run="r"),
+        LogRow(str(kept), str(kept), action=REMOVING_DUPLICATE, run="r2"),
+        LogRow(str(kept), str(tmp_path / "gone-copy.jpg"), action=REMOVING_COPY, run="r"),
+        LogRow(str(kept), str(kept), action=REMOVING_COPY, run="r3"),
+    ]
+    assert recovered(target, rows) == [
+        rows[0].but(REMOVED_DUPLICATE),
+        rows[1].but(NOT_DONE),
+        rows[2].but(REMOVED_COPY),
+        rows[3].but(NOT_DONE),
+    ]
+    assert kept.read_bytes() == b"x"
+
+
+# -- outputs: what is at a path, and the sentence that names it -----------------------------------
+
+
+def test_what_a_path_that_is_not_a_file_is_called(tmp_path: Path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert outputs.describe_kind(tmp_path) == "a folder"
+    assert outputs.describe_kind(fifo) == "a named pipe"
+    assert outputs.describe_kind(os.devnull) == "a character device"
+    assert outputs.describe_kind(tmp_path / "missing") == "not a regular file"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "s"))
+        assert outputs.describe_kind(tmp_path / "s") == "a socket"
+    block = tmp_path / "block"
+    try:
+        os.mknod(block, 0o600 | stat.S_IFBLK, os.makedev(7, 0))
+    except PermissionError:
+        pytest.skip("making a block device needs root")
+    assert outputs.describe_kind(block) == "a block device"
+    with pytest.raises(OutputError) as err:
+        outputs.write_text(block, "x")
+    assert str(err.value) == f"Cannot write {block}: it is a block device, not a file."
+
+
+def test_a_name_too_long_or_a_link_loop_is_one_sentence_naming_it(tmp_path: Path):
+    long = tmp_path / ("n" * 300)
+    with pytest.raises(OutputError) as err:
+        outputs.write_text(long, "x")
+    assert str(err.value) == f"Cannot write {outputs.shown(long)}: file name too long."
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    with pytest.raises(OutputError) as err:
+        outputs.write_text(loop, "x")
+    assert str(err.value) == f"Cannot write {loop}: it is a link that points back to itself."
+    with pytest.raises(OutputError) as err:
+        outputs.write_text(tmp_path / "a\0b", "x")
+    assert str(err.value).endswith(": the name is not a valid file name.")
+
+
+def test_why_an_os_error_is_shown_as_it_is():
+    assert outputs._reason(OSError(errno.EACCES, "Permission denied.")) == "permission denied"
+    assert outputs._reason(OSError(errno.ELOOP, "Too many levels of symbolic links")) == (
+        "it is a link that points back to itself"
+    )
+    assert outputs._reason(OSError("no errno")) == "no errno"
+
+
+def test_two_outputs_are_compared_by_name_and_by_file_and_none_is_skipped(tmp_path: Path):
+    real = tmp_path / "real.csv"
+    real.write_text("x")
+    hard = tmp_path / "hard.csv"
+    os.link(real, hard)
+    with pytest.raises(OutputError) as err:
+        check_outputs({"--csv": real, "--json": None, "the sidecar": hard})
+    assert str(err.value) == f"--csv and the sidecar name the same file ({real}); give each its own name."
+    with pytest.raises(OutputError) as err:
+        check_outputs({"--a": tmp_path / "new.csv", "--b": tmp_path / "other.csv", "--c": tmp_path / "new.csv"})
+    assert str(err.value).startswith("--a and --c name the same file (")
+    targets = check_outputs({"--a": tmp_path / "new.csv", "--json": None, "--b": real})
+    assert [t.path for t in targets] == [tmp_path / "new.csv", real]
+    assert [t.kind for t in targets] == [NEW, FILE]
+    # A device and a file are never the same, nor two new files at different names.
+    check_outputs({"--a": os.devnull, "--b": real})
+    check_outputs({"--a": real, "--b": os.devnull})
+    check_outputs({"--a": tmp_path / "x1", "--b": tmp_path / "x2"})
+
+
+def test_an_output_that_is_an_input_names_both_when_they_differ(tmp_path: Path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"photo")
+    hard = tmp_path / "hard.jpg"
+    os.link(image, hard)
+    with pytest.raises(OutputError) as err:
+        check_outputs({"--csv": hard}, inputs=[None, image])
+    assert str(err.value) == (
+        f"Cannot write {hard}: it is the same file as the input {image}, which would be destroyed; "
+        "choose another name for the output."
+    )
+    with pytest.raises(OutputError) as err:
+        check_outputs({"--csv": image}, inputs=[image])
+    assert "the same file as the input, which" in str(err.value)
+    assert image.read_bytes() == b"photo"
+
+
+# -- new files: never over another, errors naming the file ----------------------------------------
+
+
+def test_a_folder_to_write_into_must_exist_be_a_folder_and_be_writable(tmp_path: Path):
+    assert new_files.check_folder(tmp_path) == tmp_path
+    with pytest.raises(OutputError) as err:
+        new_files.check_folder(tmp_path / "missing")
+    assert str(err.value) == f"Cannot write into {tmp_path / 'missing'}: the folder does not exist."
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputError) as err:
+        new_files.write_new(tmp_path / "file", "a.jpg", b"data")
+    assert str(err.value) == f"Cannot write into {tmp_path / 'file'}: the folder is not a folder."
+    assert (tmp_path / "file").read_bytes() == b"x"
+
+
+def test_a_read_only_folder_is_refused_before_anything_is_written(tmp_path: Path, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(
+        new_files.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode)
+    )
+    with pytest.raises(OutputError) as err:
+        new_files.write_new(tmp_path, "a.jpg", b"data")
+    assert str(err.value) == f"Cannot write into {tmp_path}: the folder is not writable."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_new_with_its_own_naming_and_made_folders(tmp_path: Path):
+    folder = tmp_path / "deep" / "er"
+    first = new_files.write_new(folder, "x.txt", b"1", make_folders=True)
+    second = new_files.write_new(folder, "x.txt", b"2", naming=lambda name, n: name if n == 1 else f"{n}-{name}")
+    assert (first, second) == (folder / "x.txt", folder / "2-x.txt")
+    assert first.read_bytes() == b"1" and second.read_bytes() == b"2"
+    assert sorted(p.name for p in folder.iterdir()) == ["2-x.txt", "x.txt"]  # no temp file left
+
+
+def test_create_new_makes_the_file_whole_or_refuses_a_taken_name(tmp_path: Path):
+    target = tmp_path / "model.safetensors"
+    assert new_files.create_new(target, b"weights") == target
+    assert target.read_bytes() == b"weights"
+    with pytest.raises(FileExistsError):
+        new_files.create_new(target, b"other")
+    assert target.read_bytes() == b"weights"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_free_names_skip_what_is_taken_even_a_dangling_link(tmp_path: Path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "a (2).jpg").symlink_to(tmp_path / "nowhere")
+    names = new_files.free_names(tmp_path, "a.jpg")
+    assert [next(names), next(names)] == [tmp_path / "a (3).jpg", tmp_path / "a (4).jpg"]
+    assert len(list(new_files.free_names(tmp_path, "b"))) == new_files.MAX_NUMBERED == 10_000
+
+
+def test_when_every_numbered_name_is_taken_nothing_is_replaced(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(new_files, "MAX_NUMBERED", 3)
+    for n in (1, 2, 3):
+        (tmp_path / new_files.numbered("a.jpg", n)).write_bytes(b"kept")
+    source = tmp_path / "src"
+    source.write_bytes(b"new")
+    with pytest.raises(OutputError) as err:
+        new_files.link_new(source, tmp_path, "a.jpg")
+    assert str(err.value) == f"Cannot write {tmp_path / 'a.jpg'}: 3 numbered names are taken."
+    assert all((tmp_path / new_files.numbered("a.jpg", n)).read_bytes() == b"kept" for n in (1, 2, 3))
+    assert new_files.link_new(source, tmp_path, "b.jpg") == tmp_path / "b.jpg"
+
+
+def test_link_new_names_the_place_it_could_not_write(tmp_path: Path):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x")
+    with pytest.raises(OSError) as err:
+        new_files.link_new(source, tmp_path / "missing", "a.jpg")
+    assert err.value.filename == str(tmp_path / "missing" / "a.jpg")
+    assert source.read_bytes() == b"x"
+
+
+def test_renaming_a_file_onto_its_own_other_name_is_a_plain_rename(tmp_path: Path):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"x")
+    os.link(a, tmp_path / "b.jpg")
+    assert new_files.rename_new(a, tmp_path / "b.jpg") == tmp_path / "b.jpg"  # not FileExistsError
+    assert (tmp_path / "b.jpg").read_bytes() == b"x"
+
+
+def test_without_hard_links_a_failed_rename_leaves_no_placeholder(tmp_path: Path, monkeypatch):
+    def no_links(*_args, **_kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(new_files.os, "link", no_links)
+    with pytest.raises(FileNotFoundError):
+        new_files.rename_new(tmp_path / "missing", tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+    a = tmp_path / "a"
+    a.write_bytes(b"x")
+    new_files.create_new(tmp_path / "c", b"made")
+    assert (tmp_path / "c").read_bytes() == b"made"
+
+
+def test_a_hard_link_that_fails_otherwise_is_not_retried_another_way(tmp_path: Path, monkeypatch):
+    def denied(*_args, **_kwargs):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(new_files.os, "link", denied)
+    a = tmp_path / "a"
+    a.write_bytes(b"x")
+    with pytest.raises(PermissionError):
+        new_files.link_new(a, tmp_path, "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_a_missing_source_is_what_a_failed_move_names(tmp_path: Path):
+    with pytest.raises(FileNotFoundError) as err:
+        move_file(tmp_path / "gone.jpg", tmp_path / "b.jpg")
+    assert err.value.filename == str(tmp_path / "gone.jpg")
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(OSError) as err:
+        move_file(tmp_path / "a.jpg", tmp_path / "missing" / "b.jpg")
+    assert err.value.filename == str(tmp_path / "missing" / "b.jpg")
+    assert (tmp_path / "a.jpg").read_bytes() == b"x"
+
+
+def test_a_move_out_of_a_folder_that_may_not_change_names_the_source(tmp_path: Path):
+    source = tmp_path / "in" / "a.jpg"
+    source.parent.mkdir()
+    source.write_bytes(b"x")
+    err = OSError(errno.EACCES, "Permission denied")
+    assert new_files._blamed(err, source, tmp_path / "b.jpg") == tmp_path / "b.jpg"
+    source.parent.chmod(0o555)
+    try:
+        if os.access(source.parent, os.W_OK):  # root: the bits are not enforced, fake the check
+            real = os.access
+            checked = []
+
+            def access(path, mode):
+                checked.append(mode)
+                return False if Path(path) == source.parent else real(path, mode)
+
+            new_files.os.access, saved = access, new_files.os.access
+            try:
+                assert new_files._blamed(err, source, tmp_path / "b.jpg") == source
+                assert checked == [os.W_OK | os.X_OK]
+            finally:
+                new_files.os.access = saved
+        else:
+            assert new_files._blamed(err, source, tmp_path / "b.jpg") == source
+        for code in (errno.EPERM, errno.EROFS):
+            assert new_files._blamed(OSError(code, "x"), source, tmp_path / "b.jpg") == source or os.access(
+                source.parent, os.W_OK
+            )
+    finally:
+        source.parent.chmod(0o755)
+    assert new_files._blamed(OSError(errno.ENOENT, "x"), tmp_path / "gone", tmp_path / "b") == tmp_path / "gone"
+    assert new_files._blamed(OSError(errno.ENOENT, "x"), source, tmp_path / "b") == tmp_path / "b"
+
+
+def test_a_copy_whose_source_cannot_be_read_names_the_source(tmp_path: Path):
+    with pytest.raises(FileNotFoundError) as err:
+        copy_file_new(tmp_path / "gone.jpg", tmp_path / "b.jpg")
+    assert err.value.filename == str(tmp_path / "gone.jpg")
+    with pytest.raises(IsADirectoryError) as err:
+        copy_file_new(tmp_path, tmp_path / "b.jpg")
+    assert err.value.filename == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temp file, no target
+
+
+def test_a_copy_that_changed_says_which_file_and_writes_nothing(tmp_path: Path):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"changed")
+    with pytest.raises(ContentMismatchError) as err:
+        copy_file_new(source, tmp_path / "b.jpg", expected_sha256=sha(b"original"))
+    assert str(err.value) == f"{source} changed while it was being copied; nothing was written to {tmp_path / 'b.jpg'}."
+    assert copy_file_new(source, tmp_path / "b.jpg", expected_sha256=sha(b"changed")) == sha(b"changed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_a_copy_keeps_the_permission_bits_and_times_and_reads_back(tmp_path: Path, monkeypatch):
+    from trainer.common import checksum
+
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x" * ((1 << 20) + 5))  # two read blocks
+    source.chmod(0o640)
+    os.utime(source, (1_000_000, 1_000_000))
+    assert copy_file_new(source, tmp_path / "b.jpg") == sha(b"x" * ((1 << 20) + 5))
+    copy = tmp_path / "b.jpg"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o640 and copy.stat().st_mtime == 1_000_000
+    monkeypatch.setattr(checksum, "file_sha256", lambda _p: "0" * 64)
+    with pytest.raises(ContentMismatchError) as err:
+        copy_file_new(source, tmp_path / "c.jpg")
+    assert str(err.value) == f"The copy {tmp_path / 'c.jpg'} differs from {source}; it was removed."
+    assert not (tmp_path / "c.jpg").exists()
+
+
+def test_a_move_within_one_file_system_keeps_the_file_itself(tmp_path: Path):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x")
+    inode = source.stat().st_ino
+    assert move_file(source, tmp_path / "b.jpg") is None
+    assert (tmp_path / "b.jpg").stat().st_ino == inode and not source.exists()
+    (tmp_path / "c.jpg").write_bytes(b"c")
+    with pytest.raises(FileExistsError):
+        move_file(tmp_path / "b.jpg", tmp_path / "c.jpg")
+    assert (tmp_path / "c.jpg").read_bytes() == b"c" and (tmp_path / "b.jpg").read_bytes() == b"x"
