@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from trainer.common import new_files, outputs
 from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file
 from trainer.common.outputs import FILE, NEW, OutputError, check_outputs, temp_name_prefix
-from trainer.prediction import sort_log
+from trainer.prediction import sort_log, sort_plan
 from trainer.prediction.sort_log import (
     COLUMNS,
     COPIED,
@@ -615,3 +616,149 @@ def test_a_move_within_one_file_system_keeps_the_file_itself(tmp_path: Path):
     with pytest.raises(FileExistsError):
         move_file(tmp_path / "b.jpg", tmp_path / "c.jpg")
     assert (tmp_path / "c.jpg").read_bytes() == b"c" and (tmp_path / "b.jpg").read_bytes() == b"x"
+
+
+# -- the sort plan: where each image goes, and what is refused before anything moves -------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    source: str
+    label: str | None = "faces"
+    confidence: float | None = 0.9
+    flag: str = ""
+    error: str | None = None
+
+
+def test_each_answer_goes_to_its_class_or_its_reason(tmp_path: Path):
+    assert sort_plan.folder_of("faces", "") == "faces"
+    assert sort_plan.folder_of("faces", "not a face") == "unsure/not-a-face"
+    assert sort_plan.folder_of("faces", "unlike training images") == "unsure/unlike-training-images"
+    assert sort_plan.folder_of("comics", "low confidence") == "unsure/low-confidence"
+    assert sort_plan.folder_of("comics", "some new reason") == "unsure/some-new-reason"
+
+
+def test_the_plan_counts_every_folder_in_order_even_empty_ones(tmp_path: Path):
+    images = [tmp_path / f"{n}.jpg" for n in range(4)]
+    for image in images:
+        image.write_bytes(image.name.encode())
+    answers = [
+        Answer(str(images[0]), "faces"),
+        Answer(str(images[1]), "faces", flag="low confidence"),
+        Answer(str(images[2]), "faces"),
+        Answer(str(images[3]), "comics", confidence=None),
+    ]
+    plan = sort_plan.plan_sort(answers, tmp_path / "out", move=False, class_names=("comics", "faces"))
+    assert list(plan.counts().items()) == [
+        ("comics", 1),
+        ("faces", 2),
+        ("unsure/not-a-face", 0),
+        ("unsure/unlike-training-images", 0),
+        ("unsure/low-confidence", 1),
+    ]
+    assert plan.items[3].confidence == 0.0 and plan.items[0].confidence == 0.9
+    assert plan.target == tmp_path / "out" and not plan.move
+    # Without the model's classes, the labels in the order first seen.
+    assert sort_plan.plan_sort(answers, tmp_path / "out", move=False).class_names == ("faces", "comics")
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", ".hidden", "a/b", "a\\b", "a\x00b", "unsure", "Unsure"])
+def test_a_class_that_cannot_be_a_folder_name_is_refused(tmp_path: Path, name: str):
+    with pytest.raises(SortError) as err:
+        sort_plan.check_class_names(["faces", name])
+    assert str(err.value) == (
+        f"The model's class {outputs.shown(name)!r} cannot be a folder name beside unsure/; "
+        "sort with a model whose classes are plain folder names."
+    )
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"x")
+    with pytest.raises(SortError, match="cannot be a folder name"):
+        sort_plan.plan_sort([Answer(str(image), name)], tmp_path / "out", move=False)
+    sort_plan.check_class_names(["faces", "comics", "unsure-ish", "a.b"])
+
+
+def test_what_the_plan_leaves_where_it_is_and_why(tmp_path: Path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"x")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(image)
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    answers = [
+        Answer(str(tmp_path / "bad.jpg"), error="not a readable image"),
+        Answer(str(tmp_path / "none.jpg"), label=None),
+        Answer("<pasted image 1>"),
+        Answer(str(link)),
+        Answer(str(fifo)),
+        Answer("a\x00b"),
+        Answer(str(image)),
+    ]
+    moving = sort_plan.plan_sort(answers, tmp_path / "out", move=True)
+    assert [(s.path, s.reason) for s in moving.left_out] == [
+        (str(tmp_path / "bad.jpg"), "unreadable (not a readable image)"),
+        (str(tmp_path / "none.jpg"), "unreadable (no answer)"),
+        ("<pasted image 1>", "not a file (a pasted image, or it is gone)"),
+        (str(link), "a link: moving it would move the link, not the picture"),
+        (str(fifo), "not a regular file"),
+        ("a\x00b", "not a file (a pasted image, or it is gone)"),
+    ]
+    assert [i.source for i in moving.items] == [image]
+    copying = sort_plan.plan_sort(answers, tmp_path / "out", move=False)
+    assert [i.source for i in copying.items] == [link, image]  # a copy of a link copies the picture
+
+
+def test_a_target_that_is_a_file_or_read_only_is_one_sentence(tmp_path: Path, monkeypatch):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(SortError) as err:
+        sort_plan.check_target(tmp_path / "file", [])
+    assert str(err.value) == (
+        f"{tmp_path / 'file'} is not a folder; --sort-into needs a folder (it is created if missing)."
+    )
+    real_access = os.access
+    monkeypatch.setattr(
+        sort_plan.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode)
+    )
+    with pytest.raises(SortError) as err:
+        sort_plan.check_target(tmp_path / "new" / "out", [])
+    assert str(err.value) == f"Cannot sort into {tmp_path / 'new' / 'out'}: the folder {tmp_path} is read-only."
+    monkeypatch.setattr(sort_plan.os, "access", real_access)
+    assert sort_plan.check_target(tmp_path / "new" / "out", [tmp_path / "file"]) == {}  # nothing to prune yet
+
+
+def test_an_input_inside_the_target_is_named(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(SortError) as err:
+        sort_plan.check_target(tmp_path, [tmp_path / "other", tmp_path / "in"])
+    assert str(err.value).startswith(f"{tmp_path / 'other'} is inside the target folder {tmp_path}; sort into")
+    assert str(err.value).endswith("sort into a folder outside the images, or inside one of their folders.")
+    st = (tmp_path / "in").stat()
+    assert sort_plan.check_target(tmp_path / "in", [tmp_path / "elsewhere"]) == {
+        (st.st_dev, st.st_ino): "the sort's target folder, not an input"
+    }
+
+
+def test_a_move_out_of_read_only_folders_counts_the_images_and_the_folders(tmp_path: Path, monkeypatch):
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    images = []
+    for folder in folders:
+        folder.mkdir()
+        for n in range(2):
+            images.append(folder / f"{n}.jpg")
+            images[-1].write_bytes(b"x")
+    real_access = os.access
+    read_only = {folders[1], folders[2]}
+    monkeypatch.setattr(
+        sort_plan.os, "access", lambda p, mode: False if Path(p) in read_only else real_access(p, mode)
+    )
+    with pytest.raises(SortError) as err:
+        sort_plan.check_movable(images)
+    assert str(err.value) == (
+        f"Cannot move 4 images: the folder {folders[1]} (and 1 other folder) is read-only, so nothing was "
+        "moved; make it writable, or sort without --move to copy them."
+    )
+    read_only.discard(folders[2])
+    with pytest.raises(SortError) as err:
+        sort_plan.check_movable(images)
+    assert str(err.value).startswith(f"Cannot move 2 images: the folder {folders[1]} is read-only, so")
+    read_only.clear()
+    sort_plan.check_movable(images)
