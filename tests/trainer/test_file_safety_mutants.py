@@ -15,11 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.trainer.helpers import collect
 from trainer.common import new_files, outputs
+from trainer.common.cancel import CancelToken
+from trainer.common.errors import Cancelled
 from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file
 from trainer.common.outputs import FILE, NEW, OutputError, check_outputs, temp_name_prefix
-from trainer.prediction import sort_log, sort_plan
+from trainer.prediction import sort_log, sort_plan, sorting
+from trainer.prediction.sort_events import SortStarted
 from trainer.prediction.sort_log import (
+    ALREADY_THERE,
     COLUMNS,
     COPIED,
     COPYING,
@@ -42,6 +47,9 @@ from trainer.prediction.sort_log import (
     SortError,
     SortLog,
 )
+from trainer.prediction.sort_plan import DONE_BEFORE
+from trainer.prediction.sort_undo import undo_sort
+from trainer.prediction.sorting import execute_sort
 
 HEADER = ",".join(COLUMNS) + "\n"
 
@@ -92,7 +100,10 @@ def test_a_file_that_is_not_a_sort_log_is_refused_naming_it(tmp_path: Path):
     (tmp_path / LOG_NAME).write_text("name,size\nx,1\n", encoding="utf-8")
     with pytest.raises(SortError) as err:
         sort_log.read_log(tmp_path)
-    assert str(err.value) == f"{tmp_path / LOG_NAME} is not a FaceComic sort log (its first line is not the header)."
+    assert (
+        str(err.value)
+        == f"{tmp_path / LOG_NAME} is not a FaceComic sort log (its first line is not the header)."
+    )
     with pytest.raises(SortError, match="is not a FaceComic sort log"):
         SortLog.open(tmp_path, create=True)
     assert log_text(tmp_path) == "name,size\nx,1\n"  # refused, and left as it was
@@ -137,7 +148,9 @@ def test_a_new_log_starts_with_the_header_and_an_open_one_keeps_its_rows(tmp_pat
     with SortLog.open(tmp_path, create=False) as log:
         run = log.start_run(True, tmp_path)
         log.finish_run(run, tmp_path)
-    assert log_text(tmp_path) == HEADER + f",{tmp_path},,,,,started move,{run}\n,{tmp_path},,,,,finished,{run}\n"
+    assert (
+        log_text(tmp_path) == HEADER + f",{tmp_path},,,,,started move,{run}\n,{tmp_path},,,,,finished,{run}\n"
+    )
     with SortLog.open(tmp_path, create=False) as log:
         assert [row.action for row in log.rows] == [STARTED_MOVE, FINISHED]
         second = log.start_run(False, tmp_path)
@@ -158,7 +171,10 @@ def test_a_second_sort_in_the_same_folder_is_refused_while_the_first_holds_the_l
     with SortLog.open(tmp_path, create=True):
         with pytest.raises(SortError) as err:
             SortLog.open(tmp_path, create=True)
-        assert str(err.value) == f"Another FaceComic sort or undo is working in {tmp_path}; wait for it to finish."
+        assert (
+            str(err.value)
+            == f"Another FaceComic sort or undo is working in {tmp_path}; wait for it to finish."
+        )
     with SortLog.open(tmp_path, create=True):  # released at close
         pass
 
@@ -341,6 +357,8 @@ def test_what_a_path_that_is_not_a_file_is_called(tmp_path: Path):
     assert outputs.describe_kind(fifo) == "a named pipe"
     assert outputs.describe_kind(os.devnull) == "a character device"
     assert outputs.describe_kind(tmp_path / "missing") == "not a regular file"
+    (tmp_path / "f").write_bytes(b"")  # it was not a regular file a moment ago, and is now
+    assert outputs.describe_kind(tmp_path / "f") == "not a regular file"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(tmp_path / "s"))
         assert outputs.describe_kind(tmp_path / "s") == "a socket"
@@ -375,7 +393,7 @@ def test_why_an_os_error_is_shown_as_it_is():
     assert outputs._reason(OSError(errno.ELOOP, "Too many levels of symbolic links")) == (
         "it is a link that points back to itself"
     )
-    assert outputs._reason(OSError("no errno")) == "no errno"
+    assert outputs._reason(OSError("No errno.")) == "No errno."  # not an OS sentence: kept as it is
 
 
 def test_two_outputs_are_compared_by_name_and_by_file_and_none_is_skipped(tmp_path: Path):
@@ -387,7 +405,9 @@ def test_two_outputs_are_compared_by_name_and_by_file_and_none_is_skipped(tmp_pa
         check_outputs({"--csv": real, "--json": None, "the sidecar": hard})
     assert str(err.value) == f"--csv and the sidecar name the same file ({real}); give each its own name."
     with pytest.raises(OutputError) as err:
-        check_outputs({"--a": tmp_path / "new.csv", "--b": tmp_path / "other.csv", "--c": tmp_path / "new.csv"})
+        check_outputs(
+            {"--a": tmp_path / "new.csv", "--b": tmp_path / "other.csv", "--c": tmp_path / "new.csv"}
+        )
     assert str(err.value).startswith("--a and --c name the same file (")
     targets = check_outputs({"--a": tmp_path / "new.csv", "--json": None, "--b": real})
     assert [t.path for t in targets] == [tmp_path / "new.csv", real]
@@ -396,6 +416,16 @@ def test_two_outputs_are_compared_by_name_and_by_file_and_none_is_skipped(tmp_pa
     check_outputs({"--a": os.devnull, "--b": real})
     check_outputs({"--a": real, "--b": os.devnull})
     check_outputs({"--a": tmp_path / "x1", "--b": tmp_path / "x2"})
+
+
+def test_checking_outputs_refuses_a_read_only_file_unless_the_call_allows_it(tmp_path: Path):
+    kept = tmp_path / "kept.csv"
+    kept.write_text("precious")
+    kept.chmod(0o444)
+    with pytest.raises(outputs.ReadOnlyOutputError, match="the file is read-only"):
+        check_outputs({"--csv": kept})
+    assert [t.path for t in check_outputs({"--csv": kept}, allow_read_only=True)] == [kept]
+    assert kept.read_text() == "precious"
 
 
 def test_an_output_that_is_an_input_names_both_when_they_differ(tmp_path: Path):
@@ -444,7 +474,9 @@ def test_a_read_only_folder_is_refused_before_anything_is_written(tmp_path: Path
 def test_write_new_with_its_own_naming_and_made_folders(tmp_path: Path):
     folder = tmp_path / "deep" / "er"
     first = new_files.write_new(folder, "x.txt", b"1", make_folders=True)
-    second = new_files.write_new(folder, "x.txt", b"2", naming=lambda name, n: name if n == 1 else f"{n}-{name}")
+    second = new_files.write_new(
+        folder, "x.txt", b"2", naming=lambda name, n: name if n == 1 else f"{n}-{name}"
+    )
     assert (first, second) == (folder / "x.txt", folder / "2-x.txt")
     assert first.read_bytes() == b"1" and second.read_bytes() == b"2"
     assert sorted(p.name for p in folder.iterdir()) == ["2-x.txt", "x.txt"]  # no temp file left
@@ -565,7 +597,9 @@ def test_a_move_out_of_a_folder_that_may_not_change_names_the_source(tmp_path: P
             )
     finally:
         source.parent.chmod(0o755)
-    assert new_files._blamed(OSError(errno.ENOENT, "x"), tmp_path / "gone", tmp_path / "b") == tmp_path / "gone"
+    assert (
+        new_files._blamed(OSError(errno.ENOENT, "x"), tmp_path / "gone", tmp_path / "b") == tmp_path / "gone"
+    )
     assert new_files._blamed(OSError(errno.ENOENT, "x"), source, tmp_path / "b") == tmp_path / "b"
 
 
@@ -584,7 +618,10 @@ def test_a_copy_that_changed_says_which_file_and_writes_nothing(tmp_path: Path):
     source.write_bytes(b"changed")
     with pytest.raises(ContentMismatchError) as err:
         copy_file_new(source, tmp_path / "b.jpg", expected_sha256=sha(b"original"))
-    assert str(err.value) == f"{source} changed while it was being copied; nothing was written to {tmp_path / 'b.jpg'}."
+    assert (
+        str(err.value)
+        == f"{source} changed while it was being copied; nothing was written to {tmp_path / 'b.jpg'}."
+    )
     assert copy_file_new(source, tmp_path / "b.jpg", expected_sha256=sha(b"changed")) == sha(b"changed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg"]
 
@@ -720,7 +757,9 @@ def test_a_target_that_is_a_file_or_read_only_is_one_sentence(tmp_path: Path, mo
     )
     with pytest.raises(SortError) as err:
         sort_plan.check_target(tmp_path / "new" / "out", [])
-    assert str(err.value) == f"Cannot sort into {tmp_path / 'new' / 'out'}: the folder {tmp_path} is read-only."
+    assert (
+        str(err.value) == f"Cannot sort into {tmp_path / 'new' / 'out'}: the folder {tmp_path} is read-only."
+    )
     monkeypatch.setattr(sort_plan.os, "access", real_access)
     assert sort_plan.check_target(tmp_path / "new" / "out", [tmp_path / "file"]) == {}  # nothing to prune yet
 
@@ -729,7 +768,9 @@ def test_an_input_inside_the_target_is_named(tmp_path: Path):
     (tmp_path / "in").mkdir()
     with pytest.raises(SortError) as err:
         sort_plan.check_target(tmp_path, [tmp_path / "other", tmp_path / "in"])
-    assert str(err.value).startswith(f"{tmp_path / 'other'} is inside the target folder {tmp_path}; sort into")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'other'} is inside the target folder {tmp_path}; sort into"
+    )
     assert str(err.value).endswith("sort into a folder outside the images, or inside one of their folders.")
     st = (tmp_path / "in").stat()
     assert sort_plan.check_target(tmp_path / "in", [tmp_path / "elsewhere"]) == {
@@ -762,3 +803,341 @@ def test_a_move_out_of_read_only_folders_counts_the_images_and_the_folders(tmp_p
     assert str(err.value).startswith(f"Cannot move 2 images: the folder {folders[1]} is read-only, so")
     read_only.clear()
     sort_plan.check_movable(images)
+
+
+# -- sorting: the events, the log and the summary say what happened -------------------------------
+
+
+def images_in(folder: Path, contents: dict[str, bytes]) -> list[Path]:
+    paths = []
+    for name, data in contents.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def sort_them(paths, target: Path, *, move: bool, labels=None, flags=None, dry_run=False, **kw):
+    labels = labels or ["faces"] * len(paths)
+    flags = flags or [""] * len(paths)
+    answers = [Answer(str(p), label, 0.25, flag) for p, label, flag in zip(paths, labels, flags, strict=True)]
+    plan = sort_plan.plan_sort(answers, target, move=move, class_names=("comics", "faces"))
+    return collect(execute_sort(plan, dry_run=dry_run, **kw))
+
+
+def actions_in_log(target: Path) -> list[tuple[str, str, str]]:
+    return [
+        (Path(r.source).name, Path(r.destination).name, r.action)
+        for r in sort_log.read_log(target)
+        if r.source
+    ]
+
+
+def test_every_image_is_an_event_numbered_in_order_and_the_summary_adds_them_up(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    out = tmp_path / "out"
+    events, summary = sort_them(
+        pile, out, move=False, labels=["faces", "comics", "faces"], flags=["", "", "low confidence"]
+    )
+    started = events[0]
+    assert isinstance(started, SortStarted)
+    assert (started.target, started.move, started.total, started.dry_run, started.resumed, started.recovered) == (
+        str(out), False, 3, False, False, 0,
+    )  # fmt: skip
+    assert [
+        (e.done, e.total, Path(e.source).name, e.destination, e.action, e.folder) for e in events[1:]
+    ] == [
+        (1, 3, "a.jpg", str(out / "faces" / "a.jpg"), COPIED, "faces"),
+        (2, 3, "b.jpg", str(out / "comics" / "b.jpg"), COPIED, "comics"),
+        (3, 3, "c.jpg", str(out / "unsure" / "low-confidence" / "c.jpg"), COPIED, "unsure/low-confidence"),
+    ]
+    assert summary.target == str(out) and not summary.move and summary.run == started.run
+    assert summary.total == 3 and summary.sorted == 3 and not summary.dry_run
+    assert summary.counts == {"faces": 1, "comics": 1, "unsure/low-confidence": 1}
+    assert summary.actions == {COPIED: 3} and summary.left == ()
+    assert summary.log == str(out / LOG_NAME)
+    rows = sort_log.read_log(out)
+    assert [r.action for r in rows] == [
+        STARTED_COPY,
+        COPYING,
+        COPIED,
+        COPYING,
+        COPIED,
+        COPYING,
+        COPIED,
+        FINISHED,
+    ]
+    assert all(r.run == started.run for r in rows)
+    copied = rows[2]
+    assert (copied.label, copied.confidence, copied.flag, copied.sha256) == (
+        "faces",
+        "0.250000",
+        "",
+        sha(b"a"),
+    )
+    assert rows[6].flag == "low confidence"
+
+
+def test_a_dry_run_gives_each_image_its_own_name_and_writes_nothing(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"1", "sub/a.jpg": b"2", "b.jpg": b"3"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"b.jpg": b"3"})  # already there
+    for move, verb, dup in (
+        (True, "would move", "would remove duplicate"),
+        (False, "would copy", ALREADY_THERE),
+    ):
+        events, summary = sort_them(pile, out, move=move, dry_run=True)
+        assert events[0].run == "(dry run)" and events[0].dry_run and summary.dry_run
+        assert [(e.destination, e.action) for e in events[1:]] == [
+            (str(out / "faces" / "a.jpg"), verb),
+            (str(out / "faces" / "a (2).jpg"), verb),
+            (str(out / "faces" / "b.jpg"), dup),
+        ]
+        assert summary.log == str(out / LOG_NAME)
+    assert sorted(p.name for p in out.rglob("*")) == ["b.jpg", "faces"]  # no log, nothing placed
+    assert all(p.exists() for p in pile)
+
+
+def test_copying_what_is_already_there_writes_nothing_and_logs_it(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"diff"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same", "other.jpg": b"diff!", ".hidden.jpg": b"diff"})
+    events, summary = sort_them(pile, out, move=False)
+    assert [(e.destination, e.action) for e in events[1:]] == [
+        (str(out / "faces" / "old.jpg"), ALREADY_THERE),
+        (str(out / "faces" / "b.jpg"), COPIED),  # same size as other.jpg, other content; hidden files ignored
+    ]
+    assert summary.actions == {ALREADY_THERE: 1, COPIED: 1}
+    assert actions_in_log(out) == [
+        ("a.jpg", "old.jpg", ALREADY_THERE),
+        ("b.jpg", "b.jpg", COPYING),
+        ("b.jpg", "b.jpg", COPIED),
+    ]
+    _, undone = collect(undo_sort(out))
+    assert undone.actions == {REMOVED_COPY: 1}
+    assert (out / "faces" / "old.jpg").read_bytes() == b"same" and not (out / "faces" / "b.jpg").exists()
+
+
+def test_moving_a_duplicate_removes_it_and_undo_brings_it_back(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same"})
+    events, _summary = sort_them(pile, out, move=True)
+    assert (events[1].destination, events[1].action) == (str(out / "faces" / "old.jpg"), REMOVED_DUPLICATE)
+    assert not pile[0].exists()
+    assert actions_in_log(out) == [
+        ("a.jpg", "old.jpg", REMOVING_DUPLICATE),
+        ("a.jpg", "old.jpg", REMOVED_DUPLICATE),
+    ]
+    events, undone = collect(undo_sort(out))
+    assert undone.actions == {RESTORED: 1} and pile[0].read_bytes() == b"same"
+    assert (out / "faces" / "old.jpg").read_bytes() == b"same"  # it was there before: it stays
+
+
+def test_a_duplicate_that_cannot_be_removed_stays_and_says_why(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same"})
+    real_unlink = Path.unlink
+
+    def refused(self, missing_ok=False):
+        if self == pile[0]:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    _events, summary = sort_them(pile, out, move=True)
+    assert [(e.source, e.reason) for e in summary.left] == [
+        (str(pile[0]), "cannot remove it (Permission denied)")
+    ]
+    assert actions_in_log(out)[-1] == ("a.jpg", "old.jpg", NOT_DONE) and pile[0].exists()
+
+
+def test_a_file_placed_by_this_run_is_not_mistaken_for_one_already_there(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"same"})
+    out = tmp_path / "out"
+    token = CancelToken()
+    generator = execute_sort(
+        sort_plan.plan_sort([Answer(str(p)) for p in pile], out, move=False, class_names=("faces",)),
+        cancel=token,
+    )
+    next(generator), next(generator)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(generator)
+    events, _summary = sort_them(pile, out, move=False)  # resumes: a.jpg was copied by this very run
+    assert events[0].resumed
+    assert [(Path(e.destination).name, e.action) for e in events[1:]] == [
+        ("a.jpg", DONE_BEFORE),
+        ("b.jpg", COPIED),
+    ]
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_a_run_of_the_other_kind_is_not_resumed(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+    token = CancelToken()
+    plan = sort_plan.plan_sort([Answer(str(p)) for p in pile], out, move=False, class_names=("faces",))
+    generator = execute_sort(plan, cancel=token)
+    next(generator), next(generator)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(generator)
+    first_run = sort_log.read_log(out)[0].run
+    events, summary = sort_them(pile, out, move=True)
+    assert not events[0].resumed and summary.run != first_run
+    assert summary.actions == {REMOVED_DUPLICATE: 1, MOVED: 1}  # a.jpg's copy was already there
+    events, summary = sort_them(pile, out, move=True, dry_run=True)
+    assert not events[0].resumed
+
+
+def test_an_image_that_changed_since_it_was_sorted_is_sorted_again(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"first"})
+    out = tmp_path / "out"
+    token = CancelToken()
+    plan = sort_plan.plan_sort(
+        [Answer(str(pile[0])), Answer(str(pile[0]))], out, move=False, class_names=("faces",)
+    )
+    generator = execute_sort(plan, cancel=token)
+    next(generator), next(generator)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(generator)
+    pile[0].write_bytes(b"second")
+    events, _ = sort_them(pile, out, move=False)
+    assert [(Path(e.destination).name, e.action) for e in events[1:]] == [("a (2).jpg", COPIED)]
+    assert (out / "faces" / "a.jpg").read_bytes() == b"first"
+
+
+def test_an_image_gone_or_turned_into_a_link_is_left_where_it_is(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    plan = sort_plan.plan_sort(
+        [Answer(str(p)) for p in pile], tmp_path / "out", move=True, class_names=("faces",)
+    )
+    pile[0].unlink()
+    pile[1].unlink()
+    pile[1].symlink_to(pile[2])
+    events, summary = collect(execute_sort(plan))
+    assert [(Path(e.source).name, e.reason) for e in summary.left] == [
+        ("a.jpg", "cannot read it (No such file or directory)"),
+        ("b.jpg", "it became a link; links are not moved"),
+    ]
+    assert summary.actions == {MOVED: 1} and summary.counts == {"faces": 1} and summary.total == 3
+    assert [type(e).__name__ for e in events[1:]] == ["ImageLeftInPlace", "ImageLeftInPlace", "ImageSorted"]
+    assert (events[3].done, events[3].total) == (3, 3)  # the images left count as handled
+    assert pile[1].is_symlink()
+
+
+def test_a_target_that_cannot_be_made_is_one_sentence(tmp_path: Path):
+    (tmp_path / "file").write_bytes(b"x")
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    plan = sort_plan.plan_sort([Answer(str(pile[0]))], tmp_path / "file" / "out", move=False)
+    with pytest.raises(SortError) as err:
+        collect(execute_sort(plan))
+    assert str(err.value) == f"Cannot create {tmp_path / 'file' / 'out'}: Not a directory."
+
+
+def test_a_class_folder_that_cannot_be_made_stops_the_sort(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "faces").write_bytes(b"a file where the folder goes")
+    with pytest.raises(SortError) as err:
+        sort_them(pile, out, move=True)
+    assert str(err.value) == (
+        f"File exists ({out / 'faces'}); 0 images of 2 sorted, the others left where they were: fix this "
+        "and run the same sort again to finish, or undo it."
+    )
+    assert all(p.exists() for p in pile)
+
+
+def test_a_copy_that_changed_mid_way_is_left_and_logged_not_done(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+
+    def changed(source, target, **kw):
+        raise new_files.ContentMismatchError(
+            f"{source} changed while it was being copied; nothing was written."
+        )
+
+    monkeypatch.setattr(sorting, "copy_file_new", changed)
+    _, summary = sort_them(pile, tmp_path / "out", move=False)
+    assert [e.reason for e in summary.left] == [
+        f"{pile[0]} changed while it was being copied; nothing was written"
+    ]
+    assert actions_in_log(tmp_path / "out")[-1] == ("a.jpg", "a.jpg", NOT_DONE)
+    assert summary.counts == {}
+
+
+def test_a_name_taken_meanwhile_goes_to_the_next_free_name(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"mine"})
+    out = tmp_path / "out"
+    real = sorting.copy_file_new
+
+    def raced(source, target, **kw):
+        if Path(target).name == "a.jpg":
+            Path(target).write_bytes(b"another program's")
+            raise FileExistsError(errno.EEXIST, "File exists", str(target))
+        return real(source, target, **kw)
+
+    monkeypatch.setattr(sorting, "copy_file_new", raced)
+    events, summary = sort_them(pile, out, move=False)
+    assert events[1].destination == str(out / "faces" / "a (2).jpg") and summary.actions == {COPIED: 1}
+    assert (out / "faces" / "a.jpg").read_bytes() == b"another program's"
+    assert [a for _, _, a in actions_in_log(out)] == [COPYING, NOT_DONE, COPYING, COPIED]
+
+
+@pytest.mark.parametrize(
+    ("code", "where", "stops"),
+    [
+        (errno.EACCES, "target", True),
+        (errno.EPERM, "target", True),
+        (errno.EACCES, "source", False),
+        (errno.EIO, "source", True),
+        (errno.EROFS, "source", True),
+        (errno.EDQUOT, "target", True),
+        (errno.ENOENT, "target", False),
+        (errno.EACCES, None, False),
+    ],
+)
+def test_what_stops_a_sort_and_what_concerns_one_image(tmp_path: Path, monkeypatch, code, where, stops):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+
+    def failing(source, target, **kw):
+        name = {"target": str(target), "source": str(source), None: None}[where]
+        raise OSError(code, os.strerror(code), name)
+
+    monkeypatch.setattr(sorting, "copy_file_new", failing)
+    if stops:
+        with pytest.raises(SortError) as err:
+            sort_them(pile, out, move=False)
+        shown_at = out / "faces" / "a.jpg" if where == "target" else pile[0]
+        assert str(err.value).startswith(f"{os.strerror(code)} ({shown_at}); 0 images of 2 sorted")
+    else:
+        _, summary = sort_them(pile, out, move=False)
+        assert [e.reason for e in summary.left] == [os.strerror(code)] * 2
+    assert actions_in_log(out)[-1][2] == NOT_DONE
+    assert all(p.exists() for p in pile)
+
+
+def test_a_stop_without_a_file_name_names_the_destination(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+
+    def full(source, target, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sorting, "copy_file_new", full)
+    with pytest.raises(SortError) as err:
+        sort_them(pile, tmp_path / "out", move=False)
+    assert str(err.value).startswith(
+        f"No space left on device ({tmp_path / 'out' / 'faces' / 'a.jpg'}); 0 images of 1"
+    )
+
+
+def test_is_under_compares_absolute_paths(tmp_path: Path):
+    assert sorting._is_under(str(tmp_path / "out" / "x"), tmp_path / "out")
+    assert sorting._is_under(os.fsencode(tmp_path / "out" / "x"), tmp_path / "out")
+    assert not sorting._is_under(str(tmp_path / "outside"), tmp_path / "out")
+    assert not sorting._is_under(None, tmp_path / "out")
