@@ -22,7 +22,7 @@ from trainer.common.errors import Cancelled
 from trainer.common.new_files import ContentMismatchError, copy_file_new, move_file
 from trainer.common.outputs import FILE, NEW, OutputError, check_outputs, temp_name_prefix
 from trainer.prediction import sort_log, sort_plan, sorting
-from trainer.prediction.sort_events import SortStarted
+from trainer.prediction.sort_events import ImageNotRestored, ImageRestored, SortStarted, UndoStarted
 from trainer.prediction.sort_log import (
     ALREADY_THERE,
     COLUMNS,
@@ -1141,3 +1141,190 @@ def test_is_under_compares_absolute_paths(tmp_path: Path):
     assert sorting._is_under(os.fsencode(tmp_path / "out" / "x"), tmp_path / "out")
     assert not sorting._is_under(str(tmp_path / "outside"), tmp_path / "out")
     assert not sorting._is_under(None, tmp_path / "out")
+
+
+# -- undo: newest first, only what can be verified, and every refusal names the file -------------
+
+
+def test_undo_goes_newest_first_counts_and_removes_only_the_folders_it_emptied(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    out = tmp_path / "out"
+    images_in(out / "comics", {"kept.jpg": b"someone else's"})
+    (out / "empty-before").mkdir()
+    sort_them(pile, out, move=True, labels=["faces", "comics", "faces"], flags=["", "", "not a face"])
+    events, undone = collect(undo_sort(out))
+    started = events[0]
+    assert isinstance(started, UndoStarted)
+    assert (started.target, started.total, started.recovered) == (str(out), 3, 0)
+    restored = events[1:]
+    assert all(isinstance(e, ImageRestored) for e in restored)
+    assert [(e.done, e.total, Path(e.source).name, e.action) for e in restored] == [
+        (1, 3, "c.jpg", MOVED_BACK),
+        (2, 3, "b.jpg", MOVED_BACK),
+        (3, 3, "a.jpg", MOVED_BACK),
+    ]
+    assert restored[0].destination == str(out / "unsure" / "not-a-face" / "c.jpg")
+    assert (undone.target, undone.total, undone.actions, undone.refused) == (str(out), 3, {MOVED_BACK: 3}, ())
+    assert undone.log == str(out / LOG_NAME)
+    assert [p.read_bytes() for p in pile] == [b"a", b"b", b"c"]
+    assert sorted(p.name for p in out.iterdir()) == ["comics", "empty-before", LOG_NAME]
+    assert [p.name for p in (out / "comics").iterdir()] == ["kept.jpg"]
+    # Done once: a second undo has nothing left to do.
+    events, again = collect(undo_sort(out))
+    assert again.total == 0 and again.actions == {} and len(events) == 1
+
+
+def test_undo_of_chosen_runs_only(tmp_path: Path):
+    out = tmp_path / "out"
+    first = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    _, one = sort_them(first, out, move=True)
+    second = images_in(tmp_path / "in", {"b.jpg": b"b"})
+    _, two = sort_them(second, out, move=True)
+    assert one.run != two.run
+    _, undone = collect(undo_sort(out, runs={one.run}))
+    assert undone.actions == {MOVED_BACK: 1} and first[0].exists() and not second[0].exists()
+    _, undone = collect(undo_sort(out, runs=[]))
+    assert undone.total == 0
+    _, undone = collect(undo_sort(out))
+    assert undone.actions == {MOVED_BACK: 1} and second[0].exists()
+
+
+def test_undo_of_a_target_that_is_not_a_folder_names_it(tmp_path: Path):
+    with pytest.raises(SortError) as err:
+        collect(undo_sort(tmp_path / "missing"))
+    assert str(err.value) == (
+        f"{tmp_path / 'missing'} is not a folder; --undo-sort needs the folder a sort wrote to."
+    )
+
+
+def test_every_refusal_of_an_undo_names_the_files(tmp_path: Path):
+    pile = images_in(
+        tmp_path / "in", {"gone.jpg": b"1", "edited.jpg": b"2", "taken.jpg": b"3", "copy-gone.jpg": b"4"}
+    )
+    out = tmp_path / "out"
+    sort_them(pile[:3], out, move=True)
+    sort_them(pile[3:], out, move=False)
+    faces = out / "faces"
+    (faces / "gone.jpg").unlink()
+    (faces / "edited.jpg").write_bytes(b"edited")
+    pile[2].write_bytes(b"a new file at the old place")
+    pile[3].unlink()
+    events, undone = collect(undo_sort(out))
+    reasons = {Path(e.source).name: e.reason for e in events if isinstance(e, ImageNotRestored)}
+    assert reasons == {
+        "gone.jpg": f"{faces / 'gone.jpg'} is gone, so it cannot go back",
+        "edited.jpg": f"{faces / 'edited.jpg'} changed since it was sorted (its SHA-256 differs); it stays",
+        "taken.jpg": f"something is at {pile[2]} again, so {faces / 'taken.jpg'} stays",
+        "copy-gone.jpg": f"the original {pile[3]} is gone or changed, so the copy {faces / 'copy-gone.jpg'} stays (it may be the only one)",
+    }
+    assert undone.refused == tuple(e for e in events if isinstance(e, ImageNotRestored))
+    assert all(e.destination.startswith(str(faces)) for e in undone.refused)
+    assert undone.actions == {} and undone.total == 4
+    assert (faces / "edited.jpg").read_bytes() == b"edited" and (faces / "taken.jpg").read_bytes() == b"3"
+    assert pile[2].read_bytes() == b"a new file at the old place"
+    assert (faces / "copy-gone.jpg").read_bytes() == b"4"
+    assert faces.is_dir()  # it still holds files
+
+
+def test_a_copy_that_cannot_be_deleted_stays_and_is_logged_not_done(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=False)
+    copy = out / "faces" / "a.jpg"
+    real_unlink = Path.unlink
+
+    def refused(self, missing_ok=False):
+        if self == copy:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    _, undone = collect(undo_sort(out))
+    assert [e.reason for e in undone.refused] == ["cannot delete the copy (Permission denied)"]
+    assert copy.exists() and actions_in_log(out)[-2:] == [
+        ("a.jpg", "a.jpg", REMOVING_COPY),
+        ("a.jpg", "a.jpg", NOT_DONE),
+    ]
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    _, undone = collect(undo_sort(out))
+    assert undone.actions == {REMOVED_COPY: 1} and not copy.exists() and pile[0].exists()
+    assert actions_in_log(out)[-2:] == [("a.jpg", "a.jpg", REMOVING_COPY), ("a.jpg", "a.jpg", REMOVED_COPY)]
+
+
+def test_an_original_folder_that_cannot_be_made_again_is_named(tmp_path: Path):
+    pile = images_in(tmp_path / "in" / "sub", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=True)
+    (tmp_path / "in" / "sub").rmdir()
+    (tmp_path / "in" / "sub").write_bytes(b"a file where the folder was")
+    _, undone = collect(undo_sort(out))
+    [refused] = undone.refused
+    assert refused.reason == f"cannot recreate the folder {tmp_path / 'in' / 'sub'} (File exists)"
+    (tmp_path / "in" / "sub").unlink()
+    (tmp_path / "in").rmdir()
+    (tmp_path / "in").write_bytes(b"a file where the parent was")
+    _, undone = collect(undo_sort(out))
+    [refused] = undone.refused
+    assert refused.reason == f"cannot recreate the folder {tmp_path / 'in' / 'sub'} (Not a directory)"
+    assert (out / "faces" / "a.jpg").read_bytes() == b"a"
+    (tmp_path / "in").unlink()
+    _, undone = collect(undo_sort(out))  # the folders are made again
+    assert undone.actions == {MOVED_BACK: 1} and pile[0].read_bytes() == b"a"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_an_undo_that_cannot_write_stops_or_skips_the_image(tmp_path: Path, monkeypatch, code):
+    from trainer.prediction import sort_undo
+
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=True)
+
+    def failing(source, target, **kw):
+        raise OSError(code, os.strerror(code), str(target))
+
+    monkeypatch.setattr(sort_undo, "move_file", failing)
+    if code == errno.ENOSPC:
+        with pytest.raises(SortError) as err:
+            collect(undo_sort(out))
+        assert str(err.value) == (
+            f"No space left on device ({pile[1]}); the images not yet restored are still sorted: fix this and undo again."
+        )
+    else:
+        _, undone = collect(undo_sort(out))
+        assert [e.reason for e in undone.refused] == ["Permission denied"] * 2
+    assert actions_in_log(out)[-1][2] == NOT_DONE
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["a.jpg", "b.jpg"]
+    monkeypatch.undo()
+    _, undone = collect(undo_sort(out))
+    assert undone.actions == {MOVED_BACK: 2}
+
+
+def test_a_restore_whose_copy_changed_mid_way_is_refused_with_the_reason(tmp_path: Path, monkeypatch):
+    from trainer.prediction import sort_undo
+
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same"})
+    sort_them(pile, out, move=True)  # a duplicate: removed, restored by a copy on undo
+
+    def changed(source, target, **kw):
+        raise new_files.ContentMismatchError("it changed while it was being copied.")
+
+    monkeypatch.setattr(sort_undo, "copy_file_new", changed)
+    _, undone = collect(undo_sort(out))
+    assert [e.reason for e in undone.refused] == ["it changed while it was being copied"]
+    assert actions_in_log(out)[-2:] == [("a.jpg", "old.jpg", RESTORING), ("a.jpg", "old.jpg", NOT_DONE)]
+    assert not pile[0].exists() and (out / "faces" / "old.jpg").read_bytes() == b"same"
+
+
+def test_undo_settles_a_killed_step_first_and_says_so(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=True)
+    with SortLog.open(out, create=False) as log:
+        row = next(r for r in log.rows if r.action == MOVED)
+        log.append(row.but(MOVING_BACK))  # killed before the move back
+    events, undone = collect(undo_sort(out))
+    assert events[0].recovered == 1 and undone.actions == {MOVED_BACK: 1}
+    assert pile[0].read_bytes() == b"a"
