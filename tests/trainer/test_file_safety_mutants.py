@@ -463,7 +463,9 @@ def test_a_folder_to_write_into_must_exist_be_a_folder_and_be_writable(tmp_path:
 def test_a_read_only_folder_is_refused_before_anything_is_written(tmp_path: Path, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(
-        new_files.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode)
+        new_files.os,
+        "access",
+        lambda p, mode: False if Path(p) == tmp_path and mode & os.W_OK else real_access(p, mode),
     )
     with pytest.raises(OutputError) as err:
         new_files.write_new(tmp_path, "a.jpg", b"data")
@@ -480,6 +482,8 @@ def test_write_new_with_its_own_naming_and_made_folders(tmp_path: Path):
     assert (first, second) == (folder / "x.txt", folder / "2-x.txt")
     assert first.read_bytes() == b"1" and second.read_bytes() == b"2"
     assert sorted(p.name for p in folder.iterdir()) == ["2-x.txt", "x.txt"]  # no temp file left
+    # make_folders on a folder that is already there just writes into it.
+    assert new_files.write_new(folder, "y.txt", b"3", make_folders=True).read_bytes() == b"3"
 
 
 def test_create_new_makes_the_file_whole_or_refuses_a_taken_name(tmp_path: Path):
@@ -511,6 +515,8 @@ def test_when_every_numbered_name_is_taken_nothing_is_replaced(tmp_path: Path, m
     assert str(err.value) == f"Cannot write {tmp_path / 'a.jpg'}: 3 numbered names are taken."
     assert all((tmp_path / new_files.numbered("a.jpg", n)).read_bytes() == b"kept" for n in (1, 2, 3))
     assert new_files.link_new(source, tmp_path, "b.jpg") == tmp_path / "b.jpg"
+    (tmp_path / new_files.numbered("a.jpg", 3)).unlink()  # the last numbered name is tried too
+    assert new_files.link_new(source, tmp_path, "a.jpg") == tmp_path / "a (3).jpg"
 
 
 def test_link_new_names_the_place_it_could_not_write(tmp_path: Path):
@@ -1328,3 +1334,97 @@ def test_undo_settles_a_killed_step_first_and_says_so(tmp_path: Path):
     events, undone = collect(undo_sort(out))
     assert events[0].recovered == 1 and undone.actions == {MOVED_BACK: 1}
     assert pile[0].read_bytes() == b"a"
+
+
+def test_a_link_given_a_new_name_stays_a_link(tmp_path: Path):
+    picture = tmp_path / "picture.jpg"
+    picture.write_bytes(b"x")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(picture)
+    (tmp_path / "out").mkdir()
+    placed = new_files.link_new(link, tmp_path / "out", "link.jpg")
+    assert placed.is_symlink() and os.readlink(placed) == str(picture)
+    assert picture.stat().st_nlink == 1  # the picture itself got no second name
+
+
+def test_without_hard_links_a_claim_that_fails_leaves_no_placeholder(tmp_path: Path, monkeypatch):
+    def no_links(*_args, **_kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(new_files.os, "link", no_links)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        new_files.link_new(tmp_path / "gone.jpg", tmp_path / "out", "a.jpg")
+    assert err.value.filename == str(tmp_path / "out" / "a.jpg")
+    assert list((tmp_path / "out").iterdir()) == []
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x")
+    (tmp_path / "out" / "a.jpg").write_bytes(b"taken")
+    assert new_files.link_new(source, tmp_path / "out", "a.jpg") == tmp_path / "out" / "a (2).jpg"
+    assert (tmp_path / "out" / "a.jpg").read_bytes() == b"taken"
+
+
+def test_the_umask_is_read_without_changing_it():
+    mask = os.umask(0o027)
+    try:
+        assert outputs._read_umask() == 0o027
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(mask)
+
+
+def test_an_error_without_a_number_keeps_its_text_and_names_the_file(tmp_path: Path):
+    named = outputs.named_error(OSError("the disk went away"), tmp_path / "x.csv")
+    assert str(named) == f"the disk went away ({tmp_path / 'x.csv'})"
+    named = outputs.named_error(OSError(errno.EIO, ""), tmp_path / "x.csv")
+    assert named.errno == errno.EIO and named.filename == str(tmp_path / "x.csv")
+    assert named.strerror == str(OSError(errno.EIO, ""))
+    assert outputs._reason(OSError(errno.EIO, "Stopped by XFS.")) == "stopped by xfs"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_a_replaced_file_keeps_its_owner(tmp_path: Path, monkeypatch):
+    target = tmp_path / "shared.csv"
+    target.write_text("old")
+    os.chown(target, 1234, 5678)
+    outputs.write_text(target, "new")
+    st = target.stat()
+    assert (st.st_uid, st.st_gid, target.read_text()) == (1234, 5678, "new")
+
+    def not_allowed(*_args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(outputs.os, "chown", not_allowed)  # as anyone but root
+    outputs.write_text(target, "newer")
+    assert target.read_text() == "newer"
+
+
+def test_the_plan_counts_a_folder_the_model_did_not_name(tmp_path: Path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"x")
+    answers = [Answer(str(image), "comics"), Answer(str(image), "faces", flag="a new reason")]
+    plan = sort_plan.plan_sort(answers, tmp_path / "out", move=False, class_names=("faces",))
+    counts = plan.counts()
+    assert (counts["faces"], counts["comics"], counts["unsure/a-new-reason"]) == (0, 1, 1)
+
+
+def test_the_log_keeps_names_that_are_not_utf8_or_hold_a_return_exactly(tmp_path: Path):
+    odd = os.fsdecode(b"caf\xe9\r\n.jpg")
+    row = LogRow(str(tmp_path / odd), str(tmp_path / "out" / odd), "faces", "0.9", "", "ff", COPIED, "r")
+    with SortLog.open(tmp_path, create=True) as log:
+        log.append(row)
+    assert sort_log.read_log(tmp_path) == [row]
+    with SortLog.open(tmp_path, create=True) as log:
+        assert log.rows == [row]
+
+
+def test_a_leftover_temp_that_cannot_be_removed_does_not_stop_recovery(tmp_path: Path):
+    src, dst = tmp_path / "in" / "a.jpg", tmp_path / "out" / "a.jpg"
+    src.parent.mkdir()
+    dst.parent.mkdir()
+    src.write_bytes(b"photo")
+    stuck = dst.parent / f"{temp_name_prefix(dst)}x.part"
+    stuck.mkdir()  # unlink fails on a folder
+    step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=COPYING, run="r")
+    assert recovered(tmp_path / "out", [step]) == [step.but(NOT_DONE)]
+    assert src.read_bytes() == b"photo"
