@@ -1428,3 +1428,61 @@ def test_a_leftover_temp_that_cannot_be_removed_does_not_stop_recovery(tmp_path:
     step = LogRow(str(src), str(dst), sha256=sha(b"photo"), action=COPYING, run="r")
     assert recovered(tmp_path / "out", [step]) == [step.but(NOT_DONE)]
     assert src.read_bytes() == b"photo"
+
+
+def test_a_source_that_fails_mid_read_is_what_the_error_names(tmp_path: Path, monkeypatch):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"picture")
+    real_open = open
+
+    class FailingReader:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def read(self, _size):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(new_files, "open", lambda p, mode: FailingReader(real_open(p, mode)), raising=False)
+    with pytest.raises(OSError) as err:
+        copy_file_new(source, tmp_path / "b.jpg")
+    assert (err.value.errno, err.value.filename) == (errno.EIO, str(source))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
+def test_times_that_cannot_be_copied_do_not_stop_a_copy(tmp_path: Path, monkeypatch):
+    import shutil
+
+    def refused(*_args, **_kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(shutil, "copystat", refused)
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"picture")
+    assert copy_file_new(source, tmp_path / "b.jpg") == sha(b"picture")
+    assert (tmp_path / "b.jpg").read_bytes() == b"picture"
+
+
+def test_a_bad_copy_that_cannot_be_removed_is_still_reported(tmp_path: Path, monkeypatch):
+    from trainer.common import checksum
+
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"picture")
+    copy = tmp_path / "b.jpg"
+    real_unlink = Path.unlink
+
+    def stuck(self, missing_ok=False):
+        if self == copy:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(checksum, "file_sha256", lambda _p: "0" * 64)
+    monkeypatch.setattr(Path, "unlink", stuck)
+    with pytest.raises(ContentMismatchError, match="differs"):
+        copy_file_new(source, copy)
+    assert source.read_bytes() == b"picture"
