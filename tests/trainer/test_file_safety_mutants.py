@@ -1486,3 +1486,155 @@ def test_a_bad_copy_that_cannot_be_removed_is_still_reported(tmp_path: Path, mon
     with pytest.raises(ContentMismatchError, match="differs"):
         copy_file_new(source, copy)
     assert source.read_bytes() == b"picture"
+
+
+def test_undoing_copies_reports_each_and_logs_each_removal(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=False)
+    events, _ = collect(undo_sort(out))
+    assert [(e.done, e.total, e.source, e.destination, e.action) for e in events[1:]] == [
+        (1, 2, str(pile[1]), str(out / "faces" / "b.jpg"), REMOVED_COPY),
+        (2, 2, str(pile[0]), str(out / "faces" / "a.jpg"), REMOVED_COPY),
+    ]
+    assert actions_in_log(out)[-4:] == [
+        ("b.jpg", "b.jpg", REMOVING_COPY),
+        ("b.jpg", "b.jpg", REMOVED_COPY),
+        ("a.jpg", "a.jpg", REMOVING_COPY),
+        ("a.jpg", "a.jpg", REMOVED_COPY),
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [LOG_NAME]
+
+
+def test_an_undo_leaves_a_log_with_nothing_to_settle(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "comics", {"old.jpg": b"same"})
+    sort_them(pile, out, move=True, labels=["faces", "comics"])
+    collect(undo_sort(out))
+    assert actions_in_log(out)[-4:] == [
+        ("b.jpg", "old.jpg", RESTORING),
+        ("b.jpg", "old.jpg", RESTORED),
+        ("a.jpg", "a.jpg", MOVING_BACK),
+        ("a.jpg", "a.jpg", MOVED_BACK),
+    ]
+    events, again = collect(undo_sort(out))
+    assert events[0].recovered == 0 and again.total == 0
+    events, _ = sort_them(pile, out, move=True)
+    assert events[0].recovered == 0
+
+
+def test_undo_never_removes_a_folder_outside_the_target(tmp_path: Path):
+    """A log edited by hand may name a destination outside the target: its file may go back, but
+    the folder it leaves empty is not the undo's to remove."""
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    picture = images_in(elsewhere, {"a.jpg": b"a"})[0]
+    out.mkdir()
+    with SortLog.open(out, create=True) as log:
+        log.append(LogRow("", str(out), action=STARTED_MOVE, run="r"))
+        log.append(
+            LogRow(str(tmp_path / "in" / "a.jpg"), str(picture), sha256=sha(b"a"), action=MOVED, run="r")
+        )
+        log.append(LogRow("", str(out), action=FINISHED, run="r"))
+    _, undone = collect(undo_sort(out))
+    assert undone.actions == {MOVED_BACK: 1} and (tmp_path / "in" / "a.jpg").read_bytes() == b"a"
+    assert elsewhere.is_dir() and out.is_dir()
+
+
+def test_a_restore_checks_the_content_again_while_copying(tmp_path: Path, monkeypatch):
+    from trainer.prediction import sort_undo
+
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same"})
+    sort_them(pile, out, move=True)
+    kept = out / "faces" / "old.jpg"
+    kept.write_bytes(b"edited after the check")  # changed between the check and the copy
+    monkeypatch.setattr(sort_undo, "holds", lambda path, sha256, **kw: True)
+    _, undone = collect(undo_sort(out))
+    assert [e.reason for e in undone.refused] == [
+        f"{kept} changed while it was being copied; nothing was written to {pile[0]}"
+    ]
+    assert not pile[0].exists() and kept.read_bytes() == b"edited after the check"
+
+
+def test_a_move_back_across_file_systems_checks_the_content_again(tmp_path: Path, monkeypatch):
+    from tests.trainer.test_outputs_move import other_file_system
+    from trainer.prediction import sort_undo
+
+    elsewhere = other_file_system(tmp_path)
+    if elsewhere is None:
+        pytest.skip("no second file system here (/dev/shm)")
+    try:
+        pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+        sort_them(pile, elsewhere, move=True)
+        moved = elsewhere / "faces" / "a.jpg"
+        moved.write_bytes(b"edited after the check")
+        monkeypatch.setattr(sort_undo, "holds", lambda path, sha256, **kw: True)
+        _, undone = collect(undo_sort(elsewhere))
+        assert [e.reason for e in undone.refused] == [
+            f"{moved} changed while it was being copied; nothing was written to {pile[0]}"
+        ]
+        assert not pile[0].exists() and moved.read_bytes() == b"edited after the check"
+    finally:
+        import shutil
+
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_full_disk_that_refuses_the_log_row_too_still_stops_with_one_sentence(tmp_path: Path, monkeypatch):
+    from trainer.prediction import sort_undo
+
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    real_append = SortLog.append
+
+    def full_log(self, row):
+        if row.action == NOT_DONE:
+            raise SortError(f"Cannot write {self.path}: No space left on device.")
+        return real_append(self, row)
+
+    def full(source, target, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SortLog, "append", full_log)
+    monkeypatch.setattr(sorting, "move_file", full)
+    with pytest.raises(SortError) as err:
+        sort_them(pile, out, move=True)
+    assert str(err.value).startswith(
+        f"No space left on device ({out / 'faces' / 'a.jpg'}); 0 images of 1 sorted"
+    )
+    monkeypatch.setattr(sorting, "move_file", new_files.move_file)
+    monkeypatch.setattr(SortLog, "append", real_append)
+    sort_them(pile, out, move=True)
+    monkeypatch.setattr(SortLog, "append", full_log)
+    monkeypatch.setattr(sort_undo, "move_file", full)
+    with pytest.raises(SortError) as err:
+        collect(undo_sort(out))
+    assert str(err.value) == (
+        f"No space left on device ({pile[0]}); the images not yet restored are still sorted: fix this and undo again."
+    )
+
+
+def test_an_undo_error_without_a_reason_or_a_file_still_says_what_and_where(tmp_path: Path, monkeypatch):
+    from trainer.prediction import sort_undo
+
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=True)
+
+    def odd(source, target, **kw):
+        if Path(target).name == "b.jpg":
+            raise OSError(errno.EIO, "Input/output error")  # no file name
+        raise OSError("the disk went to sleep X.")  # no errno, no strerror
+
+    monkeypatch.setattr(sort_undo, "move_file", odd)
+    with pytest.raises(SortError) as err:
+        collect(undo_sort(out))
+    assert str(err.value).startswith(f"Input/output error ({pile[1]}); the images not yet restored")
+    monkeypatch.setattr(
+        sort_undo, "move_file", lambda s, t, **kw: (_ for _ in ()).throw(OSError("the disk went to sleep X."))
+    )
+    _, undone = collect(undo_sort(out))
+    assert [e.reason for e in undone.refused] == ["the disk went to sleep X"] * 2
