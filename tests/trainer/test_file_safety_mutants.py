@@ -1638,3 +1638,70 @@ def test_an_undo_error_without_a_reason_or_a_file_still_says_what_and_where(tmp_
     )
     _, undone = collect(undo_sort(out))
     assert [e.reason for e in undone.refused] == ["the disk went to sleep X"] * 2
+
+
+def test_a_move_is_logged_as_a_move(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    sort_them(pile, out, move=True)
+    assert [r.action for r in sort_log.read_log(out)] == [STARTED_MOVE, MOVING, MOVED, FINISHED]
+
+
+@pytest.fixture
+def second_file_system(tmp_path: Path):
+    from tests.trainer.test_outputs_move import other_file_system
+
+    elsewhere = other_file_system(tmp_path)
+    if elsewhere is None:
+        pytest.skip("no second file system here (/dev/shm)")
+    yield elsewhere
+    import shutil
+
+    shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_move_across_file_systems_checks_the_content_it_hashed(
+    tmp_path: Path, second_file_system: Path, monkeypatch
+):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    monkeypatch.setattr(sorting, "file_sha256", lambda _p: sha(b"what it held when it was hashed"))
+    _, summary = sort_them(pile, second_file_system, move=True)
+    [left] = summary.left
+    assert left.reason.startswith(f"{pile[0]} changed while it was being copied; nothing was written to ")
+    assert pile[0].read_bytes() == b"a" and not (second_file_system / "faces" / "a.jpg").exists()
+
+
+def test_a_move_across_file_systems_whose_copy_cannot_be_taken_back_still_names_the_source(
+    tmp_path: Path, second_file_system: Path, monkeypatch
+):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"picture")
+    target = second_file_system / "a.jpg"
+    real_unlink = Path.unlink
+
+    def stuck(self, missing_ok=False):
+        if self in (source, target):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", stuck)
+    with pytest.raises(PermissionError) as err:
+        move_file(source, target)
+    assert err.value.filename == str(source)
+    assert source.read_bytes() == b"picture" and target.read_bytes() == b"picture"  # whole at both
+
+
+def test_a_run_id_is_utc_whatever_the_time_zone(monkeypatch):
+    import time
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("TZ", "XYZ-14")  # POSIX for UTC+14 (no tz data needed): never the same hour as UTC
+    time.tzset()
+    try:
+        before = datetime.now(UTC).strftime("%Y%m%dT%H")
+        run = sort_log.new_run_id()
+        after = datetime.now(UTC).strftime("%Y%m%dT%H")
+        assert run[:11] in (before, after)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
