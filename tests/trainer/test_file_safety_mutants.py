@@ -1064,13 +1064,13 @@ def test_a_copy_that_changed_mid_way_is_left_and_logged_not_done(tmp_path: Path,
 
     def changed(source, target, **kw):
         raise new_files.ContentMismatchError(
-            f"{source} changed while it was being copied; nothing was written."
+            f"{source} changed while it was being copied; nothing was written to disk X."
         )
 
     monkeypatch.setattr(sorting, "copy_file_new", changed)
     _, summary = sort_them(pile, tmp_path / "out", move=False)
-    assert [e.reason for e in summary.left] == [
-        f"{pile[0]} changed while it was being copied; nothing was written"
+    assert [(e.source, e.reason) for e in summary.left] == [
+        (str(pile[0]), f"{pile[0]} changed while it was being copied; nothing was written to disk X")
     ]
     assert actions_in_log(tmp_path / "out")[-1] == ("a.jpg", "a.jpg", NOT_DONE)
     assert summary.counts == {}
@@ -1705,3 +1705,82 @@ def test_a_run_id_is_utc_whatever_the_time_zone(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_file_in_the_destination_that_changed_since_it_was_hashed_is_no_duplicate(tmp_path: Path):
+    """Moving: an image whose content was in the folder is removed as a duplicate, so that content
+    must still be there, not merely have been there when an earlier image of that size came."""
+    pile = images_in(tmp_path / "in", {"a.jpg": b"aaaa", "b.jpg": b"bbbb"})
+    out = tmp_path / "out"
+    existing = images_in(out / "faces", {"x.jpg": b"bbbb"})[0]
+    plan = sort_plan.plan_sort([Answer(str(p)) for p in pile], out, move=True, class_names=("faces",))
+    generator = execute_sort(plan)
+    next(generator)
+    assert next(generator).action == MOVED  # a.jpg: x.jpg has its size, so it was hashed now
+    existing.write_bytes(b"cccc")  # then changed
+    events, _summary = collect(generator)
+    assert (events[0].action, events[0].destination) == (MOVED, str(out / "faces" / "b.jpg"))
+    assert (out / "faces" / "b.jpg").read_bytes() == b"bbbb"
+
+
+def test_a_link_in_the_destination_is_no_duplicate_even_of_the_file_it_names(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"the only copy"})
+    out = tmp_path / "out"
+    (out / "faces").mkdir(parents=True)
+    (out / "faces" / "link.jpg").symlink_to(pile[0])
+    _events, summary = sort_them(pile, out, move=True)
+    assert summary.actions == {MOVED: 1}
+    assert (out / "faces" / "a.jpg").read_bytes() == b"the only copy"
+
+
+def test_hidden_files_in_the_destination_do_not_hide_a_duplicate(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {f".hidden-{n}.jpg": b"same" for n in range(20)} | {"old.jpg": b"same"})
+    _, summary = sort_them(pile, out, move=False)
+    assert summary.actions == {ALREADY_THERE: 1}
+
+
+def test_a_file_in_the_destination_that_cannot_be_read_is_no_duplicate(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    unreadable = images_in(out / "faces", {"old.jpg": b"same"})[0]
+    real = sorting.file_sha256
+
+    def refused(path):
+        if Path(path) == unreadable:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(sorting, "file_sha256", refused)
+    _, summary = sort_them(pile, out, move=False)
+    assert summary.actions == {COPIED: 1} and (out / "faces" / "a.jpg").read_bytes() == b"same"
+
+
+def test_a_run_after_a_kill_says_how_many_steps_it_settled_dry_or_not(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    out = tmp_path / "out"
+    out.mkdir()
+    with SortLog.open(out, create=True) as log:
+        run = log.start_run(False, out)
+        log.append(
+            LogRow(str(pile[0]), str(out / "faces" / "a.jpg"), sha256=sha(b"a"), action=COPYING, run=run)
+        )
+    events, _ = sort_them(pile, out, move=False, dry_run=True)
+    assert (events[0].recovered, events[0].resumed) == (1, True)
+    events, summary = sort_them(pile, out, move=False)
+    assert (events[0].recovered, events[0].resumed, summary.run) == (1, True, run)
+    finished = sort_log.read_log(out)[-1]
+    assert (finished.action, finished.destination, finished.run) == (FINISHED, str(out), run)
+
+
+def test_a_copy_checks_the_content_it_hashed(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    monkeypatch.setattr(sorting, "file_sha256", lambda _p: sha(b"what it held when it was hashed"))
+    _, summary = sort_them(pile, tmp_path / "out", move=False)
+    [left] = summary.left
+    assert left.source == str(pile[0])
+    assert left.reason == (
+        f"{pile[0]} changed while it was being copied; nothing was written to {tmp_path / 'out' / 'faces' / 'a.jpg'}"
+    )
+    assert not (tmp_path / "out" / "faces" / "a.jpg").exists()
