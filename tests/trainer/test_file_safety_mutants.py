@@ -1643,8 +1643,11 @@ def test_an_undo_error_without_a_reason_or_a_file_still_says_what_and_where(tmp_
 def test_a_move_is_logged_as_a_move(tmp_path: Path):
     pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
-    sort_them(pile, out, move=True)
-    assert [r.action for r in sort_log.read_log(out)] == [STARTED_MOVE, MOVING, MOVED, FINISHED]
+    _, summary = sort_them(pile, out, move=True)
+    rows = sort_log.read_log(out)
+    assert [r.action for r in rows] == [STARTED_MOVE, MOVING, MOVED, FINISHED]
+    assert rows[0].destination == rows[-1].destination == str(out)
+    assert summary.move is True
 
 
 @pytest.fixture
@@ -1724,19 +1727,22 @@ def test_a_file_in_the_destination_that_changed_since_it_was_hashed_is_no_duplic
 
 
 def test_a_link_in_the_destination_is_no_duplicate_even_of_the_file_it_names(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"the only copy"})
+    source = tmp_path / "in" / "a.jpg"
+    # As long as the link's own text, so that the link and the picture have one size.
+    pile = images_in(tmp_path / "in", {"a.jpg": b"x" * len(os.fsencode(source))})
     out = tmp_path / "out"
     (out / "faces").mkdir(parents=True)
     (out / "faces" / "link.jpg").symlink_to(pile[0])
+    assert (out / "faces" / "link.jpg").lstat().st_size == pile[0].stat().st_size
     _events, summary = sort_them(pile, out, move=True)
     assert summary.actions == {MOVED: 1}
-    assert (out / "faces" / "a.jpg").read_bytes() == b"the only copy"
+    assert (out / "faces" / "a.jpg").read_bytes() == b"x" * len(os.fsencode(source))
 
 
 def test_hidden_files_in_the_destination_do_not_hide_a_duplicate(tmp_path: Path):
     pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {f".hidden-{n}.jpg": b"same" for n in range(20)} | {"old.jpg": b"same"})
+    images_in(out / "faces", {f".hidden-{n}.jpg": b"same" for n in range(200)} | {"old.jpg": b"same"})
     _, summary = sort_them(pile, out, move=False)
     assert summary.actions == {ALREADY_THERE: 1}
 
@@ -1784,3 +1790,23 @@ def test_a_copy_checks_the_content_it_hashed(tmp_path: Path, monkeypatch):
         f"{pile[0]} changed while it was being copied; nothing was written to {tmp_path / 'out' / 'faces' / 'a.jpg'}"
     )
     assert not (tmp_path / "out" / "faces" / "a.jpg").exists()
+
+
+def test_a_file_that_vanishes_while_the_destination_is_listed_is_skipped(tmp_path: Path, monkeypatch):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"old.jpg": b"same"})
+    real_scandir = os.scandir
+
+    class Vanished:
+        name = path = str(out / "faces" / "vanished.jpg")
+
+        def is_file(self, **_kw):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", self.path)
+
+    def scandir(folder):
+        return [Vanished(), *real_scandir(folder)]
+
+    monkeypatch.setattr(sorting.os, "scandir", scandir)
+    _, summary = sort_them(pile, out, move=False)
+    assert summary.actions == {ALREADY_THERE: 1}
