@@ -1379,7 +1379,7 @@ def test_an_error_without_a_number_keeps_its_text_and_names_the_file(tmp_path: P
     named = outputs.named_error(OSError(errno.EIO, ""), tmp_path / "x.csv")
     assert named.errno == errno.EIO and named.filename == str(tmp_path / "x.csv")
     assert named.strerror == str(OSError(errno.EIO, ""))
-    assert outputs._reason(OSError(errno.EIO, "Stopped by XFS.")) == "stopped by xfs"
+    assert outputs._reason(OSError(errno.EIO, "Lost disk X.")) == "lost disk x"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
