@@ -80,7 +80,9 @@ def test_a_log_row_is_written_as_its_columns_in_order(tmp_path: Path):
     assert row.but(MOVED) == LogRow("s", "d", "faces", "0.9", "low confidence", "ab", MOVED, "r1")
     with SortLog.open(tmp_path, create=True) as log:
         log.append(row)
-    assert log_text(tmp_path) == HEADER + "s,d,faces,0.9,low confidence,ab,moving,r1\n"
+    assert (tmp_path / LOG_NAME).read_bytes() == (
+        HEADER + "s,d,faces,0.9,low confidence,ab,moving,r1\n"
+    ).encode()
     assert sort_log.read_log(tmp_path) == [row]
 
 
@@ -88,7 +90,7 @@ def test_parsing_drops_a_line_cut_short_and_rows_of_the_wrong_width(tmp_path: Pa
     path = tmp_path / LOG_NAME
     assert sort_log.parse_log("", path) == []
     whole = "a,b,faces,0.9,,ff,moved,r\n"
-    rows = sort_log.parse_log(HEADER + whole + "x,y,faces,0.9,,ff,mov", path)
+    rows = sort_log.parse_log(HEADER + whole + "x,y,faces,0.9,,ff,moving,r", path)  # all 8 columns, cut
     assert rows == [LogRow("a", "b", "faces", "0.9", "", "ff", "moved", "r")]
     assert sort_log.parse_log(HEADER + "too,few\n" + whole + "one,two,three,4,5,6,7,8,9\n", path) == rows
     # A header cut short is still the header's first line missing: refused.
@@ -189,7 +191,7 @@ def test_a_log_that_cannot_be_written_stops_the_sort_naming_it(tmp_path: Path):
             log.append(LogRow("a", "b", action=MOVING, run="r"))
         with pytest.raises(OSError):
             devnull.close()
-    assert str(err.value).startswith(f"Cannot write {tmp_path / LOG_NAME}: ")
+    assert str(err.value) == f"Cannot write {tmp_path / LOG_NAME}: Bad file descriptor."
     assert log.rows == []  # a row that was not written is not counted
 
 
@@ -1810,3 +1812,51 @@ def test_a_file_that_vanishes_while_the_destination_is_listed_is_skipped(tmp_pat
     monkeypatch.setattr(sorting.os, "scandir", scandir)
     _, summary = sort_them(pile, out, move=False)
     assert summary.actions == {ALREADY_THERE: 1}
+
+
+def test_a_log_that_cannot_be_opened_names_it_and_why(tmp_path: Path, monkeypatch):
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(sort_log, "open_append", denied)
+    with pytest.raises(SortError) as err:
+        SortLog.open(tmp_path, create=True)
+    assert str(err.value) == f"Cannot write {tmp_path / LOG_NAME}: Permission denied."
+
+
+def test_a_new_log_gets_the_usual_permissions(tmp_path: Path):
+    with SortLog.open(tmp_path, create=True):
+        pass
+    assert stat.S_IMODE((tmp_path / LOG_NAME).stat().st_mode) == 0o666 & ~outputs._read_umask()
+
+
+def test_a_file_without_write_bits_is_read_only_even_if_executable(tmp_path: Path):
+    script = tmp_path / "keep.sh"
+    script.write_text("precious")
+    script.chmod(0o555)
+    with pytest.raises(outputs.ReadOnlyOutputError):
+        outputs.write_text(script, "x")
+    assert script.read_text() == "precious"
+
+
+def test_a_class_may_hold_any_letter(tmp_path: Path):
+    sort_plan.check_class_names(["X-rays", "XX", "faces"])
+
+
+def test_a_target_whose_parents_are_missing_is_made(tmp_path: Path):
+    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    _, summary = sort_them(pile, tmp_path / "new" / "deeper" / "out", move=False)
+    assert summary.actions == {COPIED: 1}
+    assert (tmp_path / "new" / "deeper" / "out" / "faces" / "a.jpg").read_bytes() == b"a"
+
+
+def test_an_image_with_no_free_name_left_stays_where_it_is(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(new_files, "MAX_NUMBERED", 2)
+    pile = images_in(tmp_path / "in", {"a.jpg": b"mine"})
+    out = tmp_path / "out"
+    images_in(out / "faces", {"a.jpg": b"one", "a (2).jpg": b"two"})
+    _, summary = sort_them(pile, out, move=True)
+    assert [(e.source, e.reason) for e in summary.left] == [
+        (str(pile[0]), f"no free name for it in {out / 'faces'}")
+    ]
+    assert pile[0].read_bytes() == b"mine"
