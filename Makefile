@@ -105,7 +105,7 @@ test-package: $(STAMP)
 # which fails under 85%.
 MUTATION_STAMP := $(VENV)/.installed-mutation
 $(MUTATION_STAMP): $(STAMP)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,mutation]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,dev,cluster,mutation]'
 	touch $(MUTATION_STAMP)
 
 MUTATION_EXAMPLES ?= 10
