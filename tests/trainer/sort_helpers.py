@@ -60,3 +60,14 @@ def temp_files(*folders: Path) -> list[str]:
         for name in files
         if name.endswith(".part")
     ]
+
+
+def make_images(folder: Path, names_and_bytes: dict[str, bytes]) -> list[Path]:
+    """Files with these names (paths under ``folder``) and bytes, their parents made."""
+    paths = []
+    for name, data in names_and_bytes.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

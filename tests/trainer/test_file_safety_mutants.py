@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.helpers import collect
+from tests.trainer.sort_helpers import make_images
 from trainer.common import new_files, outputs
 from trainer.common.cancel import CancelToken
 from trainer.common.errors import Cancelled
@@ -816,16 +817,6 @@ def test_a_move_out_of_read_only_folders_counts_the_images_and_the_folders(tmp_p
 # -- sorting: the events, the log and the summary say what happened -------------------------------
 
 
-def images_in(folder: Path, contents: dict[str, bytes]) -> list[Path]:
-    paths = []
-    for name, data in contents.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
-
-
 def sort_them(paths, target: Path, *, move: bool, labels=None, flags=None, dry_run=False, **kw):
     labels = labels or ["faces"] * len(paths)
     flags = flags or [""] * len(paths)
@@ -843,7 +834,7 @@ def actions_in_log(target: Path) -> list[tuple[str, str, str]]:
 
 
 def test_every_image_is_an_event_numbered_in_order_and_the_summary_adds_them_up(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
     out = tmp_path / "out"
     events, summary = sort_them(
         pile, out, move=False, labels=["faces", "comics", "faces"], flags=["", "", "low confidence"]
@@ -888,9 +879,9 @@ def test_every_image_is_an_event_numbered_in_order_and_the_summary_adds_them_up(
 
 
 def test_a_dry_run_gives_each_image_its_own_name_and_writes_nothing(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"1", "sub/a.jpg": b"2", "b.jpg": b"3"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"1", "sub/a.jpg": b"2", "b.jpg": b"3"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"b.jpg": b"3"})  # already there
+    make_images(out / "faces", {"b.jpg": b"3"})  # already there
     for move, verb, dup in (
         (True, "would move", "would remove duplicate"),
         (False, "would copy", ALREADY_THERE),
@@ -908,9 +899,9 @@ def test_a_dry_run_gives_each_image_its_own_name_and_writes_nothing(tmp_path: Pa
 
 
 def test_copying_what_is_already_there_writes_nothing_and_logs_it(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"diff"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"diff"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same", "other.jpg": b"diff!", ".hidden.jpg": b"diff"})
+    make_images(out / "faces", {"old.jpg": b"same", "other.jpg": b"diff!", ".hidden.jpg": b"diff"})
     events, summary = sort_them(pile, out, move=False)
     assert [(e.destination, e.action) for e in events[1:]] == [
         (str(out / "faces" / "old.jpg"), ALREADY_THERE),
@@ -928,9 +919,9 @@ def test_copying_what_is_already_there_writes_nothing_and_logs_it(tmp_path: Path
 
 
 def test_moving_a_duplicate_removes_it_and_undo_brings_it_back(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same"})
+    make_images(out / "faces", {"old.jpg": b"same"})
     events, _summary = sort_them(pile, out, move=True)
     assert (events[1].destination, events[1].action) == (str(out / "faces" / "old.jpg"), REMOVED_DUPLICATE)
     assert not pile[0].exists()
@@ -944,9 +935,9 @@ def test_moving_a_duplicate_removes_it_and_undo_brings_it_back(tmp_path: Path):
 
 
 def test_a_duplicate_that_cannot_be_removed_stays_and_says_why(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same"})
+    make_images(out / "faces", {"old.jpg": b"same"})
     real_unlink = Path.unlink
 
     def refused(self, missing_ok=False):
@@ -963,7 +954,7 @@ def test_a_duplicate_that_cannot_be_removed_stays_and_says_why(tmp_path: Path, m
 
 
 def test_a_file_placed_by_this_run_is_not_mistaken_for_one_already_there(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same", "b.jpg": b"same"})
     out = tmp_path / "out"
     token = CancelToken()
     generator = execute_sort(
@@ -984,7 +975,7 @@ def test_a_file_placed_by_this_run_is_not_mistaken_for_one_already_there(tmp_pat
 
 
 def test_a_run_of_the_other_kind_is_not_resumed(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
     token = CancelToken()
     plan = sort_plan.plan_sort([Answer(str(p)) for p in pile], out, move=False, class_names=("faces",))
@@ -1002,7 +993,7 @@ def test_a_run_of_the_other_kind_is_not_resumed(tmp_path: Path):
 
 
 def test_an_image_that_changed_since_it_was_sorted_is_sorted_again(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"first"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"first"})
     out = tmp_path / "out"
     token = CancelToken()
     plan = sort_plan.plan_sort(
@@ -1020,7 +1011,7 @@ def test_an_image_that_changed_since_it_was_sorted_is_sorted_again(tmp_path: Pat
 
 
 def test_an_image_gone_or_turned_into_a_link_is_left_where_it_is(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
     plan = sort_plan.plan_sort(
         [Answer(str(p)) for p in pile], tmp_path / "out", move=True, class_names=("faces",)
     )
@@ -1040,7 +1031,7 @@ def test_an_image_gone_or_turned_into_a_link_is_left_where_it_is(tmp_path: Path)
 
 def test_a_target_that_cannot_be_made_is_one_sentence(tmp_path: Path):
     (tmp_path / "file").write_bytes(b"x")
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     plan = sort_plan.plan_sort([Answer(str(pile[0]))], tmp_path / "file" / "out", move=False)
     with pytest.raises(SortError) as err:
         collect(execute_sort(plan))
@@ -1048,7 +1039,7 @@ def test_a_target_that_cannot_be_made_is_one_sentence(tmp_path: Path):
 
 
 def test_a_class_folder_that_cannot_be_made_stops_the_sort(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
     out.mkdir()
     (out / "faces").write_bytes(b"a file where the folder goes")
@@ -1062,7 +1053,7 @@ def test_a_class_folder_that_cannot_be_made_stops_the_sort(tmp_path: Path):
 
 
 def test_a_copy_that_changed_mid_way_is_left_and_logged_not_done(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
 
     def changed(source, target, **kw):
         raise new_files.ContentMismatchError(
@@ -1079,7 +1070,7 @@ def test_a_copy_that_changed_mid_way_is_left_and_logged_not_done(tmp_path: Path,
 
 
 def test_a_name_taken_meanwhile_goes_to_the_next_free_name(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"mine"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"mine"})
     out = tmp_path / "out"
     real = sorting.copy_file_new
 
@@ -1110,7 +1101,7 @@ def test_a_name_taken_meanwhile_goes_to_the_next_free_name(tmp_path: Path, monke
     ],
 )
 def test_what_stops_a_sort_and_what_concerns_one_image(tmp_path: Path, monkeypatch, code, where, stops):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
 
     def failing(source, target, **kw):
@@ -1131,7 +1122,7 @@ def test_what_stops_a_sort_and_what_concerns_one_image(tmp_path: Path, monkeypat
 
 
 def test_a_stop_without_a_file_name_names_the_destination(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
 
     def full(source, target, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -1155,9 +1146,9 @@ def test_is_under_compares_absolute_paths(tmp_path: Path):
 
 
 def test_undo_goes_newest_first_counts_and_removes_only_the_folders_it_emptied(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b", "c.jpg": b"c"})
     out = tmp_path / "out"
-    images_in(out / "comics", {"kept.jpg": b"someone else's"})
+    make_images(out / "comics", {"kept.jpg": b"someone else's"})
     (out / "empty-before").mkdir()
     sort_them(pile, out, move=True, labels=["faces", "comics", "faces"], flags=["", "", "not a face"])
     events, undone = collect(undo_sort(out))
@@ -1184,9 +1175,9 @@ def test_undo_goes_newest_first_counts_and_removes_only_the_folders_it_emptied(t
 
 def test_undo_of_chosen_runs_only(tmp_path: Path):
     out = tmp_path / "out"
-    first = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    first = make_images(tmp_path / "in", {"a.jpg": b"a"})
     _, one = sort_them(first, out, move=True)
-    second = images_in(tmp_path / "in", {"b.jpg": b"b"})
+    second = make_images(tmp_path / "in", {"b.jpg": b"b"})
     _, two = sort_them(second, out, move=True)
     assert one.run != two.run
     _, undone = collect(undo_sort(out, runs={one.run}))
@@ -1206,7 +1197,7 @@ def test_undo_of_a_target_that_is_not_a_folder_names_it(tmp_path: Path):
 
 
 def test_every_refusal_of_an_undo_names_the_files(tmp_path: Path):
-    pile = images_in(
+    pile = make_images(
         tmp_path / "in", {"gone.jpg": b"1", "edited.jpg": b"2", "taken.jpg": b"3", "copy-gone.jpg": b"4"}
     )
     out = tmp_path / "out"
@@ -1235,7 +1226,7 @@ def test_every_refusal_of_an_undo_names_the_files(tmp_path: Path):
 
 
 def test_a_copy_that_cannot_be_deleted_stays_and_is_logged_not_done(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
     sort_them(pile, out, move=False)
     copy = out / "faces" / "a.jpg"
@@ -1260,7 +1251,7 @@ def test_a_copy_that_cannot_be_deleted_stays_and_is_logged_not_done(tmp_path: Pa
 
 
 def test_an_original_folder_that_cannot_be_made_again_is_named(tmp_path: Path):
-    pile = images_in(tmp_path / "in" / "sub", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in" / "sub", {"a.jpg": b"a"})
     out = tmp_path / "out"
     sort_them(pile, out, move=True)
     (tmp_path / "in" / "sub").rmdir()
@@ -1284,7 +1275,7 @@ def test_an_original_folder_that_cannot_be_made_again_is_named(tmp_path: Path):
 def test_an_undo_that_cannot_write_stops_or_skips_the_image(tmp_path: Path, monkeypatch, code):
     from trainer.prediction import sort_undo
 
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
     sort_them(pile, out, move=True)
 
@@ -1311,9 +1302,9 @@ def test_an_undo_that_cannot_write_stops_or_skips_the_image(tmp_path: Path, monk
 def test_a_restore_whose_copy_changed_mid_way_is_refused_with_the_reason(tmp_path: Path, monkeypatch):
     from trainer.prediction import sort_undo
 
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same"})
+    make_images(out / "faces", {"old.jpg": b"same"})
     sort_them(pile, out, move=True)  # a duplicate: removed, restored by a copy on undo
 
     def changed(source, target, **kw):
@@ -1327,7 +1318,7 @@ def test_a_restore_whose_copy_changed_mid_way_is_refused_with_the_reason(tmp_pat
 
 
 def test_undo_settles_a_killed_step_first_and_says_so(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
     sort_them(pile, out, move=True)
     with SortLog.open(out, create=False) as log:
@@ -1491,7 +1482,7 @@ def test_a_bad_copy_that_cannot_be_removed_is_still_reported(tmp_path: Path, mon
 
 
 def test_undoing_copies_reports_each_and_logs_each_removal(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
     sort_them(pile, out, move=False)
     events, _ = collect(undo_sort(out))
@@ -1509,9 +1500,9 @@ def test_undoing_copies_reports_each_and_logs_each_removal(tmp_path: Path):
 
 
 def test_an_undo_leaves_a_log_with_nothing_to_settle(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "comics", {"old.jpg": b"same"})
+    make_images(out / "comics", {"old.jpg": b"same"})
     sort_them(pile, out, move=True, labels=["faces", "comics"])
     collect(undo_sort(out))
     assert actions_in_log(out)[-4:] == [
@@ -1531,7 +1522,7 @@ def test_undo_never_removes_a_folder_outside_the_target(tmp_path: Path):
     the folder it leaves empty is not the undo's to remove."""
     out = tmp_path / "out"
     elsewhere = tmp_path / "elsewhere" / "deeper"
-    picture = images_in(elsewhere, {"a.jpg": b"a"})[0]
+    picture = make_images(elsewhere, {"a.jpg": b"a"})[0]
     out.mkdir()
     with SortLog.open(out, create=True) as log:
         log.append(LogRow("", str(out), action=STARTED_MOVE, run="r"))
@@ -1547,9 +1538,9 @@ def test_undo_never_removes_a_folder_outside_the_target(tmp_path: Path):
 def test_a_restore_checks_the_content_again_while_copying(tmp_path: Path, monkeypatch):
     from trainer.prediction import sort_undo
 
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same"})
+    make_images(out / "faces", {"old.jpg": b"same"})
     sort_them(pile, out, move=True)
     kept = out / "faces" / "old.jpg"
     kept.write_bytes(b"edited after the check")  # changed between the check and the copy
@@ -1569,7 +1560,7 @@ def test_a_move_back_across_file_systems_checks_the_content_again(tmp_path: Path
     if elsewhere is None:
         pytest.skip("no second file system here (/dev/shm)")
     try:
-        pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+        pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
         sort_them(pile, elsewhere, move=True)
         moved = elsewhere / "faces" / "a.jpg"
         moved.write_bytes(b"edited after the check")
@@ -1588,7 +1579,7 @@ def test_a_move_back_across_file_systems_checks_the_content_again(tmp_path: Path
 def test_a_full_disk_that_refuses_the_log_row_too_still_stops_with_one_sentence(tmp_path: Path, monkeypatch):
     from trainer.prediction import sort_undo
 
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
     real_append = SortLog.append
 
@@ -1622,7 +1613,7 @@ def test_a_full_disk_that_refuses_the_log_row_too_still_stops_with_one_sentence(
 def test_an_undo_error_without_a_reason_or_a_file_still_says_what_and_where(tmp_path: Path, monkeypatch):
     from trainer.prediction import sort_undo
 
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a", "b.jpg": b"b"})
     out = tmp_path / "out"
     sort_them(pile, out, move=True)
 
@@ -1643,7 +1634,7 @@ def test_an_undo_error_without_a_reason_or_a_file_still_says_what_and_where(tmp_
 
 
 def test_a_move_is_logged_as_a_move(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
     _, summary = sort_them(pile, out, move=True)
     rows = sort_log.read_log(out)
@@ -1668,7 +1659,7 @@ def second_file_system(tmp_path: Path):
 def test_a_move_across_file_systems_checks_the_content_it_hashed(
     tmp_path: Path, second_file_system: Path, monkeypatch
 ):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     monkeypatch.setattr(sorting, "file_sha256", lambda _p: sha(b"what it held when it was hashed"))
     _, summary = sort_them(pile, second_file_system, move=True)
     [left] = summary.left
@@ -1715,9 +1706,9 @@ def test_a_run_id_is_utc_whatever_the_time_zone(monkeypatch):
 def test_a_file_in_the_destination_that_changed_since_it_was_hashed_is_no_duplicate(tmp_path: Path):
     """Moving: an image whose content was in the folder is removed as a duplicate, so that content
     must still be there, not merely have been there when an earlier image of that size came."""
-    pile = images_in(tmp_path / "in", {"a.jpg": b"aaaa", "b.jpg": b"bbbb"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"aaaa", "b.jpg": b"bbbb"})
     out = tmp_path / "out"
-    existing = images_in(out / "faces", {"x.jpg": b"bbbb"})[0]
+    existing = make_images(out / "faces", {"x.jpg": b"bbbb"})[0]
     plan = sort_plan.plan_sort([Answer(str(p)) for p in pile], out, move=True, class_names=("faces",))
     generator = execute_sort(plan)
     next(generator)
@@ -1731,7 +1722,7 @@ def test_a_file_in_the_destination_that_changed_since_it_was_hashed_is_no_duplic
 def test_a_link_in_the_destination_is_no_duplicate_even_of_the_file_it_names(tmp_path: Path):
     source = tmp_path / "in" / "a.jpg"
     # As long as the link's own text, so that the link and the picture have one size.
-    pile = images_in(tmp_path / "in", {"a.jpg": b"x" * len(os.fsencode(source))})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"x" * len(os.fsencode(source))})
     out = tmp_path / "out"
     (out / "faces").mkdir(parents=True)
     (out / "faces" / "link.jpg").symlink_to(pile[0])
@@ -1742,17 +1733,17 @@ def test_a_link_in_the_destination_is_no_duplicate_even_of_the_file_it_names(tmp
 
 
 def test_hidden_files_in_the_destination_do_not_hide_a_duplicate(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {f".hidden-{n}.jpg": b"same" for n in range(200)} | {"old.jpg": b"same"})
+    make_images(out / "faces", {f".hidden-{n}.jpg": b"same" for n in range(200)} | {"old.jpg": b"same"})
     _, summary = sort_them(pile, out, move=False)
     assert summary.actions == {ALREADY_THERE: 1}
 
 
 def test_a_file_in_the_destination_that_cannot_be_read_is_no_duplicate(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    unreadable = images_in(out / "faces", {"old.jpg": b"same"})[0]
+    unreadable = make_images(out / "faces", {"old.jpg": b"same"})[0]
     real = sorting.file_sha256
 
     def refused(path):
@@ -1766,7 +1757,7 @@ def test_a_file_in_the_destination_that_cannot_be_read_is_no_duplicate(tmp_path:
 
 
 def test_a_run_after_a_kill_says_how_many_steps_it_settled_dry_or_not(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     out = tmp_path / "out"
     out.mkdir()
     with SortLog.open(out, create=True) as log:
@@ -1783,7 +1774,7 @@ def test_a_run_after_a_kill_says_how_many_steps_it_settled_dry_or_not(tmp_path: 
 
 
 def test_a_copy_checks_the_content_it_hashed(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     monkeypatch.setattr(sorting, "file_sha256", lambda _p: sha(b"what it held when it was hashed"))
     _, summary = sort_them(pile, tmp_path / "out", move=False)
     [left] = summary.left
@@ -1795,9 +1786,9 @@ def test_a_copy_checks_the_content_it_hashed(tmp_path: Path, monkeypatch):
 
 
 def test_a_file_that_vanishes_while_the_destination_is_listed_is_skipped(tmp_path: Path, monkeypatch):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"same"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"same"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"old.jpg": b"same"})
+    make_images(out / "faces", {"old.jpg": b"same"})
     real_scandir = os.scandir
 
     class Vanished:
@@ -1844,7 +1835,7 @@ def test_a_class_may_hold_any_letter(tmp_path: Path):
 
 
 def test_a_target_whose_parents_are_missing_is_made(tmp_path: Path):
-    pile = images_in(tmp_path / "in", {"a.jpg": b"a"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"a"})
     _, summary = sort_them(pile, tmp_path / "new" / "deeper" / "out", move=False)
     assert summary.actions == {COPIED: 1}
     assert (tmp_path / "new" / "deeper" / "out" / "faces" / "a.jpg").read_bytes() == b"a"
@@ -1852,9 +1843,9 @@ def test_a_target_whose_parents_are_missing_is_made(tmp_path: Path):
 
 def test_an_image_with_no_free_name_left_stays_where_it_is(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(new_files, "MAX_NUMBERED", 2)
-    pile = images_in(tmp_path / "in", {"a.jpg": b"mine"})
+    pile = make_images(tmp_path / "in", {"a.jpg": b"mine"})
     out = tmp_path / "out"
-    images_in(out / "faces", {"a.jpg": b"one", "a (2).jpg": b"two"})
+    make_images(out / "faces", {"a.jpg": b"one", "a (2).jpg": b"two"})
     _, summary = sort_them(pile, out, move=True)
     assert [(e.source, e.reason) for e in summary.left] == [
         (str(pile[0]), f"no free name for it in {out / 'faces'}")

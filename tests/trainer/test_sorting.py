@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.helpers import collect
-from tests.trainer.sort_helpers import FakePrediction, hashes, temp_files, tree
+from tests.trainer.sort_helpers import FakePrediction, hashes, make_images, temp_files, tree
 from trainer.common.cancel import CancelToken
 from trainer.common.errors import Cancelled
 from trainer.common.events import drain
@@ -23,16 +23,6 @@ from trainer.prediction.sort_undo import undo_sort
 from trainer.prediction.sorting import execute_sort
 
 CLASSES = ("comics", "faces")
-
-
-def make_images(folder: Path, names_and_bytes: dict[str, bytes]) -> list[Path]:
-    paths = []
-    for name, data in names_and_bytes.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
 
 
 def predictions(paths, labels, flags=None) -> list[FakePrediction]:

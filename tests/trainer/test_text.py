@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from trainer.common.text import fixed, has_control, one_line, plural, printable, shorten, shorten_words
 
 
@@ -43,3 +45,26 @@ def test_plural_and_fixed():
     assert fixed(-0.00001, 4) == "0.0000" and fixed(-0.0, 3) == "0.000"
     assert fixed(-0.5, 2) == "-0.50" and fixed(0.12345, 4) == f"{0.12345:.4f}"
     assert fixed(float("nan"), 2) == "nan"
+
+
+def test_a_file_the_user_named_that_cannot_be_read_is_one_sentence_naming_it(tmp_path):
+    from trainer.common.errors import FaceComicError, read_named_file
+
+    (tmp_path / "list.txt").write_bytes(b"a.jpg\n")
+    assert read_named_file(tmp_path / "list.txt", "input list") == b"a.jpg\n"
+    locked = tmp_path / "locked.txt"
+    locked.write_bytes(b"")
+    locked.chmod(0)
+    cases = {
+        tmp_path / "gone.txt": "does not exist.",
+        tmp_path: "is a folder; it must be a file.",
+        tmp_path / "bad\nname.txt": "does not exist.",
+    }
+    if os.geteuid() != 0:
+        cases[locked] = "cannot be read (Permission denied)."
+    for path, problem in cases.items():
+        with pytest.raises(FaceComicError) as caught:
+            read_named_file(path, "input list")
+        message = str(caught.value)
+        assert message == f"The input list {one_line(path)} {problem}"
+        assert "\n" not in message

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from trainer.common.text import one_line, shorten, shorten_words
+
 
 class FaceComicError(Exception):
     """Base class: the message names the file or folder and the problem."""
@@ -36,8 +41,6 @@ class Cancelled(FaceComicError):
 
 def describe_os_error(err: OSError) -> str:
     """``No space left on device (/data/out.csv).``: the reason, and the file it concerns."""
-    from trainer.common.text import one_line, shorten
-
     where = f" ({shorten(one_line(err.filename))})" if getattr(err, "filename", None) else ""
     return f"{err.strerror or err}{where}."
 
@@ -45,8 +48,6 @@ def describe_os_error(err: OSError) -> str:
 def describe_error(err: BaseException) -> str:
     """Any error as one sentence for a user, on one line, with overlong names shortened in the
     middle (the CLIs print it, the app shows it); a ``FaceComicError`` already is one."""
-    from trainer.common.text import one_line, shorten_words
-
     if isinstance(err, FaceComicError):
         text = str(err)
     elif isinstance(err, MemoryError):
@@ -56,3 +57,17 @@ def describe_error(err: BaseException) -> str:
     else:
         text = f"Unexpected error: {type(err).__name__}: {err}".rstrip(": ") + "."
     return shorten_words(one_line(text))
+
+
+def read_named_file(path: str | os.PathLike[str], what: str) -> bytes:
+    """The bytes of a file the user named (``what``: "input list", "predictions file"); a missing
+    file, a folder or one that cannot be read is one sentence naming it."""
+    shown = one_line(path)
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FaceComicError(f"The {what} {shown} does not exist.") from None
+    except IsADirectoryError:
+        raise FaceComicError(f"The {what} {shown} is a folder; it must be a file.") from None
+    except OSError as err:
+        raise FaceComicError(f"The {what} {shown} cannot be read ({err.strerror or err}).") from None

@@ -4,10 +4,8 @@ instead of) the paths on the command line."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from trainer.common.errors import FaceComicError
-from trainer.common.text import one_line
+from trainer.common.errors import read_named_file
 
 URL_SCHEMES_LOCAL = ("file://",)
 
@@ -16,17 +14,7 @@ def read_input_list(path: str | os.PathLike[str]) -> list[str]:
     """The entries of ``path``: one per line, blank lines left out, names kept exact (bytes that
     are not UTF-8 are kept as escapes, as file names are). A missing or unreadable list is one
     sentence."""
-    target = Path(path)
-    if target.is_dir():
-        raise FaceComicError(f"The input list {one_line(target)} is a folder; it must be a text file.")
-    try:
-        data = target.read_bytes()
-    except FileNotFoundError:
-        raise FaceComicError(f"The input list {one_line(target)} does not exist.") from None
-    except OSError as err:
-        raise FaceComicError(
-            f"The input list {one_line(target)} cannot be read ({err.strerror or err})."
-        ) from None
+    data = read_named_file(path, "input list")
     lines = data.decode("utf-8", "surrogateescape").split("\n")
     return [line.removesuffix("\r") for line in lines if line.strip()]
 

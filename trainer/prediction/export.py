@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trainer.common.checksum import file_sha256
-from trainer.common.errors import FaceComicError
+from trainer.common.errors import FaceComicError, read_named_file
 from trainer.common.text import printable
 
 __all__ = ["printable"]  # re-exported: callers import it from here
@@ -169,15 +169,7 @@ def read_predictions_csv(path: str | os.PathLike[str]) -> list:
     target = Path(path)
     shown = printable(os.fspath(target))
     try:
-        text = target.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise FaceComicError(f"The predictions file {shown} does not exist.") from None
-    except IsADirectoryError:
-        raise FaceComicError(f"The predictions file {shown} is a folder.") from None
-    except OSError as err:
-        raise FaceComicError(
-            f"The predictions file {shown} cannot be read ({err.strerror or err})."
-        ) from None
+        text = read_named_file(target, "predictions file").decode("utf-8")
     except UnicodeDecodeError:
         raise FaceComicError(f"The predictions file {shown} is not UTF-8 text.") from None
     try:
