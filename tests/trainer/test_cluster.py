@@ -154,7 +154,10 @@ def test_a_job_killed_then_resumed_gives_the_same_csv(samples, reference, cluste
         [
             sys.executable,
             "-c",
-            "import sys; from trainer.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))",
+            # Ctrl+C as a terminal delivers it: a test run in the background inherits SIGINT
+            # ignored (POSIX), and Python then installs no KeyboardInterrupt handler at all.
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from trainer.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))",
             *args,
         ],
         stdout=subprocess.DEVNULL,
