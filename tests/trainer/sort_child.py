@@ -1,11 +1,18 @@
-"""A sort (or an undo) in its own process, for the SIGKILL test: ``python -m
-tests.trainer.sort_child SOURCE TARGET [--undo] [--broken]``. It prints how many images it has
-handled after each one, so the test can kill it at a chosen point. The labels come from the file
-names (``sort_helpers.predict_by_name``), so no model and no torch load: a start costs a fraction
-of a second.
+"""A sort (or an undo) in its own process, for the SIGKILL test. The test forks each one from a
+fork server that has imported this module (``forked``), which sends how many images it has
+handled after each one, so the test can kill it at a chosen point; ``python -m
+tests.trainer.sort_child SOURCE TARGET [--undo] [--broken]`` prints the same counts. The labels
+come from the file names (``sort_helpers.predict_by_name``), so no model and no torch load.
 
 ``--broken`` replaces the move with one that deletes the source before writing the copy, the
-mistake the test exists to catch."""
+mistake the test exists to catch.
+
+``os.fsync`` does nothing here. It guards against a power cut, not against a killed process: what
+a process wrote stays in the kernel's page cache after SIGKILL, so an fsync cannot change what
+the test finds after a kill; it only costs a disk flush per image (two thirds of a sort's time
+here). The order of the steps (temp file, rename, log row) is what a kill tests, and it stays.
+That the sort and its undo do call it, for each step, is checked in test_sorting.py
+(``test_a_move_and_its_undo_flush_every_step_to_disk``)."""
 
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ from trainer.data.walk import collect_images
 from trainer.prediction import sort_events, sort_plan, sort_undo, sorting
 
 
+def _no_fsync(fd: int) -> None:
+    """See the module's docstring: a SIGKILL loses nothing an fsync would have kept."""
+
+
 def delete_then_copy(source, target, *, expected_sha256=None):
     data = Path(source).read_bytes()
     os.unlink(source)  # wrong: the picture now exists only in memory
@@ -30,11 +41,12 @@ def delete_then_copy(source, target, *, expected_sha256=None):
     return None
 
 
-def main(argv: list[str]) -> int:
-    source, target = Path(argv[0]), Path(argv[1])
-    if "--broken" in argv:
+def sort_or_undo(source: Path, target: Path, *, undo: bool, broken: bool, report) -> None:
+    """Run the sort (or the undo), calling ``report(done)`` after each image handled."""
+    os.fsync = _no_fsync
+    if broken:
         sorting.move_file = delete_then_copy
-    if "--undo" in argv:
+    if undo:
         events = sort_undo.undo_sort(target)
     else:
         prune = sort_plan.check_target(target, [source])
@@ -43,9 +55,27 @@ def main(argv: list[str]) -> int:
         events = sorting.execute_sort(plan)
     for event in events:
         if isinstance(event, sort_events.ImageSorted | sort_events.ImageRestored):
-            print(event.done, flush=True)
+            report(event.done)
         elif isinstance(event, sort_events.ImageLeftInPlace | sort_events.ImageNotRestored):
             print(f"problem: {event}", file=sys.stderr, flush=True)
+
+
+def forked(source: str, target: str, undo: bool, broken: bool, connection) -> None:
+    """The entry point of a child forked from the test's fork server (this module preloaded);
+    its stderr goes nowhere, as the test's own process's output is not this child's to write."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's whole life)
+    sort_or_undo(Path(source), Path(target), undo=undo, broken=broken, report=connection.send)
+    connection.close()
+
+
+def main(argv: list[str]) -> int:
+    sort_or_undo(
+        Path(argv[0]),
+        Path(argv[1]),
+        undo="--undo" in argv,
+        broken="--broken" in argv,
+        report=lambda done: print(done, flush=True),
+    )
     return 0
 
 

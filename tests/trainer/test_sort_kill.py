@@ -3,18 +3,17 @@ kill, what the next run does first (settle the step under way, ``sort_log.recove
 the multiset of SHA-256 of every image unchanged, with no temp file left; running the sort again
 then finishes it, and undo restores every path and hash.
 
-The sort runs in a child process (``sort_child``) that labels images by name instead of with a
-model, so each start is quick. ``test_the_kill_test_catches_a_move_that_deletes_first`` shows the
+The sort runs in a child process (``sort_child``, forked from a fork server that has imported
+it) that labels images by name instead of with a model, so each start is quick. ``test_the_kill_test_catches_a_move_that_deletes_first`` shows the
 test can fail: the same procedure on a move that deletes before it writes finds a lost image."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.trainer import sort_child
 from tests.trainer.sort_helpers import hashes, predict_by_name, temp_files, tree
 from trainer.prediction.sort_log import SortLog, recover
 from trainer.prediction.sort_plan import folder_of
 
-REPO = Path(__file__).resolve().parents[2]
 FILES = 2_000
 KILLS = 20
 
@@ -45,22 +44,40 @@ def make_pile(folder: Path, count: int, seed: int) -> None:
         path.write_bytes(data)
 
 
+def _fork_server():
+    """Children forked from a server that has imported the sort once: a start then costs no
+    interpreter and no imports (0.1 s each, 80-odd starts a test). A fork server, not a fork
+    of this process, which may hold torch's and Qt's threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.trainer.sort_child"])
+    return context
+
+
+FORK_SERVER = _fork_server()
+
+
 def run_child(source: Path, target: Path, *, undo: bool, broken: bool, kill_after: int | None, rng) -> int:
     """Run the sort (or undo) in a child; SIGKILL it once it has handled ``kill_after`` images
-    (plus a random fraction of a millisecond or two), or let it finish when None."""
-    args = [sys.executable, "-m", "tests.trainer.sort_child", str(source), str(target)]
-    args += ["--undo"] * undo + ["--broken"] * broken
-    child = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    (plus a random fraction of a millisecond or two), or let it finish when None. Its exit
+    code, negative for a signal, as ``subprocess`` gives it."""
+    receive, send = FORK_SERVER.Pipe(duplex=False)
+    child = FORK_SERVER.Process(target=sort_child.forked, args=(str(source), str(target), undo, broken, send))
+    child.start()
+    send.close()  # the child holds the only sending end: its exit ends the stream
     try:
-        for line in child.stdout:
-            if kill_after is not None and int(line) >= kill_after:
+        while True:
+            try:
+                done = receive.recv()
+            except EOFError:
+                break
+            if kill_after is not None and done >= kill_after:
                 time.sleep(rng.uniform(0, 0.002))
-                child.send_signal(signal.SIGKILL)
+                os.kill(child.pid, signal.SIGKILL)
                 break
     finally:
-        child.stdout.close()
-        child.wait(timeout=120)
-    return child.returncode
+        receive.close()
+        child.join(timeout=120)
+    return child.exitcode
 
 
 def settle(target: Path) -> None:

@@ -407,3 +407,25 @@ class FrozenClock:
         import datetime
 
         return datetime.datetime(2026, 1, 30, 10, 15, tzinfo=tz)
+
+
+def test_a_move_and_its_undo_flush_every_step_to_disk(tmp_path: Path, pile, monkeypatch):
+    """A killed process loses nothing it wrote (the SIGKILL test's child skips fsync for speed);
+    a power cut does: so each step's log row and both folders of each rename reach the disk."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    log = str(tmp_path / "out" / LOG_NAME)
+    sort(predictions(pile, ["faces", "comics", "faces", "faces", "comics"]), tmp_path / "out", move=True)
+    moved = [p for p in (tmp_path / "out").rglob("*.jpg")]
+    assert synced.count(log) >= len(pile)  # a row before each step and its outcome
+    assert {str(p.parent) for p in pile} | {str(p.parent) for p in moved} <= set(synced)
+    synced.clear()
+    collect(undo_sort(tmp_path / "out"))
+    assert synced.count(log) >= len(pile)
+    assert {str(p.parent) for p in pile} <= set(synced)
