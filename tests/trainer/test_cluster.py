@@ -240,7 +240,10 @@ def _nothing_written(folder: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        (["--cluster", "tcp://127.0.0.1:9", "--cluster-timeout", "2"], "Could not reach the Dask scheduler"),
+        (
+            ["--cluster", "tcp://127.0.0.1:9", "--cluster-timeout", "0.5"],
+            "Could not reach the Dask scheduler",
+        ),
         (["--cluster", "local", "--input-list", "{tmp}/missing.txt"], "does not exist"),
         (["--cluster", "local", "--model", "{tmp}/inputs/bad.safetensors"], "is not a valid FaceComic model"),
     ],
@@ -260,7 +263,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(samples, tmp_path, cap
 
 
 def test_train_with_an_unreachable_cluster_writes_nothing(dataset, tmp_path, capsys):
-    args = ["--cluster", "tcp://127.0.0.1:9", "--cluster-timeout", "2", "--out", str(tmp_path / "m.st")]
+    args = ["--cluster", "tcp://127.0.0.1:9", "--cluster-timeout", "0.5", "--out", str(tmp_path / "m.st")]
     assert train_main([str(dataset), *args, "--cache-dir", str(tmp_path / "cache"), "-q"]) == 2
     assert "Could not reach the Dask scheduler" in capsys.readouterr().err
     assert not (tmp_path / "m.st").exists() and not (tmp_path / "cache").exists()
