@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,6 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     """The order's seed last, where a failure is read (the header that says it is hidden by -q)."""
     seed = getattr(config.option, "randomly_seed", None)
     if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
-        terminalreporter.write_line(
-            f"Tests ran in random order, seed {seed}: replay with pytest --randomly-seed={seed}"
-        )
+        args = [a for a in config.invocation_params.args if not str(a).startswith("--randomly-seed")]
+        replay = "python -m " + shlex.join(["pytest", *map(str, args), f"--randomly-seed={seed}"])
+        terminalreporter.write_line(f"Tests ran in random order, seed {seed}: replay with {replay}")
