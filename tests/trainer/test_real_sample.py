@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.trainer.helpers import collect
 from trainer.common.configs import PAPER_GRID, GridSpec, TrainConfig
 from trainer.training import events as ev
 from trainer.training.experiment import run_experiment
+
+
+@pytest.fixture(scope="module")
+def _sample_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("real-sample-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(_sample_cache: Path, monkeypatch):
+    """One decode and feature cache for this module's runs on the same 413 images (still never
+    the user's): the sample is decoded and its features extracted once, not once a test. A
+    cache hit gives the same arrays as a miss (test_cache_damage.py, test_pretrained.py)."""
+    monkeypatch.setenv("FACECOMIC_CACHE_DIR", str(_sample_cache))
 
 
 def test_random_split_reaches_085_on_the_holdout(shared_sample: Path):
