@@ -297,3 +297,12 @@ def test_an_input_list_with_urls_gives_a_row_each(samples, reference, cluster, t
     assert [r[0] for r in rows] == [str(images[0]), str(images[1]), "http://127.0.0.1:9/x.jpg"]
     assert_same_rows(rows[:2], reference)
     assert rows[2][1] == "" and rows[2][4].startswith("could not read it")
+
+
+def test_local_workers_are_not_forked_from_the_driver(cluster):
+    """A fork of the driver copies the locks its other threads hold (Dask's event loop, its
+    process-starting thread): a worker forked while one held stderr's waited forever (seen once
+    in this suite). Workers come from a forkserver, started before any of those threads."""
+    _, client = cluster
+    parents = set(client.run(os.getppid).values())
+    assert parents and os.getpid() not in parents

@@ -3,8 +3,9 @@ here (``--cluster local``), and its end.
 
 A local cluster starts one worker process per core with one thread each (``nthreads=1``): the
 parallelism is the processes, as the local CLI's lanes are its threads. Worker processes are
-forked, so that none imports torch, onnxruntime and the trainer again (``_use_forkserver``;
-spawned workers each took 2-10 s for it on a busy 2-core machine). A worker that dies is
+forked from a forkserver that imported torch, onnxruntime and the trainer once
+(``_use_forkserver``; spawned workers each took 2-10 s for it on a busy 2-core machine), never
+from the driver, whose other threads may hold a lock at the moment of a fork. A worker that dies is
 restarted by its nanny, and Dask's scheduler runs its lost tasks again on the others
 (``distributed.scheduler.allowed-failures`` times).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,34 +46,30 @@ def _dask() -> Any:
     return distributed
 
 
-FORK = sys.platform == "linux"
-
-
 def _use_forkserver() -> None:
-    """How local workers start without importing torch again: on Linux, forked from the driver,
-    which has imported torch and the trainer by then (0.3-0.6 s for 2 workers on 2 busy cores);
-    elsewhere, from a forkserver that imported them once (4-5 s, the forkserver's own torch
-    import on the same busy cores). Spawned workers each imported them: 7-8 s."""
+    """How local workers start without importing torch again: forked from a forkserver that
+    imported it and the trainer once (4-5 s on 2 busy cores, started early by ``warm_up``).
+    Not forked from the driver, though that took 0.3-0.6 s: Dask's event loop and its
+    process-starting thread run beside the thread that forks, and a child forked while one of
+    them held a lock (stderr's, once in the test suite) waits for it forever. Spawned workers
+    each imported torch again: 7-8 s."""
     import dask
     from distributed.utils import get_mp_context
 
-    dask.config.set({"distributed.worker.multiprocessing-method": "fork" if FORK else "forkserver"})
-    if not FORK:
-        get_mp_context().set_forkserver_preload(PRELOAD)
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    get_mp_context().set_forkserver_preload(PRELOAD)
 
 
 def warm_up(options: ClusterOptions) -> None:
-    """For ``--cluster local`` where workers come from a forkserver: start it now, so that its
-    imports run while the driver checks the model and finds the images. Writes nothing; a remote
-    cluster, or forked workers, need nothing."""
+    """For ``--cluster local``: start the forkserver now, so that its imports run while the
+    driver checks the model and finds the images. Writes nothing; a remote cluster needs nothing."""
     if not options.local:
         return
     _dask()
     _use_forkserver()
-    if not FORK:
-        import multiprocessing.forkserver
+    import multiprocessing.forkserver
 
-        multiprocessing.forkserver.ensure_running()
+    multiprocessing.forkserver.ensure_running()
 
 
 @contextlib.contextmanager
