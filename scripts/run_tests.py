@@ -80,9 +80,8 @@ def parts(jobs: int, extra: list[str]) -> list[Part]:
 
 
 def shown_command(part: Part, seed: int) -> str:
-    return ".venv/bin/python -m " + shlex.join(
-        ["pytest", *part.paths, f"--randomly-seed={seed}", *part.extra]
-    )
+    """``part.command`` as a person types it, from the repository's root."""
+    return ".venv/bin/python -m " + shlex.join(part.command(seed)[2:])
 
 
 def run(all_parts: list[Part], seed: int) -> int:
@@ -152,7 +151,12 @@ def main(argv: list[str]) -> int:
     seed = args.seed if args.seed is not None else random.Random().getrandbits(32)
     jobs = args.jobs or (2 if (os.cpu_count() or 1) >= 2 else 1)
     all_parts = parts(jobs, extra)
-    signal.signal(signal.SIGTERM, lambda *_: (stop(all_parts, signal.SIGTERM), sys.exit(143)))
+
+    def _on_sigterm(*_: object) -> None:
+        stop(all_parts, signal.SIGTERM)
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return run(all_parts, seed)
     except KeyboardInterrupt:

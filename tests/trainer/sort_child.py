@@ -1,8 +1,7 @@
 """A sort (or an undo) in its own process, for the SIGKILL test. The test forks each one from a
 fork server that has imported this module (``forked``), which sends how many images it has
-handled after each one, so the test can kill it at a chosen point; ``python -m
-tests.trainer.sort_child SOURCE TARGET [--undo] [--broken]`` prints the same counts. The labels
-come from the file names (``sort_helpers.predict_by_name``), so no model and no torch load.
+handled after each one, so the test can kill it at a chosen point. The labels come from the
+file names (``sort_helpers.predict_by_name``), so no model and no torch load.
 
 ``--broken`` replaces the move with one that deletes the source before writing the copy, the
 mistake the test exists to catch.
@@ -41,43 +40,24 @@ def delete_then_copy(source, target, *, expected_sha256=None):
     return None
 
 
-def sort_or_undo(source: Path, target: Path, *, undo: bool, broken: bool, report) -> None:
-    """Run the sort (or the undo), calling ``report(done)`` after each image handled."""
+def forked(source: str, target: str, undo: bool, broken: bool, connection) -> None:
+    """The entry point of a child forked from the test's fork server (this module preloaded):
+    the sort (or the undo), sending ``done`` after each image handled. Its stderr goes nowhere,
+    as the test's own process's output is not this child's to write."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's whole life)
     os.fsync = _no_fsync
     if broken:
         sorting.move_file = delete_then_copy
     if undo:
-        events = sort_undo.undo_sort(target)
+        events = sort_undo.undo_sort(Path(target))
     else:
-        prune = sort_plan.check_target(target, [source])
-        paths, _ = collect_images([source], prune=prune)
-        plan = sort_plan.plan_sort([predict_by_name(p) for p in paths], target, move=True)
+        prune = sort_plan.check_target(Path(target), [Path(source)])
+        paths, _ = collect_images([Path(source)], prune=prune)
+        plan = sort_plan.plan_sort([predict_by_name(p) for p in paths], Path(target), move=True)
         events = sorting.execute_sort(plan)
     for event in events:
         if isinstance(event, sort_events.ImageSorted | sort_events.ImageRestored):
-            report(event.done)
+            connection.send(event.done)
         elif isinstance(event, sort_events.ImageLeftInPlace | sort_events.ImageNotRestored):
             print(f"problem: {event}", file=sys.stderr, flush=True)
-
-
-def forked(source: str, target: str, undo: bool, broken: bool, connection) -> None:
-    """The entry point of a child forked from the test's fork server (this module preloaded);
-    its stderr goes nowhere, as the test's own process's output is not this child's to write."""
-    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's whole life)
-    sort_or_undo(Path(source), Path(target), undo=undo, broken=broken, report=connection.send)
     connection.close()
-
-
-def main(argv: list[str]) -> int:
-    sort_or_undo(
-        Path(argv[0]),
-        Path(argv[1]),
-        undo="--undo" in argv,
-        broken="--broken" in argv,
-        report=lambda done: print(done, flush=True),
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -4,8 +4,9 @@ the multiset of SHA-256 of every image unchanged, with no temp file left; runnin
 then finishes it, and undo restores every path and hash.
 
 The sort runs in a child process (``sort_child``, forked from a fork server that has imported
-it) that labels images by name instead of with a model, so each start is quick. ``test_the_kill_test_catches_a_move_that_deletes_first`` shows the
-test can fail: the same procedure on a move that deletes before it writes finds a lost image."""
+it) that labels images by name instead of with a model, so each start is quick.
+``test_the_kill_test_catches_a_move_that_deletes_first`` shows the test can fail: the same
+procedure on a move that deletes before it writes finds a lost image."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ A local cluster starts one worker process per core with one thread each (``nthre
 parallelism is the processes, as the local CLI's lanes are its threads. Worker processes are
 forked from a forkserver that imported torch, onnxruntime and the trainer once
 (``_use_forkserver``; spawned workers each took 2-10 s for it on a busy 2-core machine), never
-from the driver, whose other threads may hold a lock at the moment of a fork. A worker that dies is
-restarted by its nanny, and Dask's scheduler runs its lost tasks again on the others
+from the driver, whose other threads may hold a lock at the moment of a fork. A worker that
+dies is restarted by its nanny, and Dask's scheduler runs its lost tasks again on the others
 (``distributed.scheduler.allowed-failures`` times).
 """
 
